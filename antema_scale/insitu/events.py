@@ -1,0 +1,302 @@
+"""Events of a tracked movie: appearance, disappearance and coalescence of particles.
+
+Heuristics (all distances in nm, on drift-corrected positions
+``centroid - drift`` from :func:`~.tracking.track_particles`):
+
+* **coalescence** at frame ``t'`` (the movie frame after ``t``): a child detection ``c`` in
+  ``t'`` absorbs one or more tracks that end in ``t``. An ended track ``e`` is a candidate
+  parent of ``c`` when its last centroid lies within
+  ``(d_e + d_c) / 2 + search_range_nm`` of ``c``'s centroid (``d`` = equivalent
+  diameters: the two discs touch, give or take one step of motion). Candidates are added,
+  nearest first, to the child's own predecessor (the same track in ``t``, if any) while
+  they bring the parents' summed area closer to the child's area. The merge is accepted
+  when at least two parents remain, one of them ended in ``t``, the child's area is within
+  ``area_tolerance`` (relative) of the parents' summed area and, when the child has a
+  predecessor, the summed area explains the child's area better than the predecessor's
+  area alone. Each ended track is the parent of at most one coalescence.
+* **appearance**: a track that starts after the movie's first frame and is not the
+  product of a coalescence.
+* **disappearance**: a track that ends before the movie's last frame and did not merge
+  into another one (dissolution in Ostwald ripening, leaving the field, or a missed
+  detection longer than the linking memory).
+
+With the field of view known (``field_of_view_nm``), ``near_border`` tells whether the
+event happened within ``border_margin_nm`` plus the particle's radius of the frame edge:
+particles entering or leaving the field rather than nucleating or dissolving.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from antema_scale.insitu.frames import check_particle_table
+
+#: Columns of the events table (group columns, when given, come first).
+EVENT_COLUMNS: tuple[str, ...] = (
+    "event",
+    "frame",
+    "time_s",
+    "track_id",
+    "parent_track_ids",
+    "centroid_y_nm",
+    "centroid_x_nm",
+    "equivalent_diameter_nm",
+    "area_before_nm2",
+    "area_after_nm2",
+    "near_border",
+)
+
+
+def _corrected(rows: pd.DataFrame) -> np.ndarray:
+    drift_y = rows["drift_y_nm"] if "drift_y_nm" in rows else 0.0
+    drift_x = rows["drift_x_nm"] if "drift_x_nm" in rows else 0.0
+    return np.column_stack(
+        [
+            (rows["centroid_y_nm"] - drift_y).to_numpy(float),
+            (rows["centroid_x_nm"] - drift_x).to_numpy(float),
+        ]
+    )
+
+
+def _near_border(
+    row: pd.Series, field_of_view_nm: tuple[float, float] | None, border_margin_nm: float
+) -> float | bool:
+    if field_of_view_nm is None:
+        return np.nan
+    height, width = field_of_view_nm
+    reach = border_margin_nm + 0.5 * float(row["equivalent_diameter_nm"])
+    y, x = float(row["centroid_y_nm"]), float(row["centroid_x_nm"])
+    return bool(y < reach or x < reach or y > height - reach or x > width - reach)
+
+
+def _coalescences_between(
+    before: pd.DataFrame,
+    after: pd.DataFrame,
+    ended: pd.DataFrame,
+    *,
+    search_range_nm: float,
+    area_tolerance: float,
+) -> list[tuple[pd.Series, list[int], float]]:
+    """Merges of tracks ending in ``before`` into detections of ``after``."""
+    if ended.empty or after.empty:
+        return []
+    ended_xy = _corrected(ended)
+    ended_ids = ended["track_id"].to_numpy()
+    ended_area = ended["area_nm2"].to_numpy(float)
+    ended_diameter = ended["equivalent_diameter_nm"].to_numpy(float)
+    predecessor_area = before.set_index("track_id")["area_nm2"]
+    assigned: set[int] = set()
+    merges = []
+    children = after.sort_values("area_nm2", ascending=False)
+    for (_, child), child_xy in zip(children.iterrows(), _corrected(children), strict=True):
+        child_id = int(child["track_id"])
+        child_area = float(child["area_nm2"])
+        distance = np.hypot(*(ended_xy - child_xy).T)
+        reach = 0.5 * (ended_diameter + float(child["equivalent_diameter_nm"])) + search_range_nm
+        candidates = [
+            i
+            for i in np.argsort(distance)
+            if distance[i] <= reach[i] and int(ended_ids[i]) not in assigned
+        ]
+        has_predecessor = child_id in predecessor_area.index and child_id not in set(
+            ended_ids.tolist()
+        )
+        parents = [child_id] if has_predecessor else []
+        summed = float(predecessor_area[child_id]) if has_predecessor else 0.0
+        merged_ended: list[int] = []
+        for i in candidates:
+            if abs(child_area - (summed + ended_area[i])) < abs(child_area - summed):
+                summed += ended_area[i]
+                merged_ended.append(int(ended_ids[i]))
+        parents += merged_ended
+        if not merged_ended or len(parents) < 2:
+            continue
+        if abs(child_area - summed) > area_tolerance * summed:
+            continue
+        if has_predecessor and abs(child_area - summed) >= abs(
+            child_area - float(predecessor_area[child_id])
+        ):
+            continue
+        assigned.update(merged_ended)
+        merges.append((child, sorted(parents), summed))
+    return merges
+
+
+def _events_of_movie(
+    tracks: pd.DataFrame,
+    *,
+    search_range_nm: float,
+    area_tolerance: float,
+    field_of_view_nm: tuple[float, float] | None,
+    border_margin_nm: float,
+) -> list[dict[str, object]]:
+    frames = np.sort(pd.unique(tracks["frame"]))
+    by_frame = {int(f): rows for f, rows in tracks.groupby("frame")}
+    ends = tracks.sort_values("frame").groupby("track_id").tail(1)
+    starts = tracks.sort_values("frame").groupby("track_id").head(1)
+    events: list[dict[str, object]] = []
+    merged_parents: set[int] = set()
+    merge_products: set[tuple[int, int]] = set()
+    for frame, next_frame in zip(frames[:-1], frames[1:], strict=True):
+        ended = ends[ends["frame"] == frame]
+        merges = _coalescences_between(
+            by_frame[int(frame)],
+            by_frame[int(next_frame)],
+            ended,
+            search_range_nm=search_range_nm,
+            area_tolerance=area_tolerance,
+        )
+        for child, parents, summed in merges:
+            child_id = int(child["track_id"])
+            merged_parents.update(p for p in parents if p != child_id)
+            merge_products.add((child_id, int(next_frame)))
+            events.append(
+                _event_row(
+                    "coalescence",
+                    child,
+                    parents,
+                    summed,
+                    float(child["area_nm2"]),
+                    field_of_view_nm,
+                    border_margin_nm,
+                )
+            )
+    first_frame, last_frame = frames[0], frames[-1]
+    for _, row in starts[starts["frame"] > first_frame].iterrows():
+        if (int(row["track_id"]), int(row["frame"])) not in merge_products:
+            events.append(
+                _event_row(
+                    "appearance",
+                    row,
+                    [],
+                    np.nan,
+                    float(row["area_nm2"]),
+                    field_of_view_nm,
+                    border_margin_nm,
+                )
+            )
+    for _, row in ends[ends["frame"] < last_frame].iterrows():
+        if int(row["track_id"]) not in merged_parents:
+            events.append(
+                _event_row(
+                    "disappearance",
+                    row,
+                    [],
+                    float(row["area_nm2"]),
+                    np.nan,
+                    field_of_view_nm,
+                    border_margin_nm,
+                )
+            )
+    return events
+
+
+def _event_row(
+    kind: str,
+    row: pd.Series,
+    parents: list[int],
+    area_before: float,
+    area_after: float,
+    field_of_view_nm: tuple[float, float] | None,
+    border_margin_nm: float,
+) -> dict[str, object]:
+    return {
+        "event": kind,
+        "frame": int(row["frame"]),
+        "time_s": float(row["time_s"]) if "time_s" in row else np.nan,
+        "track_id": int(row["track_id"]),
+        "parent_track_ids": ";".join(str(p) for p in parents),
+        "centroid_y_nm": float(row["centroid_y_nm"]),
+        "centroid_x_nm": float(row["centroid_x_nm"]),
+        "equivalent_diameter_nm": float(row["equivalent_diameter_nm"]),
+        "area_before_nm2": area_before,
+        "area_after_nm2": area_after,
+        "near_border": _near_border(row, field_of_view_nm, border_margin_nm),
+    }
+
+
+def detect_events(
+    tracks: pd.DataFrame,
+    *,
+    search_range_nm: float,
+    area_tolerance: float = 0.25,
+    field_of_view_nm: tuple[float, float] | None = None,
+    border_margin_nm: float = 0.0,
+    group_by: str | Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """Appearance, disappearance and coalescence events of a tracked movie.
+
+    Parameters
+    ----------
+    tracks : pandas.DataFrame
+        Output of :func:`~.tracking.track_particles`.
+    search_range_nm : float
+        The linking search range in nm; a parent's centroid may be this far beyond touching
+        distance from the coalesced particle.
+    area_tolerance : float
+        Largest relative difference between the coalesced particle's projected area and the
+        summed area of its parents (0.25 = 25 %). Projected area shrinks as a neck fills in,
+        so merges are caught in the first frame after contact.
+    field_of_view_nm : (float, float), optional
+        Height and width of the frames in nm, to flag events at the frame edge.
+    border_margin_nm : float
+        Extra distance from the edge, in nm, that still counts as ``near_border``.
+    group_by : str or sequence of str, optional
+        Column(s) that tell movies apart, as given to ``track_particles``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per event with :data:`EVENT_COLUMNS` (group columns first), sorted by
+        frame: ``event`` is ``appearance``, ``disappearance`` or ``coalescence``;
+        ``track_id`` is the new, ending or coalesced track; ``parent_track_ids`` lists the
+        merged tracks separated by ``;`` (coalescence only); frame, time and position are
+        where the event was seen (first frame after a merge, last frame before a
+        disappearance); areas in nm².
+    """
+    check_particle_table(
+        tracks,
+        required=(
+            "track_id",
+            "frame",
+            "centroid_y_nm",
+            "centroid_x_nm",
+            "equivalent_diameter_nm",
+            "area_nm2",
+        ),
+    )
+    if not np.isfinite(search_range_nm) or search_range_nm < 0:
+        raise ValueError(
+            f"search_range_nm must be a non-negative distance in nm, got {search_range_nm!r}"
+        )
+    if not 0 < area_tolerance < 1:
+        raise ValueError(
+            f"area_tolerance must be a fraction between 0 and 1, got {area_tolerance!r}"
+        )
+    group_columns = [group_by] if isinstance(group_by, str) else list(group_by or [])
+    options = {
+        "search_range_nm": float(search_range_nm),
+        "area_tolerance": float(area_tolerance),
+        "field_of_view_nm": field_of_view_nm,
+        "border_margin_nm": float(border_margin_nm),
+    }
+    rows: list[dict[str, object]] = []
+    if not tracks.empty:
+        if group_columns:
+            for key, movie in tracks.groupby(group_columns, sort=True, dropna=False):
+                keys = dict(
+                    zip(group_columns, key if isinstance(key, tuple) else (key,), strict=True)
+                )
+                rows += [{**keys, **event} for event in _events_of_movie(movie, **options)]
+        else:
+            rows = _events_of_movie(tracks, **options)
+    columns = group_columns + list(EVENT_COLUMNS)
+    events = pd.DataFrame(rows, columns=columns)
+    order = {"coalescence": 0, "disappearance": 1, "appearance": 2}
+    events = events.sort_values(
+        ["frame", "event", "track_id"], key=lambda s: s.map(order) if s.name == "event" else s
+    )
+    return events.reset_index(drop=True)
