@@ -10,6 +10,7 @@ the particles' own motion. A drift measured from the images
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
@@ -62,13 +63,16 @@ def _link(
     options: dict[str, object] = {"memory": int(memory)}
     if adaptive_stop_nm is not None:
         options["adaptive_stop"] = float(adaptive_stop_nm)
-    linked = trackpy.link(
-        table[_LINK_POSITION + ["frame"]],
-        float(search_range_nm),
-        pos_columns=_LINK_POSITION,
-        t_column="frame",
-        **options,
-    )
+    with warnings.catch_warnings():
+        # trackpy 0.7 calls sort_values(inplace=True), deprecated by pandas 3: not ours to fix
+        warnings.filterwarnings("ignore", message="The inplace keyword", category=Warning)
+        linked = trackpy.link(
+            table[_LINK_POSITION + ["frame"]],
+            float(search_range_nm),
+            pos_columns=_LINK_POSITION,
+            t_column="frame",
+            **options,
+        )
     return linked["particle"].reindex(table.index)
 
 
