@@ -1,0 +1,137 @@
+"""``antema-scale train``: train a segmentation network on folders and/or synthetic data."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+
+def parse_folder_spec(spec: str, default_pixel_size_nm: float) -> tuple[str, str, float]:
+    """Parse ``IMAGES_DIR:MASKS_DIR[:PIXEL_SIZE_NM]`` into a folder triple.
+
+    Raises
+    ------
+    typer.BadParameter
+        Wrong number of parts, a missing folder or a non-positive pixel size.
+    """
+    parts = spec.split(":")
+    if len(parts) not in (2, 3):
+        raise typer.BadParameter(
+            f"{spec!r}: expected IMAGES_DIR:MASKS_DIR or IMAGES_DIR:MASKS_DIR:PIXEL_SIZE_NM"
+        )
+    try:
+        pixel = float(parts[2]) if len(parts) == 3 else default_pixel_size_nm
+    except ValueError as exc:
+        raise typer.BadParameter(f"{spec!r}: pixel size {parts[2]!r} is not a number") from exc
+    if not pixel > 0:
+        raise typer.BadParameter(f"{spec!r}: pixel size must be > 0 nm/px")
+    for part in parts[:2]:
+        if not Path(part).is_dir():
+            raise typer.BadParameter(f"{spec!r}: folder {part!r} does not exist")
+    return parts[0], parts[1], pixel
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``train`` command to ``app``."""
+
+    @app.command("train")
+    def train_command(
+        folder: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--folder",
+                help="IMAGES_DIR:MASKS_DIR[:PIXEL_SIZE_NM] of labelled images (mask/label > 0 "
+                "is particle); repeatable. Split 60/20/20 with --split-seed.",
+            ),
+        ] = None,
+        emps: Annotated[
+            Path | None,
+            typer.Option(help="EMPS folder (images/ + segmaps/), at the nominal pixel size."),
+        ] = None,
+        synthetic: int = typer.Option(0, help="Number of synthetic micrographs (60/20/20 split)."),
+        synthetic_size: int = typer.Option(512, help="Side of synthetic micrographs, px."),
+        generator: str = typer.Option(
+            "synth", help="'synth' (antema_scale.synth) or 'standin' (simple ellipses)."
+        ),
+        width: int = typer.Option(24, help="Base width of the ResNet-18 encoder (64 = standard)."),
+        backbone: str = typer.Option("resnet18", help="Backbone name."),
+        pixel_min: float = typer.Option(0.125, help="Working pixel size range: minimum, nm/px."),
+        pixel_max: float = typer.Option(0.5, help="Working pixel size range: maximum, nm/px."),
+        epochs: int = typer.Option(30, help="Epochs."),
+        steps_per_epoch: int = typer.Option(150, help="Batches per epoch."),
+        batch_size: int = typer.Option(8, help="Tiles per batch."),
+        tile: int = typer.Option(256, help="Training tile side, px."),
+        lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine decay)."),
+        invert: float = typer.Option(0.3, help="Probability of polarity inversion."),
+        seed: int = typer.Option(0, help="Random seed of sampling and initialisation."),
+        split_seed: int = typer.Option(0, help="Seed of the 60/20/20 split."),
+        threads: int = typer.Option(2, help="torch CPU threads."),
+        device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
+        max_images: int | None = typer.Option(
+            None, help="At most this many images per source and split (for quick runs)."
+        ),
+        output: Annotated[Path, typer.Option(help="Run folder (checkpoints, logs).")] = Path(
+            "runs/train"
+        ),
+        resume: bool = typer.Option(False, help="Continue from OUTPUT/state.pt."),
+    ) -> None:
+        """Train the DeepLabV3+ segmentation network; writes best.pt/last.pt in OUTPUT."""
+        from rich.console import Console
+
+        from antema_scale.segment.augment import Augmentation
+        from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM
+        from antema_scale.segment.train import TrainConfig, train
+
+        console = Console()
+        folders = [parse_folder_spec(s, EMPS_NOMINAL_PIXEL_SIZE_NM) for s in folder or []]
+        if emps is not None:
+            folders.append(
+                parse_folder_spec(f"{emps}/images:{emps}/segmaps", EMPS_NOMINAL_PIXEL_SIZE_NM)
+            )
+        if not folders and synthetic <= 0:
+            raise typer.BadParameter("give --folder, --emps and/or --synthetic N")
+        if generator not in ("synth", "standin"):
+            raise typer.BadParameter(f"--generator must be synth or standin, got {generator!r}")
+        config = TrainConfig(
+            output_dir=str(output),
+            folders=folders,
+            synthetic_images=synthetic,
+            synthetic_shape=(synthetic_size, synthetic_size),
+            synthetic_generator=generator,
+            base_width=width,
+            backbone=backbone,
+            pixel_size_range_nm=(pixel_min, pixel_max),
+            epochs=epochs,
+            steps_per_epoch=steps_per_epoch,
+            batch_size=batch_size,
+            learning_rate=lr,
+            seed=seed,
+            split_seed=split_seed,
+            threads=threads,
+            device=device,
+            max_images_per_source=max_images,
+            augmentation=Augmentation(tile=tile, invert=invert),
+            command=shlex.join(["antema-scale", *sys.argv[1:]]),
+        )
+
+        def report(record: dict[str, object]) -> None:
+            val = record["val"]
+            parts = [
+                f"{k}: IoU {m['iou_particle']:.3f} acc {m['global_accuracy']:.3f}"
+                for k, m in val.items()  # type: ignore[union-attr]
+            ]
+            console.print(
+                f"epoch {record['epoch']}/{epochs} loss {record['loss']:.4f} "
+                f"({record['train_seconds']:.0f} s)  " + "  ".join(parts),
+                highlight=False,
+            )
+
+        with console.status("preparing data and training..."):
+            summary = train(config, resume=resume, progress=report)
+        console.print(
+            f"best validation score {summary['best_val_score']:.4f}; model files in {output}"
+        )

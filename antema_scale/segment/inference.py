@@ -1,0 +1,274 @@
+"""Tiled, batched inference of a segmentation model on micrographs of any size.
+
+:func:`predict` takes images with their pixel sizes (nm/px), brings each onto the model's
+working grid (:func:`antema_scale.segment.preprocess.prepare_image`), cuts it into
+overlapping tiles whose origins are multiples of the network's output stride, runs the
+tiles of all images in batches (``torch.inference_mode``, autocast on CUDA), blends the
+tile probabilities with a raised-cosine window (so seams do not show), and maps the
+probability back onto the original pixel grid. Every :class:`Prediction` carries a
+quality signal:
+
+``mean_margin``
+    mean of ``|2 p - 1|`` over the image (1 = the network is sure everywhere).
+``uncertain_fraction``
+    fraction of pixels with ``0.25 < p < 0.75``.
+``particle_fraction``
+    fraction of pixels predicted as particle.
+``zoom``
+    working pixels per original pixel (1 = no resampling).
+``out_of_distribution``
+    True when ``mean_margin < QUALITY_THRESHOLDS["min_mean_margin"]`` or
+    ``uncertain_fraction > QUALITY_THRESHOLDS["max_uncertain_fraction"]`` (a model file may
+    carry its own calibrated ``quality_thresholds`` in its metadata), or when the image had
+    to be resampled by more than ``max_zoom_factor`` either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from antema_scale.segment.model_file import SegmentationModel, resolve_device
+from antema_scale.segment.preprocess import prepare_image, resample
+
+__all__ = [
+    "OUTPUT_STRIDE",
+    "QUALITY_THRESHOLDS",
+    "Prediction",
+    "blend_window",
+    "predict",
+    "predict_prepared",
+    "quality_signal",
+    "tile_origins",
+]
+
+#: Tile origins are multiples of this (the encoder's total stride) so that every tile
+#: samples the image on the same feature lattice.
+OUTPUT_STRIDE = 32
+#: Default out-of-distribution thresholds (see the module docstring).
+QUALITY_THRESHOLDS: dict[str, float] = {
+    "min_mean_margin": 0.80,
+    "max_uncertain_fraction": 0.08,
+    "max_zoom_factor": 16.0,
+}
+
+
+@dataclass
+class Prediction:
+    """Segmentation of one image on its original pixel grid.
+
+    Attributes
+    ----------
+    mask : numpy.ndarray
+        bool, True = particle.
+    probability : numpy.ndarray
+        float32 particle probability in 0..1.
+    quality : dict
+        Quality signal (see the module docstring); ``out_of_distribution`` is a bool.
+    """
+
+    mask: np.ndarray
+    probability: np.ndarray
+    quality: dict[str, float | bool] = field(default_factory=dict)
+
+
+def tile_origins(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
+    """Tile start positions along one axis and the padded length they cover.
+
+    Starts are multiples of :data:`OUTPUT_STRIDE`; the step is ``tile - overlap`` rounded
+    down to a multiple of it. Returns ``(starts, padded_length)`` with
+    ``padded_length >= length`` (the image is reflect-padded to it).
+    """
+    if length <= tile:
+        return [0], length
+    step = max(OUTPUT_STRIDE, ((tile - overlap) // OUTPUT_STRIDE) * OUTPUT_STRIDE)
+    n = 1 + math.ceil((length - tile) / step)
+    return [i * step for i in range(n)], tile + (n - 1) * step
+
+
+def blend_window(shape: tuple[int, int], floor: float = 1e-3) -> np.ndarray:
+    """2-D raised-cosine weights (float32), ``>= floor`` so every pixel counts."""
+    axes = [np.sin(np.pi * (np.arange(n) + 0.5) / n) ** 2 for n in shape]
+    return np.maximum(np.outer(axes[0], axes[1]), floor).astype(np.float32)
+
+
+def _pad_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    pad = ((0, shape[0] - image.shape[0]), (0, shape[1] - image.shape[1]))
+    if pad[0][1] == 0 and pad[1][1] == 0:
+        return image
+    return np.pad(image, pad, mode="symmetric")
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
+    if device.type == "cuda":
+        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.autocast("cuda", dtype=dtype)
+    return contextlib.nullcontext()
+
+
+def predict_prepared(
+    network: torch.nn.Module,
+    images: Sequence[np.ndarray],
+    *,
+    tile: int = 512,
+    overlap: int = 64,
+    batch_size: int = 4,
+    device: torch.device | str = "cpu",
+) -> list[np.ndarray]:
+    """Particle probability of prepared (working-grid, standardised) images, tiled.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Network returning one logit channel; used in eval mode.
+    images : sequence of numpy.ndarray
+        2-D float32 prepared images (any sizes).
+    tile : int
+        Tile side in working pixels (a multiple of 32 is best).
+    overlap : int
+        Overlap of neighbouring tiles in pixels (the blend zone).
+    batch_size : int
+        Tiles per forward pass (tiles of all images are batched together).
+    device : torch.device or str
+        Where to run.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        float32 probability per image, same shape as the image.
+    """
+    if tile % OUTPUT_STRIDE:
+        raise ValueError(f"tile must be a multiple of {OUTPUT_STRIDE}, got {tile}")
+    if not 0 <= overlap < tile:
+        raise ValueError(f"overlap must be in [0, tile), got {overlap}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = resolve_device(device)
+    network.eval()
+    sums, weights, jobs = [], [], defaultdict(list)
+    padded_images = []
+    for index, image in enumerate(images):
+        ys, ph = tile_origins(image.shape[0], tile, overlap)
+        xs, pw = tile_origins(image.shape[1], tile, overlap)
+        # Small images run as one tile padded to a multiple of the output stride.
+        th = min(tile, -(-ph // OUTPUT_STRIDE) * OUTPUT_STRIDE)
+        tw = min(tile, -(-pw // OUTPUT_STRIDE) * OUTPUT_STRIDE)
+        full = (max(ph, th), max(pw, tw))
+        padded_images.append(_pad_to(np.asarray(image, dtype=np.float32), full))
+        sums.append(np.zeros(full, dtype=np.float32))
+        weights.append(np.zeros(full, dtype=np.float32))
+        for y in ys:
+            for x in xs:
+                jobs[(th, tw)].append((index, y, x))
+    with torch.inference_mode(), _autocast(device):
+        for (th, tw), tiles in jobs.items():
+            window = blend_window((th, tw))
+            for start in range(0, len(tiles), batch_size):
+                chunk = tiles[start : start + batch_size]
+                batch = np.stack([padded_images[i][y : y + th, x : x + tw] for i, y, x in chunk])
+                logits = network(torch.from_numpy(batch[:, None]).to(device))
+                probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+                for (i, y, x), prob in zip(chunk, probs, strict=True):
+                    sums[i][y : y + th, x : x + tw] += prob * window
+                    weights[i][y : y + th, x : x + tw] += window
+    return [
+        (s / w)[: img.shape[0], : img.shape[1]].astype(np.float32)
+        for s, w, img in zip(sums, weights, images, strict=True)
+    ]
+
+
+def quality_signal(
+    probability: np.ndarray, zoom: float, thresholds: dict[str, float] | None = None
+) -> dict[str, float | bool]:
+    """Per-image quality signal from a probability map (see the module docstring)."""
+    limits = {**QUALITY_THRESHOLDS, **(thresholds or {})}
+    margin = np.abs(2.0 * probability - 1.0)
+    mean_margin = float(margin.mean()) if probability.size else 0.0
+    uncertain = (
+        float(((probability > 0.25) & (probability < 0.75)).mean()) if probability.size else 1.0
+    )
+    zoom_out = max(zoom, 1.0 / zoom) > limits["max_zoom_factor"]
+    return {
+        "mean_margin": mean_margin,
+        "uncertain_fraction": uncertain,
+        "particle_fraction": float((probability > 0.5).mean()) if probability.size else 0.0,
+        "zoom": float(zoom),
+        "out_of_distribution": bool(
+            mean_margin < limits["min_mean_margin"]
+            or uncertain > limits["max_uncertain_fraction"]
+            or zoom_out
+        ),
+    }
+
+
+def predict(
+    model: SegmentationModel,
+    images: Sequence[np.ndarray],
+    pixel_sizes_nm: Sequence[float],
+    *,
+    batch_size: int = 4,
+    device: str | torch.device | None = None,
+    tile: int = 512,
+    overlap: int = 64,
+) -> list[Prediction]:
+    """Segment micrographs with a model; one :class:`Prediction` per image.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        From :func:`antema_scale.segment.load_model`.
+    images : sequence of numpy.ndarray
+        2-D grey images, any size and real dtype.
+    pixel_sizes_nm : sequence of float
+        Pixel size of each image in nm/px.
+    batch_size : int
+        Tiles per forward pass.
+    device : str or torch.device, optional
+        ``auto|cpu|cuda|mps``; default: where the model already is.
+    tile, overlap : int
+        Tile side and overlap in working pixels.
+
+    Returns
+    -------
+    list of Prediction
+        Masks and probabilities on each image's original grid, with quality signals.
+
+    Raises
+    ------
+    ValueError
+        Mismatched lengths, non-2-D/empty/non-finite images or bad pixel sizes (the
+        message names the image index).
+    """
+    if len(images) != len(pixel_sizes_nm):
+        raise ValueError(f"got {len(images)} images but {len(pixel_sizes_nm)} pixel sizes")
+    if device is not None:
+        model.to(device)
+    prepared, zooms = [], []
+    for index, (image, pixel_size) in enumerate(zip(images, pixel_sizes_nm, strict=True)):
+        try:
+            work, zoom = prepare_image(image, pixel_size, model.preprocessing)
+        except ValueError as exc:
+            raise ValueError(f"image {index}: {exc}") from exc
+        prepared.append(work)
+        zooms.append(zoom)
+    probabilities = predict_prepared(
+        model.network,
+        prepared,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=model.device,
+    )
+    thresholds = model.metadata.get("quality_thresholds")
+    results = []
+    for image, prob, zoom in zip(images, probabilities, zooms, strict=True):
+        quality = quality_signal(prob, zoom, thresholds)
+        original = np.clip(resample(prob, tuple(np.shape(image))), 0.0, 1.0)
+        results.append(Prediction(original > 0.5, original.astype(np.float32), quality))
+    return results

@@ -1,0 +1,211 @@
+"""Model files: a torch state dict plus JSON-safe metadata, loaded with ``weights_only``.
+
+A model file is ``torch.save({"format": ..., "state_dict": ..., "metadata": {...}})``. It
+contains tensors and plain Python values only, so :func:`load_model` reads it with
+``torch.load(weights_only=True)`` and never unpickles code. The metadata records the
+architecture, the pre-processing, the working pixel-size range, the data the model saw,
+its validation/test metrics, the training command and the sha256 of the weights
+(checked on every load).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from antema_scale.segment.network import DeepLabV3Plus, NetworkConfig, build_network
+from antema_scale.segment.preprocess import Preprocessing
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "FORMAT",
+    "ModelFileError",
+    "SegmentationModel",
+    "default_model_path",
+    "load_model",
+    "resolve_device",
+    "save_model",
+    "weights_sha256",
+]
+
+#: Identifier written into every model file.
+FORMAT = "antema-scale-segmentation-v1"
+#: File name of the model shipped in ``antema_scale/models/``.
+DEFAULT_MODEL_NAME = "deeplabv3plus_resnet18_default.pt"
+
+
+class ModelFileError(ValueError):
+    """A model file is missing, unreadable, of another format, or its weights are altered."""
+
+
+@dataclass
+class SegmentationModel:
+    """A network ready for inference, with the metadata of its model file.
+
+    Attributes
+    ----------
+    network : DeepLabV3Plus
+        The network, in eval mode, on :attr:`device`.
+    preprocessing : Preprocessing
+        How images are prepared for it (working pixel-size range in nm/px, etc.).
+    metadata : dict
+        Everything recorded in the model file.
+    device : torch.device
+        Where the network lives.
+    """
+
+    network: DeepLabV3Plus
+    preprocessing: Preprocessing
+    metadata: dict[str, Any] = field(default_factory=dict)
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    def to(self, device: str | torch.device) -> SegmentationModel:
+        """Move the network to ``device`` (``auto|cpu|cuda|mps`` or a torch device)."""
+        self.device = resolve_device(device)
+        self.network.to(self.device)
+        return self
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """Turn ``"auto" | "cpu" | "cuda" | "cuda:N" | "mps"`` into a usable torch device.
+
+    ``auto`` picks CUDA, then Apple MPS, then the CPU. Asking for a device that is not
+    available raises ``ValueError`` naming it.
+    """
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    if name == "mps" and not (
+        getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
+    ):
+        raise ValueError("device 'mps' requested but Apple MPS is not available")
+    if not (name == "cpu" or name == "mps" or name.startswith("cuda")):
+        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or mps")
+    return torch.device(name)
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """sha256 over the state dict: names and raw tensor bytes, in sorted name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        tensor = state_dict[name].detach().to("cpu").contiguous()
+        digest.update(name.encode())
+        digest.update(str(tensor.dtype).encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(
+            tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b""
+        )
+    return digest.hexdigest()
+
+
+def save_model(
+    path: str | Path,
+    network: DeepLabV3Plus,
+    preprocessing: Preprocessing,
+    metadata: dict[str, Any] | None = None,
+    *,
+    half: bool = False,
+) -> dict[str, Any]:
+    """Write a model file; returns the metadata written.
+
+    Parameters
+    ----------
+    path : str or Path
+        Destination (``.pt``); parent folders are created.
+    network : DeepLabV3Plus
+        The trained network.
+    preprocessing : Preprocessing
+        Its pre-processing.
+    metadata : dict, optional
+        Extra JSON-safe metadata (data seen, metrics, training command, ...).
+    half : bool
+        Store floating-point weights as float16 (halves the file size).
+    """
+    state = {k: v.detach().to("cpu").clone() for k, v in network.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    meta: dict[str, Any] = dict(metadata or {})
+    meta["architecture"] = {"name": "DeepLabV3Plus", **network.config.to_dict()}
+    meta["preprocessing"] = preprocessing.to_dict()
+    meta["weights_dtype"] = "float16" if half else "float32"
+    meta["weights_sha256"] = weights_sha256(state)
+    meta["parameters"] = int(sum(v.numel() for k, v in state.items() if v.is_floating_point()))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": FORMAT, "state_dict": state, "metadata": meta}, path)
+    return meta
+
+
+def default_model_path() -> Path:
+    """Path of the model shipped in ``antema_scale/models/``."""
+    return Path(str(resources.files("antema_scale") / "models" / DEFAULT_MODEL_NAME))
+
+
+def read_model_file(path: str | Path) -> dict[str, Any]:
+    """Read and check a model file (``weights_only``); returns its dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {str(path)!r} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt or unsafe files
+        raise ModelFileError(f"cannot read model file {str(path)!r}: {exc}") from exc
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ModelFileError(f"{str(path)!r} is not an antema-scale model file ({FORMAT})")
+    state, meta = payload.get("state_dict"), payload.get("metadata")
+    if not isinstance(state, dict) or not isinstance(meta, dict):
+        raise ModelFileError(f"{str(path)!r} lacks state_dict or metadata")
+    expected = meta.get("weights_sha256")
+    actual = weights_sha256(state)
+    if expected != actual:
+        raise ModelFileError(
+            f"weights of {str(path)!r} do not match their recorded sha256 "
+            f"(recorded {expected}, computed {actual}): the file was altered or corrupted"
+        )
+    return payload
+
+
+def load_model(
+    path: str | Path | None = None, device: str | torch.device = "auto"
+) -> SegmentationModel:
+    """Load a segmentation model (``None``: the default model shipped with the package).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        Model file written by :func:`save_model` or ``antema-scale train``.
+    device : str or torch.device
+        ``auto`` (CUDA > MPS > CPU), ``cpu``, ``cuda`` or ``mps``.
+
+    Returns
+    -------
+    SegmentationModel
+        Network in eval mode (float32 weights) with its pre-processing and metadata.
+
+    Raises
+    ------
+    ModelFileError
+        Missing/unreadable file, foreign format, or weights that fail the sha256 check.
+    """
+    payload = read_model_file(default_model_path() if path is None else path)
+    meta = payload["metadata"]
+    arch = {k: v for k, v in meta["architecture"].items() if k != "name"}
+    network = build_network(NetworkConfig.from_dict(arch))
+    state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
+    network.load_state_dict(state)
+    network.eval()
+    model = SegmentationModel(network, Preprocessing.from_dict(meta["preprocessing"]), meta)
+    return model.to(device)

@@ -1,0 +1,264 @@
+"""DeepLabV3+ with a ResNet-18 encoder, in plain torch (no torchvision).
+
+The encoder is the ResNet-18 layout (four stages of two BasicBlocks each) with a
+configurable base width: ``base_width=64`` is the standard ResNet-18, smaller widths give
+the same topology with ``(base_width / 64) ** 2`` of the compute. The last stage is dilated
+(rate 2) so that the encoder has output stride 16, as in DeepLabV3+ (Chen et al., ECCV 2018).
+The ASPP and decoder use atrous depthwise-separable convolutions.
+
+One design choice differs from the DeepLabV3+ paper: the ASPP image-pooling branch is off
+by default (``image_pooling=False``). A global-average-pooled branch makes every output
+pixel depend on the whole input, so a tiled prediction of a large micrograph could never
+match an untiled one; without it the network is translation-equivariant (up to its
+receptive field) and tiles blend seamlessly.
+
+New backbones register themselves in :data:`BACKBONES` with :func:`register_backbone`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+__all__ = [
+    "BACKBONES",
+    "DeepLabV3Plus",
+    "Encoder",
+    "NetworkConfig",
+    "ResNetEncoder",
+    "build_network",
+    "register_backbone",
+]
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of a :class:`DeepLabV3Plus` network (stored in model files).
+
+    Parameters
+    ----------
+    backbone : str
+        Name of a backbone in :data:`BACKBONES` (``"resnet18"``).
+    base_width : int
+        Channels of the first ResNet stage; 64 is the standard ResNet-18.
+    in_channels : int
+        Input channels (1: one grey channel).
+    num_classes : int
+        Output channels; 1 means one particle logit (sigmoid = particle probability).
+    aspp_rates : tuple of int
+        Dilation rates of the atrous ASPP branches at output stride 16.
+    image_pooling : bool
+        Whether the ASPP has the global image-pooling branch (breaks tiling consistency).
+    """
+
+    backbone: str = "resnet18"
+    base_width: int = 24
+    in_channels: int = 1
+    num_classes: int = 1
+    aspp_rates: tuple[int, ...] = field(default=(6, 12, 18))
+    image_pooling: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-Python form (JSON- and ``weights_only``-safe)."""
+        data = asdict(self)
+        data["aspp_rates"] = list(self.aspp_rates)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> NetworkConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``TypeError``."""
+        values = dict(data)
+        if "aspp_rates" in values:
+            values["aspp_rates"] = tuple(int(r) for r in values["aspp_rates"])  # type: ignore[union-attr]
+        return cls(**values)  # type: ignore[arg-type]
+
+
+class Encoder(nn.Module):
+    """Interface of a backbone: returns (low-level features at stride 4, deep features).
+
+    Attributes
+    ----------
+    low_level_channels : int
+        Channels of the stride-4 feature map.
+    out_channels : int
+        Channels of the deep (stride-16) feature map.
+    """
+
+    low_level_channels: int
+    out_channels: int
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block: two 3x3 convolutions with a residual connection."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(
+            in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+        )
+        self.bn1 = nn.BatchNorm2d(out_ch)
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_ch)
+        self.downsample: nn.Module | None = None
+        if stride != 1 or in_ch != out_ch:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), nn.BatchNorm2d(out_ch)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        identity = x if self.downsample is None else self.downsample(x)
+        out = F.relu(self.bn1(self.conv1(x)), inplace=True)
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + identity, inplace=True)
+
+
+class ResNetEncoder(Encoder):
+    """ResNet encoder with BasicBlocks, output stride 16 (last stage dilated).
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels.
+    base_width : int
+        Channels of stage 1; stages have ``w, 2w, 4w, 8w`` channels.
+    blocks : tuple of int
+        BasicBlocks per stage; ``(2, 2, 2, 2)`` is ResNet-18.
+    """
+
+    def __init__(
+        self, in_channels: int, base_width: int, blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+    ) -> None:
+        super().__init__()
+        w = base_width
+        self.stem = nn.Sequential(
+            nn.Conv2d(in_channels, w, 7, stride=2, padding=3, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
+        self.layer1 = self._stage(w, w, blocks[0], stride=1, dilation=1)
+        self.layer2 = self._stage(w, 2 * w, blocks[1], stride=2, dilation=1)
+        self.layer3 = self._stage(2 * w, 4 * w, blocks[2], stride=2, dilation=1)
+        self.layer4 = self._stage(4 * w, 8 * w, blocks[3], stride=1, dilation=2)
+        self.low_level_channels = w
+        self.out_channels = 8 * w
+
+    @staticmethod
+    def _stage(in_ch: int, out_ch: int, n: int, stride: int, dilation: int) -> nn.Sequential:
+        layers: list[nn.Module] = [BasicBlock(in_ch, out_ch, stride=stride, dilation=dilation)]
+        layers += [BasicBlock(out_ch, out_ch, dilation=dilation) for _ in range(n - 1)]
+        return nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        low = self.layer1(self.stem(x))
+        deep = self.layer4(self.layer3(self.layer2(low)))
+        return low, deep
+
+
+#: Backbone factories by name: ``factory(in_channels, base_width) -> Encoder``.
+BACKBONES: dict[str, Callable[[int, int], Encoder]] = {}
+
+
+def register_backbone(name: str, factory: Callable[[int, int], Encoder]) -> None:
+    """Make a backbone available to :class:`NetworkConfig` by ``name``."""
+    BACKBONES[name] = factory
+
+
+register_backbone("resnet18", lambda c, w: ResNetEncoder(c, w, (2, 2, 2, 2)))
+register_backbone("resnet10", lambda c, w: ResNetEncoder(c, w, (1, 1, 1, 1)))
+
+
+class SeparableConv(nn.Sequential):
+    """Atrous depthwise-separable 3x3 convolution + BN + ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, dilation: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(
+                in_ch, in_ch, 3, padding=dilation, dilation=dilation, groups=in_ch, bias=False
+            ),
+            nn.BatchNorm2d(in_ch),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(in_ch, out_ch, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.ReLU(inplace=True),
+        )
+
+
+def _conv1x1_bn_relu(in_ch: int, out_ch: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, 1, bias=False), nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)
+    )
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling with separable atrous branches."""
+
+    def __init__(
+        self, in_ch: int, out_ch: int, rates: tuple[int, ...], image_pooling: bool
+    ) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList(
+            [_conv1x1_bn_relu(in_ch, out_ch)] + [SeparableConv(in_ch, out_ch, r) for r in rates]
+        )
+        self.pooling = _conv1x1_bn_relu(in_ch, out_ch) if image_pooling else None
+        n = len(self.branches) + (1 if image_pooling else 0)
+        self.project = nn.Sequential(_conv1x1_bn_relu(n * out_ch, out_ch), nn.Dropout(0.1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [branch(x) for branch in self.branches]
+        if self.pooling is not None:
+            pooled = self.pooling(F.adaptive_avg_pool2d(x, 1))
+            outs.append(pooled.expand(-1, -1, x.shape[2], x.shape[3]))
+        return self.project(torch.cat(outs, dim=1))
+
+
+class DeepLabV3Plus(nn.Module):
+    """DeepLabV3+ segmentation network; input ``(N, C, H, W)``, output logits ``(N, K, H, W)``.
+
+    Any ``H, W`` works (odd sizes included): the decoder upsamples to the low-level
+    feature size and the head back to exactly the input size.
+
+    Parameters
+    ----------
+    config : NetworkConfig
+        Architecture.
+    """
+
+    def __init__(self, config: NetworkConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or NetworkConfig()
+        if self.config.backbone not in BACKBONES:
+            raise ValueError(
+                f"unknown backbone {self.config.backbone!r}; known: {sorted(BACKBONES)}"
+            )
+        w = self.config.base_width
+        self.encoder = BACKBONES[self.config.backbone](self.config.in_channels, w)
+        aspp_ch = 4 * w
+        low_ch = max(8, (3 * w) // 4)
+        self.aspp = ASPP(
+            self.encoder.out_channels, aspp_ch, self.config.aspp_rates, self.config.image_pooling
+        )
+        self.low_project = _conv1x1_bn_relu(self.encoder.low_level_channels, low_ch)
+        self.decoder = nn.Sequential(
+            SeparableConv(aspp_ch + low_ch, aspp_ch), SeparableConv(aspp_ch, aspp_ch)
+        )
+        self.head = nn.Conv2d(aspp_ch, self.config.num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        size = x.shape[-2:]
+        low, deep = self.encoder(x)
+        context = self.aspp(deep)
+        context = F.interpolate(context, size=low.shape[-2:], mode="bilinear", align_corners=False)
+        fused = self.decoder(torch.cat([context, self.low_project(low)], dim=1))
+        return F.interpolate(self.head(fused), size=size, mode="bilinear", align_corners=False)
+
+
+def build_network(config: NetworkConfig | dict[str, object] | None = None) -> DeepLabV3Plus:
+    """Build a network from a config object or its :meth:`NetworkConfig.to_dict` form."""
+    if isinstance(config, dict):
+        config = NetworkConfig.from_dict(config)
+    return DeepLabV3Plus(config)

@@ -1,0 +1,179 @@
+"""Pre-processing shared by training and inference: resampling to the working grid,
+Gaussian denoising, robust min-max rescaling and standardisation.
+
+The same function prepares training images and images at inference, so the network
+always sees what it was trained on. Steps, in order:
+
+1. **Resample** the image so that its pixel size lies inside the model's working range
+   ``[min_nm, max_nm]`` (nm/px): an image sampled finer than ``min_nm`` is shrunk, one
+   coarser than ``max_nm`` is enlarged, one inside is left alone. One model thus serves
+   many magnifications while particles keep a size (in pixels) it has seen in training.
+2. **Gaussian blur** with ``sigma_px`` pixels *of the working grid* (the paper uses 2 px on
+   its own grid; since the working grid has a bounded pixel size, a sigma in working pixels
+   is also a bounded physical length: ``sigma_px * [min_nm, max_nm]``).
+3. **Robust min-max rescale** to ``0..1`` between the ``clip_percentiles`` (the paper's
+   strict min-max, made robust to hot pixels and dead columns).
+4. **Standardise** to zero mean, unit standard deviation per image (instead of the paper's
+   fixed dataset constants, so that bright-field and HAADF images of any contrast land in
+   the same range). The result is one grey channel (the paper fed 3 identical channels).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage
+from skimage.transform import resize
+
+__all__ = [
+    "Preprocessing",
+    "normalise_intensity",
+    "prepare_image",
+    "resample",
+    "working_zoom",
+]
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Pre-processing parameters, stored in every model file.
+
+    Parameters
+    ----------
+    pixel_size_range_nm : tuple of float
+        ``(min, max)`` working pixel size of the model in nm/px.
+    sigma_px : float
+        Gaussian blur sigma in pixels of the working grid (0 disables it).
+    clip_percentiles : tuple of float
+        Lower and upper percentile mapped to 0 and 1 before standardising.
+    """
+
+    pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
+    sigma_px: float = 1.0
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-Python form for model metadata."""
+        return {
+            "pixel_size_range_nm": [float(v) for v in self.pixel_size_range_nm],
+            "sigma_px": float(self.sigma_px),
+            "clip_percentiles": [float(v) for v in self.clip_percentiles],
+            "steps": [
+                "resample into pixel_size_range_nm (anti-aliased bilinear)",
+                "gaussian blur sigma_px on the working grid",
+                "clip to clip_percentiles and rescale to 0..1",
+                "standardise per image (zero mean, unit std)",
+                "one grey channel",
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> Preprocessing:
+        """Inverse of :meth:`to_dict`."""
+        lo, hi = data["pixel_size_range_nm"]  # type: ignore[misc]
+        p_lo, p_hi = data["clip_percentiles"]  # type: ignore[misc]
+        return cls((float(lo), float(hi)), float(data["sigma_px"]), (float(p_lo), float(p_hi)))  # type: ignore[arg-type]
+
+
+def working_zoom(pixel_size_nm: float, pixel_size_range_nm: tuple[float, float]) -> float:
+    """Zoom factor (working pixels per original pixel) that brings an image into range.
+
+    Parameters
+    ----------
+    pixel_size_nm : float
+        Pixel size of the image in nm/px (positive, finite).
+    pixel_size_range_nm : tuple of float
+        Working range ``(min, max)`` in nm/px.
+
+    Returns
+    -------
+    float
+        ``pixel_size_nm / clip(pixel_size_nm, min, max)``: < 1 shrinks, > 1 enlarges, 1 keeps.
+    """
+    if not (isinstance(pixel_size_nm, int | float | np.floating) and math.isfinite(pixel_size_nm)):
+        raise ValueError(f"pixel size must be a finite number of nm/px, got {pixel_size_nm!r}")
+    if pixel_size_nm <= 0:
+        raise ValueError(f"pixel size must be positive (nm/px), got {pixel_size_nm}")
+    lo, hi = pixel_size_range_nm
+    target = min(max(float(pixel_size_nm), lo), hi)
+    return float(pixel_size_nm) / target
+
+
+def resample(array: np.ndarray, shape: tuple[int, int], *, order: int = 1) -> np.ndarray:
+    """Resize a 2-D float array to ``shape`` (anti-aliased when shrinking).
+
+    Returns the input unchanged (as float32) when the shape already matches.
+    """
+    array = np.asarray(array, dtype=np.float32)
+    if tuple(array.shape) == tuple(shape):
+        return array
+    shrinking = shape[0] < array.shape[0] or shape[1] < array.shape[1]
+    out = resize(
+        array, shape, order=order, mode="reflect", anti_aliasing=shrinking, preserve_range=True
+    )
+    return out.astype(np.float32, copy=False)
+
+
+def working_shape(shape: tuple[int, int], zoom: float) -> tuple[int, int]:
+    """Shape on the working grid of an image of ``shape`` resampled by ``zoom`` (>= 1 px)."""
+    return (max(1, round(shape[0] * zoom)), max(1, round(shape[1] * zoom)))
+
+
+def normalise_intensity(
+    image: np.ndarray, sigma_px: float, clip_percentiles: tuple[float, float]
+) -> np.ndarray:
+    """Blur, robustly rescale to 0..1 and standardise one image (float32 output).
+
+    A constant image (no contrast at all) comes back as zeros instead of NaNs.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if sigma_px > 0:
+        image = ndimage.gaussian_filter(image, sigma_px, mode="reflect")
+    lo, hi = np.percentile(image, clip_percentiles)
+    if not hi > lo:
+        return np.zeros_like(image, dtype=np.float32)
+    scaled = np.clip((image - lo) / (hi - lo), 0.0, 1.0)
+    std = float(scaled.std())
+    if std < 1e-6:
+        return np.zeros_like(image, dtype=np.float32)
+    return ((scaled - float(scaled.mean())) / std).astype(np.float32)
+
+
+def prepare_image(
+    image: np.ndarray, pixel_size_nm: float, preprocessing: Preprocessing
+) -> tuple[np.ndarray, float]:
+    """Bring one micrograph onto the model's working grid and normalise it.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image (any real dtype); colour images must be converted to grey before.
+    pixel_size_nm : float
+        Pixel size of ``image`` in nm/px.
+    preprocessing : Preprocessing
+        The model's pre-processing parameters.
+
+    Returns
+    -------
+    prepared : numpy.ndarray
+        float32 image on the working grid, zero mean and unit std.
+    zoom : float
+        Working pixels per original pixel (see :func:`working_zoom`).
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise ValueError(f"expected a 2-D grey image, got shape {image.shape}")
+    if image.size == 0:
+        raise ValueError("image is empty")
+    if not np.issubdtype(image.dtype, np.number) or np.iscomplexobj(image):
+        raise ValueError(f"image must be real-valued, got dtype {image.dtype}")
+    if not np.all(np.isfinite(image)):
+        raise ValueError("image contains NaN or infinite values")
+    zoom = working_zoom(pixel_size_nm, preprocessing.pixel_size_range_nm)
+    resampled = resample(image, working_shape(image.shape, zoom))
+    prepared = normalise_intensity(
+        resampled, preprocessing.sigma_px, preprocessing.clip_percentiles
+    )
+    return prepared, zoom

@@ -1,0 +1,315 @@
+"""Training of the segmentation network (CPU or GPU), resumable and seedable.
+
+Data: image/mask folders (e.g. the EMPS training images with a nominal pixel size) and/or
+synthetic micrographs from :mod:`antema_scale.synth`. Each source is split 60/20/20 into
+train/validation/test with a fixed seed (:func:`antema_scale.segment.datasets.split_ids`;
+synthetic images get disjoint seed ranges per split). Images are prepared exactly as at
+inference (working grid, blur, standardise), then sampled as augmented tiles and
+whole-image views (:mod:`antema_scale.segment.augment`).
+
+Optimisation: AdamW with a linear warm-up and cosine decay over all planned steps, loss =
+binary cross-entropy + soft Dice on the particle class. After every epoch the model is
+evaluated on the validation images (whole images, tiled exactly like :func:`predict`);
+``last.pt`` (model file) and ``state.pt`` (optimiser/schedule/history) are written every
+epoch and ``best.pt`` whenever the validation particle IoU (mean over sources) improves.
+``resume=True`` continues from ``state.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from antema_scale.segment.augment import Augmentation, PreparedImage, sample_batch
+from antema_scale.segment.datasets import (
+    EMPS_NOMINAL_PIXEL_SIZE_NM,
+    LabelledImage,
+    folder_ids,
+    load_folder_pairs,
+    split_ids,
+    standin_micrograph,
+    synthetic_images,
+)
+from antema_scale.segment.inference import predict_prepared
+from antema_scale.segment.metrics import confusion_matrix, pixel_metrics
+from antema_scale.segment.model_file import save_model
+from antema_scale.segment.network import DeepLabV3Plus, NetworkConfig, build_network
+from antema_scale.segment.preprocess import Preprocessing, prepare_image, resample
+
+__all__ = ["TrainConfig", "load_split", "prepare_labelled", "segmentation_loss", "train"]
+
+SPLITS = ("train", "val", "test")
+#: Synthetic seeds start here for each split (disjoint ranges).
+SYNTH_SEED_BASE = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run (recorded in the model metadata).
+
+    Lengths are in pixels of the working grid unless stated; pixel sizes in nm/px.
+    """
+
+    output_dir: str = "runs/train"
+    folders: list[tuple[str, str, float]] = field(default_factory=list)
+    synthetic_images: int = 0
+    synthetic_shape: tuple[int, int] = (512, 512)
+    synthetic_generator: str = "synth"
+    base_width: int = 24
+    backbone: str = "resnet18"
+    pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
+    sigma_px: float = 1.0
+    epochs: int = 30
+    steps_per_epoch: int = 150
+    batch_size: int = 8
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    warmup_steps: int = 100
+    seed: int = 0
+    split_seed: int = 0
+    threads: int = 2
+    device: str = "auto"
+    max_images_per_source: int | None = None
+    augmentation: Augmentation = field(default_factory=Augmentation)
+    command: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form."""
+        data = asdict(self)
+        data["augmentation"] = self.augmentation.to_dict()
+        data["folders"] = [list(f) for f in self.folders]
+        data["synthetic_shape"] = list(self.synthetic_shape)
+        data["pixel_size_range_nm"] = list(self.pixel_size_range_nm)
+        return data
+
+
+def segmentation_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Binary cross-entropy + soft Dice loss (particle class) of logits vs 0/1 targets."""
+    bce = F.binary_cross_entropy_with_logits(logits, target)
+    prob = torch.sigmoid(logits)
+    inter = (prob * target).sum()
+    dice = 1.0 - (2.0 * inter + 1.0) / (prob.sum() + target.sum() + 1.0)
+    return bce + dice
+
+
+def prepare_labelled(item: LabelledImage, preprocessing: Preprocessing) -> PreparedImage:
+    """Put a labelled image onto the working grid exactly as inference does."""
+    image, _ = prepare_image(item.image, item.pixel_size_nm, preprocessing)
+    mask = resample(item.mask.astype(np.float32), image.shape) > 0.5
+    return PreparedImage(image, mask, item.image_id, item.source)
+
+
+def load_split(config: TrainConfig, split: str) -> list[LabelledImage]:
+    """The labelled images of one split (``train``/``val``/``test``) of a config's sources."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    items: list[LabelledImage] = []
+    for images_dir, masks_dir, pixel_size in config.folders:
+        ids = split_ids(folder_ids(images_dir), seed=config.split_seed)[split]
+        if config.max_images_per_source is not None:
+            ids = ids[: config.max_images_per_source]
+        source = "emps" if "emps" in str(images_dir).lower() else "folder"
+        items.extend(load_folder_pairs(images_dir, masks_dir, pixel_size, ids=ids, source=source))
+    n_synth = round(config.synthetic_images * {"train": 0.6, "val": 0.2, "test": 0.2}[split])
+    if config.max_images_per_source is not None:
+        n_synth = min(n_synth, config.max_images_per_source)
+    seeds = range(SYNTH_SEED_BASE[split], SYNTH_SEED_BASE[split] + n_synth)
+    if n_synth and config.synthetic_generator == "synth":
+        items.extend(
+            synthetic_images(
+                list(seeds),
+                shape=config.synthetic_shape,
+                pixel_size_range_nm=tuple(config.pixel_size_range_nm),
+            )
+        )
+    elif n_synth:
+        items.extend(_standin_images(seeds, config.synthetic_shape))
+    return items
+
+
+def _standin_images(seeds: Iterable[int], shape: tuple[int, int]) -> list[LabelledImage]:
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        out.append(
+            standin_micrograph(
+                seed,
+                shape,
+                mode=("hrtem", "haadf")[seed % 2],
+                pixel_size_nm=float(np.exp(rng.uniform(np.log(0.05), np.log(2.0)))),
+                diameter_nm=(2.0, 30.0),
+                noise=float(rng.uniform(0.02, 0.2)),
+            )
+        )
+    return out
+
+
+def _source_weights(images: Sequence[PreparedImage]) -> np.ndarray:
+    """Sampling weights: every source equally often, images within a source by area."""
+    sources = sorted({p.source for p in images})
+    weights = np.zeros(len(images))
+    for source in sources:
+        idx = [i for i, p in enumerate(images) if p.source == source]
+        area = np.array([images[i].image.size for i in idx], dtype=float)
+        weights[idx] = area / area.sum() / len(sources)
+    return weights / weights.sum()
+
+
+def validate(
+    network: DeepLabV3Plus, images: Sequence[PreparedImage], device: torch.device
+) -> dict[str, dict[str, float]]:
+    """Pixel metrics of whole validation images, per source and over all."""
+    probs = predict_prepared(network, [p.image for p in images], batch_size=2, device=device)
+    totals: dict[str, np.ndarray] = {}
+    for prep, prob in zip(images, probs, strict=True):
+        cm = confusion_matrix(prep.mask, prob > 0.5)
+        for key in (prep.source, "all"):
+            totals[key] = totals.get(key, np.zeros((2, 2), dtype=np.int64)) + cm
+    return {key: pixel_metrics(cm) for key, cm in totals.items()}
+
+
+def _lr_factor(step: int, total: int, warmup: int) -> float:
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _score(metrics: dict[str, dict[str, float]]) -> float:
+    per_source = [m["iou_particle"] for k, m in metrics.items() if k != "all"]
+    return float(np.nanmean(per_source)) if per_source else float("nan")
+
+
+def train(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Train a network; returns the run summary (also written to ``summary.json``).
+
+    Parameters
+    ----------
+    config : TrainConfig
+        The run.
+    resume : bool
+        Continue from ``<output_dir>/state.pt`` if it exists.
+    progress : callable, optional
+        Called with a dict after every epoch (epoch, step, loss, metrics, seconds).
+    """
+    from antema_scale.segment.model_file import resolve_device
+
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    out = Path(config.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    device = resolve_device(config.device)
+    preprocessing = Preprocessing(tuple(config.pixel_size_range_nm), config.sigma_px)
+    started = time.perf_counter()
+    train_set = [prepare_labelled(i, preprocessing) for i in load_split(config, "train")]
+    val_set = [prepare_labelled(i, preprocessing) for i in load_split(config, "val")]
+    if not train_set:
+        raise ValueError("no training images: give --images/--masks folders or --synthetic N")
+    data_seconds = time.perf_counter() - started
+    network = build_network(
+        NetworkConfig(backbone=config.backbone, base_width=config.base_width)
+    ).to(device)
+    optimiser = torch.optim.AdamW(
+        network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    total_steps = config.epochs * config.steps_per_epoch
+    history: list[dict[str, Any]] = []
+    start_epoch, best = 0, -1.0
+    state_path = out / "state.pt"
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=True)
+        network.load_state_dict(state["network"])
+        optimiser.load_state_dict(state["optimiser"])
+        start_epoch, best = int(state["epoch"]), float(state["best"])
+        history = json.loads(state["history"])
+    weights = _source_weights(train_set)
+    data_seen = {
+        "train": _describe(train_set),
+        "val": _describe(val_set),
+        "emps_nominal_pixel_size_nm": EMPS_NOMINAL_PIXEL_SIZE_NM,
+    }
+    for epoch in range(start_epoch, config.epochs):
+        rng = np.random.default_rng([config.seed, epoch])
+        torch.manual_seed(config.seed * 1000 + epoch)
+        network.train()
+        t0, losses = time.perf_counter(), []
+        for i in range(config.steps_per_epoch):
+            step = epoch * config.steps_per_epoch + i
+            for group in optimiser.param_groups:
+                group["lr"] = config.learning_rate * _lr_factor(
+                    step, total_steps, config.warmup_steps
+                )
+            images, masks = sample_batch(
+                train_set, config.batch_size, config.augmentation, rng, weights
+            )
+            loss = segmentation_loss(network(images.to(device)), masks.to(device))
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            losses.append(loss.item())
+        train_seconds = time.perf_counter() - t0
+        metrics = validate(network, val_set, device) if val_set else {}
+        score = _score(metrics) if metrics else -float(np.mean(losses))
+        record = {
+            "epoch": epoch + 1,
+            "step": (epoch + 1) * config.steps_per_epoch,
+            "loss": float(np.mean(losses)),
+            "lr": optimiser.param_groups[0]["lr"],
+            "train_seconds": train_seconds,
+            "val": metrics,
+            "val_score": score,
+        }
+        history.append(record)
+        meta = {
+            "training": {**config.to_dict(), "epochs_done": epoch + 1},
+            "data_seen": data_seen,
+            "validation": metrics,
+            "history": [{k: v for k, v in h.items() if k != "val"} for h in history],
+        }
+        save_model(out / "last.pt", network, preprocessing, meta)
+        if score > best:
+            best = score
+            save_model(out / "best.pt", network, preprocessing, {**meta, "best_epoch": epoch + 1})
+        torch.save(
+            {
+                "network": network.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "epoch": epoch + 1,
+                "best": best,
+                "history": json.dumps(history),
+            },
+            state_path,
+        )
+        if progress is not None:
+            progress(record)
+    summary = {
+        "output_dir": str(out),
+        "best_val_score": best,
+        "epochs": len(history),
+        "data_seconds": data_seconds,
+        "history": history,
+        "data_seen": data_seen,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    return summary
+
+
+def _describe(images: Sequence[PreparedImage]) -> dict[str, Any]:
+    by_source: dict[str, int] = {}
+    for p in images:
+        by_source[p.source] = by_source.get(p.source, 0) + 1
+    return {"images": by_source, "ids": sorted(p.image_id for p in images)[:2000]}
