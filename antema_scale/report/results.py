@@ -1,0 +1,210 @@
+"""Read a results directory written by the pipeline, tolerating missing optional parts.
+
+Only ``particles.parquet`` is required. ``images.parquet``, ``errors.parquet`` (or
+``errors.csv``), ``excluded.parquet``, ``manifest.json`` and the Zarr store ``store.zarr``
+are optional: what is missing becomes a note in the report instead of an error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from antema_scale.report.figures import ImageRecord
+
+PARTICLES_FILE = "particles.parquet"
+IMAGES_FILE = "images.parquet"
+ERRORS_FILES = ("errors.parquet", "errors.csv")
+EXCLUDED_FILE = "excluded.parquet"
+MANIFEST_FILE = "manifest.json"
+STORE_DIR = "store.zarr"
+
+ImageLoader = Callable[[str], ImageRecord | None]
+
+
+class ResultsDirectoryError(ValueError):
+    """A results directory cannot be reported on (names the directory and what is wrong)."""
+
+
+@dataclass
+class RunResults:
+    """The tables and files of one pipeline run.
+
+    Attributes
+    ----------
+    results_dir : pathlib.Path
+        The run folder.
+    particles : pandas.DataFrame
+        Merged particle table (lengths in nm, areas in nm²).
+    images, errors, excluded : pandas.DataFrame or None
+        Per-image table, errors table and excluded regions, when present.
+    manifest : dict or None
+        Parsed ``manifest.json``.
+    load_image : callable or None
+        image_id -> :class:`~antema_scale.report.figures.ImageRecord` from the store.
+    notes : list of str
+        What was missing or unreadable, for the report.
+    """
+
+    results_dir: Path
+    particles: pd.DataFrame
+    images: pd.DataFrame | None = None
+    errors: pd.DataFrame | None = None
+    excluded: pd.DataFrame | None = None
+    manifest: dict[str, Any] | None = None
+    load_image: ImageLoader | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def load_results(results_dir: str | Path, *, image_loader: ImageLoader | None = None) -> RunResults:
+    """Read the tables, manifest and (if possible) the image store of a run.
+
+    Parameters
+    ----------
+    results_dir : str or pathlib.Path
+        Folder written by ``antema_scale.pipeline.analyze``.
+    image_loader : callable, optional
+        image_id -> ImageRecord, used instead of the Zarr store (e.g. in tests or for
+        images kept elsewhere).
+
+    Returns
+    -------
+    RunResults
+        What could be read; ``notes`` lists what was missing.
+
+    Raises
+    ------
+    ResultsDirectoryError
+        If the folder does not exist, or has no readable ``particles.parquet``.
+    """
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise ResultsDirectoryError(f"results directory {results_dir} does not exist")
+    particles_path = results_dir / PARTICLES_FILE
+    if not particles_path.is_file():
+        raise ResultsDirectoryError(
+            f"results directory {results_dir} has no {PARTICLES_FILE}; run 'antema-scale analyze' first"
+        )
+    try:
+        particles = pd.read_parquet(particles_path)
+    except Exception as error:  # noqa: BLE001 - pyarrow raises several unrelated types
+        raise ResultsDirectoryError(f"{particles_path} is not a readable Parquet file: {error}") from error
+
+    run = RunResults(results_dir=results_dir, particles=particles)
+    run.images = _read_optional_table(results_dir / IMAGES_FILE, run.notes)
+    run.excluded = _read_optional_table(results_dir / EXCLUDED_FILE, run.notes, quiet=True)
+    run.errors = _read_errors(results_dir, run.notes)
+    run.manifest = _read_manifest(results_dir / MANIFEST_FILE, run.notes)
+    if image_loader is not None:
+        run.load_image = image_loader
+    else:
+        run.load_image = store_image_loader(results_dir / STORE_DIR, run.notes)
+    return run
+
+
+def store_image_loader(store_path: Path, notes: list[str]) -> ImageLoader | None:
+    """An image loader backed by the run's Zarr store, or None (with a note) without one.
+
+    Parameters
+    ----------
+    store_path : pathlib.Path
+        The ``store.zarr`` folder.
+    notes : list of str
+        Receives a sentence when the store is absent or cannot be opened.
+
+    Returns
+    -------
+    callable or None
+        image_id -> ImageRecord (None for an image the store cannot give back).
+    """
+    if not store_path.exists():
+        notes.append(f"No image store ({store_path.name}) in the results: per-image figures and the particle gallery are skipped.")
+        return None
+    try:
+        from antema_scale.io import open_store
+
+        store = open_store(store_path)
+    except Exception as error:  # noqa: BLE001 - any failure here only skips figures
+        notes.append(f"The image store {store_path.name} could not be opened ({error}): per-image figures are skipped.")
+        return None
+
+    def load(image_id: str) -> ImageRecord | None:
+        try:
+            return _record_from_store(store, image_id)
+        except Exception as error:  # noqa: BLE001 - one bad image must not stop the report
+            notes.append(f"Image {image_id} could not be read from the store: {error}")
+            return None
+
+    return load
+
+
+def _record_from_store(store: Any, image_id: str) -> ImageRecord:
+    image = store.read_image(image_id) if hasattr(store, "read_image") else store[image_id]
+    array = np.asarray(image.values if hasattr(image, "values") else image)
+    if array.ndim == 3:  # a movie: show the first frame
+        array = array[0]
+    attrs = getattr(image, "attrs", {})
+    pixel_size = (
+        float(attrs.get("pixel_size_nm_y", attrs.get("pixel_size_nm", np.nan))),
+        float(attrs.get("pixel_size_nm_x", attrs.get("pixel_size_nm", np.nan))),
+    )
+    mask = None
+    for method in ("read_mask", "mask"):
+        if hasattr(store, method):
+            try:
+                value = getattr(store, method)(image_id)
+            except (KeyError, FileNotFoundError, LookupError):
+                value = None
+            if value is not None:
+                mask = np.asarray(getattr(value, "values", value), dtype=bool)
+                if mask.ndim == 3:
+                    mask = mask[0]
+            break
+    return ImageRecord(image_id=image_id, image=array, pixel_size_nm=pixel_size, mask=mask)
+
+
+def _read_optional_table(path: Path, notes: list[str], *, quiet: bool = False) -> pd.DataFrame | None:
+    if not path.is_file():
+        if not quiet:
+            notes.append(f"{path.name} is missing from the results.")
+        return None
+    try:
+        return pd.read_parquet(path)
+    except Exception as error:  # noqa: BLE001
+        notes.append(f"{path.name} could not be read: {error}")
+        return None
+
+
+def _read_errors(results_dir: Path, notes: list[str]) -> pd.DataFrame | None:
+    for name in ERRORS_FILES:
+        path = results_dir / name
+        if not path.is_file():
+            continue
+        try:
+            return pd.read_parquet(path) if name.endswith(".parquet") else pd.read_csv(path)
+        except Exception as error:  # noqa: BLE001
+            notes.append(f"{name} could not be read: {error}")
+            return None
+    notes.append("No errors table in the results.")
+    return None
+
+
+def _read_manifest(path: Path, notes: list[str]) -> dict[str, Any] | None:
+    if not path.is_file():
+        notes.append(f"{path.name} is missing: inputs, parameters and versions are not shown.")
+        return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        notes.append(f"{path.name} could not be read: {error}")
+        return None
+    if not isinstance(manifest, dict):
+        notes.append(f"{path.name} is not a JSON object and is not shown.")
+        return None
+    return manifest
