@@ -1,0 +1,505 @@
+"""``analyze_mask``: from a binary particle map and a pixel size to a table of particles in nm.
+
+DESIGN.md section 1, steps 4-7, per image: clean (specks, holes, border), classify each
+region by convexity, separate overlapping particles, measure. Every region is handled on
+its own cropped bounding box (plus padding), never on full-frame layers, so the cost grows
+with the particle pixels, not with particles x image pixels.
+
+Separation modes (``AnalysisOptions.separation``)
+-------------------------------------------------
+``"uecs"`` (default)
+    UECS (see :mod:`antema_scale.particles.uecs`) on every region below the convexity
+    threshold; when UECS cannot explain the region (its convex regrown particles cover
+    less than ``uecs_min_coverage`` of it, e.g. the erosion collapsed into one marker),
+    the region falls back to the distance-transform watershed with overlap-preserving
+    reconstruction (:mod:`antema_scale.particles.watershed`). Regions that pass the
+    convexity threshold but have two or more significant distance-map cores and a
+    solidity below ``overlap_solidity`` (a pair of discs at >= 25 % overlap has a
+    convexity of 0.96-0.98, above the 0.95 threshold) are split by the watershed too.
+    No region is excluded for low convexity (``min_convexity=None``).
+``"uecs-paper"``
+    The paper's method unchanged: regions below ``min_convexity`` (0.5) are excluded,
+    regrown particles that are not convex are discarded, convex-looking overlaps are
+    kept as one particle. Use ``AnalysisOptions.paper()``.
+``"watershed"``
+    The watershed with reconstruction for every region below the threshold (and for
+    convex-looking overlaps as in ``"uecs"``).
+``"none"``
+    No separation: every region is one particle; ``convexity`` is reported and
+    ``nonconvex`` flags regions below the threshold.
+
+Regions that cannot be split are excluded with reason ``"separation failed"`` unless
+``keep_unseparated`` is set (then they are kept, flagged ``nonconvex``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Literal
+
+import numpy as np
+import scipy.ndimage as ndi
+from skimage.measure import euler_number
+
+from antema_scale.particles.cleaning import CleanedMask, clean_mask, disc_area_px
+from antema_scale.particles.convexity import classify_region
+from antema_scale.particles.geometry import convex_area_px, convexity
+from antema_scale.particles.measure import measure_particle
+from antema_scale.particles.table import (
+    ParticleCrop,
+    ParticleTable,
+    typed_excluded_frame,
+    typed_particles_frame,
+)
+from antema_scale.particles.uecs import uecs_separate
+from antema_scale.particles.watershed import count_distance_maxima, watershed_separate
+
+SeparationMode = Literal["uecs", "uecs-paper", "watershed", "none"]
+SEPARATION_MODES: tuple[str, ...] = ("uecs", "uecs-paper", "watershed", "none")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    """Options of :func:`analyze_mask` (all sizes in nm unless the name says px).
+
+    Attributes
+    ----------
+    min_particle_diameter_nm : float
+        Specks with a smaller equivalent diameter are removed (paper: 0.5 nm).
+    max_hole_diameter_nm : float
+        Holes with a smaller equivalent diameter are filled (paper: 0.5 nm).
+    fill_all_holes : bool
+        Fill every hole inside particles.
+    border : {"drop", "keep"}
+        Drop regions touching the image border (reported as excluded, reason
+        ``"touches border"``) or keep them with ``touches_border=True``.
+    convexity_threshold : float
+        Regions at or above are single particles (paper: 0.95).
+    min_convexity : float or None
+        Regions below are excluded (paper: 0.5); None never excludes on convexity.
+    min_euler_number : int
+        Regions with a smaller Euler number are excluded (paper: Euler number <= -10).
+    separation : {"uecs", "uecs-paper", "watershed", "none"}
+        Separation mode, see the module docstring.
+    uecs_solidity_tolerance : float
+        UECS marker test: ``1 - area / convex_area`` must be below it.
+    uecs_min_marker_px : float
+        UECS marker floor in pixels; the floor is ``max(this, disc of
+        uecs_min_marker_diameter_nm)``.
+    uecs_min_marker_diameter_nm : float
+        UECS marker floor as a disc diameter in nm.
+    uecs_min_coverage : float
+        ``"uecs"`` mode: fall back to the watershed when the convex UECS particles cover
+        less than this fraction of the region.
+    watershed_h_nm : float or None
+        Minimum h of the h-maxima markers (nm); None: only the relative rule.
+    watershed_h_fraction : float
+        h as a fraction of the region's largest inscribed radius.
+    overlap_solidity : float or None
+        Convex regions with a solidity below this and two or more distance-map cores are
+        separated (``"uecs"``, ``"watershed"``); None disables the check.
+    keep_unseparated : bool
+        Keep regions that could not be split as one (nonconvex) particle.
+    perimeter : {"contour", "matlab"}
+        Perimeter estimator of ``perimeter_nm`` and ``circularity`` (see
+        :mod:`antema_scale.particles.geometry`); ``"matlab"`` reproduces MATLAB
+        ``regionprops`` perimeters and hence the reference program's circularity.
+    padding_px : int
+        Background pixels added around each region's bounding box.
+    """
+
+    min_particle_diameter_nm: float = 0.5
+    max_hole_diameter_nm: float = 0.5
+    fill_all_holes: bool = False
+    border: Literal["drop", "keep"] = "drop"
+    convexity_threshold: float = 0.95
+    min_convexity: float | None = None
+    min_euler_number: int = -9
+    separation: SeparationMode = "uecs"
+    uecs_solidity_tolerance: float = 0.05
+    uecs_min_marker_px: float = 30.0
+    uecs_min_marker_diameter_nm: float = 0.5
+    uecs_min_coverage: float = 0.9
+    watershed_h_nm: float | None = None
+    watershed_h_fraction: float = 0.1
+    overlap_solidity: float | None = 0.99
+    keep_unseparated: bool = False
+    perimeter: Literal["contour", "matlab"] = "contour"
+    padding_px: int = 2
+
+    def __post_init__(self) -> None:
+        if self.separation not in SEPARATION_MODES:
+            raise ValueError(
+                f"unknown separation mode {self.separation!r}; choose one of {SEPARATION_MODES}"
+            )
+        if self.border not in ("drop", "keep"):
+            raise ValueError(f"border must be 'drop' or 'keep', not {self.border!r}")
+        if self.perimeter not in ("contour", "matlab"):
+            raise ValueError(f"perimeter must be 'contour' or 'matlab', not {self.perimeter!r}")
+        if not 0.0 < self.convexity_threshold <= 1.0:
+            raise ValueError(
+                f"convexity_threshold must be in (0, 1], got {self.convexity_threshold}"
+            )
+        for name in ("min_particle_diameter_nm", "max_hole_diameter_nm", "uecs_min_marker_px"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.padding_px < 1:
+            raise ValueError(f"padding_px must be >= 1, got {self.padding_px}")
+
+    @classmethod
+    def paper(cls, **changes: object) -> AnalysisOptions:
+        """The paper's settings: UECS without fallback, regions below 0.5 excluded."""
+        base = cls(separation="uecs-paper", min_convexity=0.5, overlap_solidity=None)
+        return replace(base, **changes)
+
+
+def pixel_spacing(pixel_size_nm: float | tuple[float, float]) -> tuple[float, float]:
+    """Validate a pixel size (nm/px) and return it as ``(dy, dx)``.
+
+    Raises
+    ------
+    ValueError
+        When it is not one or two finite positive numbers.
+    """
+    values = (
+        (pixel_size_nm, pixel_size_nm)
+        if np.isscalar(pixel_size_nm)
+        else tuple(np.asarray(pixel_size_nm, dtype=float).ravel())
+    )
+    if len(values) != 2:
+        raise ValueError(f"pixel_size_nm must be a number or a (y, x) pair, got {pixel_size_nm!r}")
+    try:
+        dy, dx = float(values[0]), float(values[1])
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"pixel_size_nm must be numeric, got {pixel_size_nm!r}") from error
+    if not (math.isfinite(dy) and math.isfinite(dx) and dy > 0 and dx > 0):
+        raise ValueError(f"pixel_size_nm must be finite and positive, got {pixel_size_nm!r}")
+    return dy, dx
+
+
+def as_binary_mask(mask: np.ndarray) -> np.ndarray:
+    """Validate a particle map and return it as a 2-D boolean array.
+
+    Raises
+    ------
+    ValueError
+        When it is not 2-D, is empty, or holds NaN.
+    """
+    array = np.asarray(mask)
+    if array.ndim != 2:
+        raise ValueError(f"mask must be a 2-D array, got shape {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"mask is empty (shape {array.shape})")
+    if array.dtype == bool:
+        return array
+    if not (np.issubdtype(array.dtype, np.number)):
+        raise ValueError(f"mask must be boolean or numeric, got dtype {array.dtype}")
+    if np.issubdtype(array.dtype, np.floating) and np.isnan(array).any():
+        raise ValueError("mask contains NaN")
+    return array != 0
+
+
+@dataclass
+class _Collector:
+    """Accumulates particle rows, crops and excluded rows of one image."""
+
+    image_id: str
+    spacing: tuple[float, float]
+    options: AnalysisOptions
+    rows: list[dict[str, object]]
+    crops: list[ParticleCrop]
+    excluded: list[dict[str, object]]
+
+    def add_particle(
+        self,
+        mask: np.ndarray,
+        offset: tuple[int, int],
+        *,
+        parent_region: int,
+        separated: bool,
+        method: str,
+        erosion_steps: int,
+        touches_border: bool,
+    ) -> None:
+        rows, cols = np.nonzero(mask)
+        if rows.size == 0:
+            return
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        tight = mask[r0:r1, c0:c1]
+        tight_offset = (offset[0] + int(r0), offset[1] + int(c0))
+        values = measure_particle(
+            tight, tight_offset, self.spacing, perimeter=self.options.perimeter
+        )
+        particle_id = len(self.rows) + 1
+        self.rows.append(
+            {
+                "image_id": self.image_id,
+                "particle_id": particle_id,
+                **values,
+                "separated": separated,
+                "separation_method": method,
+                "parent_region": parent_region,
+                "erosion_steps": erosion_steps,
+                "touches_border": touches_border,
+                "nonconvex": values["convexity"] < self.options.convexity_threshold,
+            }
+        )
+        self.crops.append(ParticleCrop(self.image_id, particle_id, tight.copy(), tight_offset))
+
+    def add_excluded(
+        self,
+        mask: np.ndarray,
+        offset: tuple[int, int],
+        *,
+        region_id: int,
+        reason: str,
+        convexity_value: float,
+    ) -> None:
+        rows, cols = np.nonzero(mask)
+        self.excluded.append(
+            {
+                "image_id": self.image_id,
+                "region_id": region_id,
+                "reason": reason,
+                "area_nm2": rows.size * self.spacing[0] * self.spacing[1],
+                "convexity": convexity_value,
+                "bbox_min_row": int(rows.min()) + offset[0] if rows.size else offset[0],
+                "bbox_min_col": int(cols.min()) + offset[1] if rows.size else offset[1],
+                "bbox_max_row": int(rows.max()) + 1 + offset[0] if rows.size else offset[0],
+                "bbox_max_col": int(cols.max()) + 1 + offset[1] if rows.size else offset[1],
+            }
+        )
+
+
+def _region_crop(
+    cleaned: CleanedMask, label: int, slc: tuple[slice, slice], padding: int
+) -> tuple[np.ndarray, tuple[int, int]]:
+    """Padded boolean crop of one region and the image position of its origin."""
+    rows, cols = slc
+    crop = np.pad(cleaned.labels[slc] == label, padding)
+    return crop, (rows.start - padding, cols.start - padding)
+
+
+def _looks_like_overlap(
+    crop: np.ndarray, spacing: tuple[float, float], options: AnalysisOptions
+) -> bool:
+    """A convex-looking region that is probably two or more overlapping particles."""
+    if options.overlap_solidity is None or options.separation in ("uecs-paper", "none"):
+        return False
+    solidity = np.count_nonzero(crop) / convex_area_px(crop)
+    if solidity >= options.overlap_solidity:
+        return False
+    cores = count_distance_maxima(
+        crop, spacing, h_nm=options.watershed_h_nm, h_fraction=options.watershed_h_fraction
+    )
+    return cores >= 2
+
+
+def _separate_region(
+    crop: np.ndarray,
+    offset: tuple[int, int],
+    region_id: int,
+    region_convexity: float,
+    touches_border: bool,
+    collector: _Collector,
+    *,
+    run_uecs: bool,
+) -> None:
+    """Split one region and hand its particles (or its exclusion) to the collector."""
+    options, spacing = collector.options, collector.spacing
+    area = np.count_nonzero(crop)
+    if run_uecs:
+        min_marker = max(
+            options.uecs_min_marker_px,
+            disc_area_px(options.uecs_min_marker_diameter_nm, spacing),
+        )
+        particles = uecs_separate(
+            crop,
+            spacing,
+            convexity_threshold=options.convexity_threshold,
+            solidity_tolerance=options.uecs_solidity_tolerance,
+            min_marker_px=min_marker,
+        )
+        kept = [p for p in particles if p.convex]
+        covered = (
+            np.count_nonzero(np.logical_or.reduce([p.mask for p in kept])) / area if kept else 0.0
+        )
+        if options.separation == "uecs-paper" or covered >= options.uecs_min_coverage:
+            for particle in particles:
+                if particle.convex:
+                    collector.add_particle(
+                        particle.mask,
+                        offset,
+                        parent_region=region_id,
+                        separated=len(kept) > 1,
+                        method="uecs",
+                        erosion_steps=particle.erosion_steps,
+                        touches_border=touches_border,
+                    )
+                else:
+                    collector.add_excluded(
+                        particle.mask,
+                        offset,
+                        region_id=region_id,
+                        reason="separated particle not convex after regrowth",
+                        convexity_value=particle.convexity,
+                    )
+            if kept:
+                return
+            if options.separation == "uecs-paper":
+                collector.add_excluded(
+                    crop,
+                    offset,
+                    region_id=region_id,
+                    reason="separation failed",
+                    convexity_value=region_convexity,
+                )
+                return
+    pieces = watershed_separate(
+        crop, spacing, h_nm=options.watershed_h_nm, h_fraction=options.watershed_h_fraction
+    )
+    if len(pieces) >= 2:
+        for piece in pieces:
+            collector.add_particle(
+                piece,
+                offset,
+                parent_region=region_id,
+                separated=True,
+                method="watershed",
+                erosion_steps=0,
+                touches_border=touches_border,
+            )
+    elif options.keep_unseparated:
+        collector.add_particle(
+            crop,
+            offset,
+            parent_region=region_id,
+            separated=False,
+            method="none",
+            erosion_steps=0,
+            touches_border=touches_border,
+        )
+    else:
+        collector.add_excluded(
+            crop,
+            offset,
+            region_id=region_id,
+            reason="separation failed",
+            convexity_value=region_convexity,
+        )
+
+
+def _analyze_region(
+    cleaned: CleanedMask, label: int, slc: tuple[slice, slice], collector: _Collector
+) -> None:
+    """Classify, separate and measure one labelled region."""
+    options, spacing = collector.options, collector.spacing
+    crop, offset = _region_crop(cleaned, label, slc, options.padding_px)
+    touches = bool(cleaned.touches_border[label])
+    if touches and options.border == "drop":
+        collector.add_excluded(
+            crop,
+            offset,
+            region_id=label,
+            reason="touches border",
+            convexity_value=float("nan"),
+        )
+        return
+    region_convexity = convexity(crop, spacing)
+    region_class, reason = classify_region(
+        region_convexity,
+        int(euler_number(crop, connectivity=2)),
+        threshold=options.convexity_threshold,
+        min_convexity=options.min_convexity,
+        min_euler_number=options.min_euler_number,
+    )
+    if region_class == "excluded":
+        collector.add_excluded(
+            crop, offset, region_id=label, reason=reason, convexity_value=region_convexity
+        )
+        return
+    single = options.separation == "none" or (
+        region_class == "convex" and not _looks_like_overlap(crop, spacing, options)
+    )
+    if single:
+        collector.add_particle(
+            crop,
+            offset,
+            parent_region=label,
+            separated=False,
+            method="none",
+            erosion_steps=0,
+            touches_border=touches,
+        )
+        return
+    _separate_region(
+        crop,
+        offset,
+        label,
+        region_convexity,
+        touches,
+        collector,
+        run_uecs=options.separation in ("uecs", "uecs-paper") and region_class == "to_separate",
+    )
+
+
+def analyze_mask(
+    mask: np.ndarray,
+    pixel_size_nm: float | tuple[float, float],
+    *,
+    options: AnalysisOptions | None = None,
+    image_id: str = "",
+) -> ParticleTable:
+    """Clean a particle map, separate overlapping particles and measure them in nm.
+
+    Pure function of its inputs (no I/O, no global state), picklable, cheap to ship as a
+    Dask task.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        2-D particle map (bool, or numeric: non-zero = particle).
+    pixel_size_nm : float or (float, float)
+        Pixel size in nm per pixel, isotropic or ``(y, x)``.
+    options : AnalysisOptions, optional
+        Cleaning, classification, separation and measurement settings; defaults to
+        ``AnalysisOptions()``.
+    image_id : str
+        Written into every row.
+
+    Returns
+    -------
+    ParticleTable
+        Particles, excluded regions, per-particle crops.
+
+    Raises
+    ------
+    ValueError
+        On a mask that is not 2-D / empty / NaN, or an invalid pixel size.
+    """
+    options = options or AnalysisOptions()
+    spacing = pixel_spacing(pixel_size_nm)
+    binary = as_binary_mask(mask)
+    cleaned = clean_mask(
+        binary,
+        spacing,
+        min_particle_diameter_nm=options.min_particle_diameter_nm,
+        max_hole_diameter_nm=options.max_hole_diameter_nm,
+        fill_all_holes=options.fill_all_holes,
+    )
+    collector = _Collector(image_id, spacing, options, [], [], [])
+    for label, slc in enumerate(ndi.find_objects(cleaned.labels), start=1):
+        if slc is not None:
+            _analyze_region(cleaned, label, slc, collector)
+    import pandas as pd
+
+    particles = typed_particles_frame(pd.DataFrame(collector.rows)) if collector.rows else None
+    table = ParticleTable(
+        excluded=typed_excluded_frame(collector.excluded),
+        masks=collector.crops,
+        image_ids=[image_id],
+    )
+    if particles is not None:
+        table.particles = particles
+    return table
