@@ -224,7 +224,7 @@ def sample_synth_config(
     """A random :class:`antema_scale.synth.SynthConfig` for training/evaluation.
 
     Particle sizes are drawn so that, on the model's working grid, mean diameters span
-    6 to 120 px (log-uniform); the pixel size is log-uniform over 0.03 to 1.5 nm/px (so
+    6 to 120 px (log-uniform); the pixel size is log-uniform over 0.06 to 1.0 nm/px (so
     about a third of the images lie outside the working range and are resampled). Shape
     mix, coverage, arrangement, dose, contrast, blur, texture and gradient vary too.
     """
@@ -232,7 +232,7 @@ def sample_synth_config(
 
     rng = np.random.default_rng([seed, 7])
     lo, hi = pixel_size_range_nm
-    pixel = float(np.exp(rng.uniform(np.log(0.03), np.log(1.5))))
+    pixel = float(np.exp(rng.uniform(np.log(0.06), np.log(1.0))))
     working_pixel = min(max(pixel, lo), hi)
     diameter_px = float(np.exp(rng.uniform(np.log(6.0), np.log(120.0))))
     shapes = ["sphere", "ellipsoid", "cube", "octahedron", "prism", "rod", "irregular"]
@@ -249,12 +249,12 @@ def sample_synth_config(
         area_fraction=float(rng.uniform(0.05, 0.4)),
         overlap=overlap,
         arrangement=str(rng.choice(["random", "random", "clustered", "rafts"])),
-        dose=float(np.exp(rng.uniform(np.log(30.0), np.log(2000.0)))),
-        contrast=float(rng.uniform(0.3, 1.5)),
+        dose=float(np.exp(rng.uniform(np.log(100.0), np.log(3000.0)))),
+        contrast=float(rng.uniform(0.6, 1.5)),
         blur_px=float(rng.uniform(0.3, 1.5)),
         gradient=float(rng.uniform(0.0, 0.3)),
         specks=float(rng.uniform(0.0, 8.0)),
-        carbon_texture=float(rng.uniform(0.3, 1.5)),
+        carbon_texture=float(rng.uniform(0.3, 1.2)),
         defocus=float(rng.uniform(0.0, 2.0)),
         scan_noise=float(rng.uniform(0.0, 0.03)),
     )
