@@ -1,0 +1,250 @@
+"""Forward models that turn projected particle thickness into a noisy micrograph.
+
+Bright-field (HR)TEM (:func:`render_hrtem`): a weak-phase / amplitude object — particles
+absorb (``exp(-mu * t)``) and shift the phase (``sigma * t``), the amorphous-carbon support
+is a random phase screen, lattice fringes modulate resolved particles — propagated through
+a defocus (Fresnel) transfer function, which gives the bright/dark Fresnel fringes at edges
+and the granular carbon texture. Then illumination gradient, blur (detector MTF), shot
+noise at ``dose`` electrons per pixel.
+
+HAADF-STEM (:func:`render_haadf`): incoherent Z-contrast — signal grows with projected
+thickness (mild saturation) on a dim, textured support whose thickness varies slowly;
+atomic columns where the pixel size resolves them; probe blur; Poisson counts; scan-line
+noise; detector offset.
+
+All randomness comes from the generator passed in, in a fixed order, so images are
+reproducible bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import fft as sfft
+from scipy import ndimage
+
+from antema_scale.synth.config import SynthConfig
+from antema_scale.synth.layout import LATTICE_SPACINGS_NM
+from antema_scale.synth.shapes import ParticleSpec, RasterizedParticle
+
+#: Lattice fringes are drawn only when their period spans at least this many pixels.
+MIN_FRINGE_PERIOD_PX = 2.4
+
+
+@dataclass
+class ParticleLook:
+    """How one particle scatters: imaging-only attributes (no effect on truth).
+
+    Attributes
+    ----------
+    scattering : float
+        Relative scattering power (material, orientation; 1 typical).
+    lattice_spacing_nm : float
+        Period of the lattice fringes / column rows, nm.
+    lattice_angle_rad : float
+        Orientation of the fringes, radians.
+    lattice_phase : float
+        Phase of the fringes, radians.
+    lattice_strength : float
+        Relative modulation depth of the fringes (0 = amorphous-looking).
+    crossed : bool
+        A second fringe set at 60 degrees (zone-axis orientation: cross fringes / columns).
+    """
+
+    scattering: float
+    lattice_spacing_nm: float
+    lattice_angle_rad: float
+    lattice_phase: float
+    lattice_strength: float
+    crossed: bool
+
+
+def draw_looks(rng: np.random.Generator, n: int, mode: str) -> list[ParticleLook]:
+    """Draw the imaging attributes of ``n`` particles."""
+    scattering = rng.uniform(0.8, 1.2, size=n)
+    hot = rng.random(n) < (0.06 if mode == "haadf" else 0.1)
+    scattering = np.where(hot, scattering * rng.uniform(1.3, 1.8, size=n), scattering)
+    spacing = rng.choice(np.asarray(LATTICE_SPACINGS_NM), size=n, p=[0.6, 0.3, 0.1])
+    angle = rng.uniform(0.0, np.pi, size=n)
+    phase = rng.uniform(0.0, 2.0 * np.pi, size=n)
+    strength = rng.uniform(0.0, 1.0, size=n) ** 0.7
+    crossed = rng.random(n) < 0.35
+    return [
+        ParticleLook(float(scattering[i]), float(spacing[i]), float(angle[i]),
+                     float(phase[i]), float(strength[i]), bool(crossed[i]))
+        for i in range(n)
+    ]
+
+
+def correlated_noise(rng: np.random.Generator, shape: tuple[int, int], corr_px: float) -> np.ndarray:
+    """Gaussian noise with unit standard deviation and correlation length ``corr_px`` px."""
+    noise = rng.standard_normal(shape, dtype=np.float32)
+    if corr_px > 0.5:
+        noise = ndimage.gaussian_filter(noise, corr_px, mode="wrap")
+        noise /= max(float(noise.std()), 1e-12)
+    return noise
+
+
+def smooth_field(rng: np.random.Generator, shape: tuple[int, int], cells: int = 5) -> np.ndarray:
+    """A slowly varying random field over the image (a few bumps plus a linear ramp), ~[-1, 1]."""
+    coarse = rng.standard_normal((cells, cells))
+    field = ndimage.zoom(coarse, (shape[0] / cells, shape[1] / cells), order=3, mode="reflect",
+                         grid_mode=True)[: shape[0], : shape[1]]
+    theta = rng.uniform(0.0, 2.0 * np.pi)
+    yy = np.linspace(-1.0, 1.0, shape[0])[:, None]
+    xx = np.linspace(-1.0, 1.0, shape[1])[None, :]
+    ramp = np.cos(theta) * xx + np.sin(theta) * yy
+    out = 0.5 * field / max(float(np.abs(field).max()), 1e-12) + 0.5 * ramp
+    return out.astype(np.float32)
+
+
+def _crop_coordinates_nm(
+    particle: RasterizedParticle, spec: ParticleSpec, pixel_size_nm: float
+) -> tuple[np.ndarray, np.ndarray]:
+    h, w = particle.mask.shape
+    y = (particle.offset[0] + np.arange(h))[:, None] * pixel_size_nm - spec.center_y_nm
+    x = (particle.offset[1] + np.arange(w))[None, :] * pixel_size_nm - spec.center_x_nm
+    return y, x
+
+
+def lattice_pattern(
+    particle: RasterizedParticle, spec: ParticleSpec, look: ParticleLook, pixel_size_nm: float
+) -> np.ndarray | None:
+    """Fringe (or column) modulation in [-1, 1] on the particle's crop, None if unresolved."""
+    if look.lattice_spacing_nm / pixel_size_nm < MIN_FRINGE_PERIOD_PX or look.lattice_strength == 0:
+        return None
+    y, x = _crop_coordinates_nm(particle, spec, pixel_size_nm)
+    k = 2.0 * np.pi / look.lattice_spacing_nm
+    angles = [look.lattice_angle_rad]
+    if look.crossed:
+        angles.append(look.lattice_angle_rad + np.pi / 3.0)
+    pattern = sum(
+        np.cos(k * (x * np.cos(a) + y * np.sin(a)) + look.lattice_phase * (i + 1))
+        for i, a in enumerate(angles)
+    )
+    return (pattern / len(angles)).astype(np.float32)
+
+
+def accumulate_particles(
+    shape: tuple[int, int], particles: list[RasterizedParticle], specs: list[ParticleSpec],
+    looks: list[ParticleLook], pixel_size_nm: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum weighted thickness (nm) and thickness-weighted lattice modulation over particles.
+
+    Overlapping particles add up (projection through both), as in a real projection.
+    """
+    thickness = np.zeros(shape, np.float32)
+    lattice = np.zeros(shape, np.float32)
+    for particle, spec, look in zip(particles, specs, looks, strict=True):
+        r0, c0 = particle.offset
+        h, w = particle.mask.shape
+        t = particle.thickness_nm * np.float32(look.scattering)
+        thickness[r0 : r0 + h, c0 : c0 + w] += t
+        pattern = lattice_pattern(particle, spec, look, pixel_size_nm)
+        if pattern is not None:
+            lattice[r0 : r0 + h, c0 : c0 + w] += look.lattice_strength * pattern * particle.coverage
+    return thickness, lattice
+
+
+def add_specks(
+    image: np.ndarray, rng: np.random.Generator, mean_count: float, sign: float
+) -> None:
+    """Add small contaminant blobs in place (relative amplitude, sign -1 darkens)."""
+    rows, cols = image.shape
+    n = int(rng.poisson(mean_count * rows * cols / 512**2))
+    level = float(np.median(image))
+    for _ in range(n):
+        sigma = rng.uniform(0.6, 2.5)
+        amp = rng.uniform(0.1, 0.5) * level * sign
+        cy, cx = rng.uniform(0, rows), rng.uniform(0, cols)
+        half = int(np.ceil(3 * sigma))
+        r0, r1 = max(int(cy) - half, 0), min(int(cy) + half + 1, rows)
+        c0, c1 = max(int(cx) - half, 0), min(int(cx) + half + 1, cols)
+        if r1 <= r0 or c1 <= c0:
+            continue
+        yy = np.arange(r0, r1)[:, None] - cy
+        xx = np.arange(c0, c1)[None, :] - cx
+        image[r0:r1, c0:c1] += (amp * np.exp(-(yy**2 + xx**2) / (2 * sigma**2))).astype(image.dtype)
+
+
+def _defocus_propagate(wave: np.ndarray, strength: float) -> np.ndarray:
+    """Apply a defocus phase ``strength * (k / k_nyquist)**2`` in Fourier space."""
+    if strength == 0:
+        return wave
+    ky = sfft.fftfreq(wave.shape[0]).astype(np.float32)[:, None]
+    kx = sfft.fftfreq(wave.shape[1]).astype(np.float32)[None, :]
+    k2 = (ky * ky + kx * kx) / np.float32(0.25)
+    transfer = np.exp(-1j * np.float32(strength) * k2).astype(np.complex64)
+    return sfft.ifft2(sfft.fft2(wave, workers=1) * transfer, workers=1)
+
+
+def _shot_noise(rng: np.random.Generator, expected: np.ndarray) -> np.ndarray:
+    return rng.poisson(np.clip(expected, 0.0, None)).astype(np.float32)
+
+
+def render_hrtem(
+    config: SynthConfig, particles: list[RasterizedParticle], specs: list[ParticleSpec],
+    looks: list[ParticleLook], rng: np.random.Generator,
+) -> np.ndarray:
+    """Bright-field TEM/HRTEM image (counts, float32) of the given particles."""
+    shape = config.shape
+    px = config.pixel_size_nm
+    thickness, lattice = accumulate_particles(shape, particles, specs, looks, px)
+    mu = 0.11 * config.contrast * rng.uniform(0.7, 1.3)  # 1/nm, amplitude (absorption) contrast
+    sigma = 0.12 * config.contrast * rng.uniform(0.5, 1.5)  # rad/nm, phase shift
+    carbon = correlated_noise(rng, shape, corr_px=0.35 / px)
+    carbon_phase = np.float32(0.18 * config.carbon_texture) * carbon
+    support = smooth_field(rng, shape)
+    amplitude = np.float32(-0.5 * mu) * thickness * (1.0 + np.float32(0.35) * lattice)
+    amplitude -= np.float32(0.03 * config.carbon_texture) * carbon
+    phase = np.float32(sigma) * thickness + carbon_phase + np.float32(0.3) * lattice
+    wave = np.exp(amplitude + 1j * phase).astype(np.complex64)
+    wave = _defocus_propagate(wave, config.defocus)
+    intensity = (wave.real**2 + wave.imag**2).astype(np.float32)
+    intensity *= 1.0 + np.float32(config.gradient) * support
+    if config.blur_px > 0:
+        intensity = ndimage.gaussian_filter(intensity, config.blur_px)
+    add_specks(intensity, rng, config.specks, sign=-1.0)
+    counts = _shot_noise(rng, intensity * np.float32(config.dose))
+    counts += np.float32(config.detector_offset)
+    return counts
+
+
+def render_haadf(
+    config: SynthConfig, particles: list[RasterizedParticle], specs: list[ParticleSpec],
+    looks: list[ParticleLook], rng: np.random.Generator,
+) -> np.ndarray:
+    """HAADF-STEM image (counts, float32) of the given particles."""
+    shape = config.shape
+    px = config.pixel_size_nm
+    thickness, lattice = accumulate_particles(shape, particles, specs, looks, px)
+    reference = max(config.diameter_mean_nm * config.thickness_ratio, 0.5)
+    signal = thickness / np.float32(reference)
+    signal = signal * (1.0 + 0.5 * lattice)
+    signal = signal / (1.0 + 0.15 * signal)  # mild saturation of thick regions
+    ratio = 3.0 * config.contrast * rng.uniform(0.6, 1.4)  # particle / support signal
+    support = 1.0 + np.float32(2.0 * config.gradient) * smooth_field(rng, shape, cells=4)
+    texture = correlated_noise(rng, shape, corr_px=0.4 / px)
+    background = np.clip(support + np.float32(0.12 * config.carbon_texture) * texture, 0.05, None)
+    expected = background + np.float32(ratio) * signal
+    if config.blur_px > 0:
+        expected = ndimage.gaussian_filter(expected, config.blur_px)
+    add_specks(expected, rng, config.specks, sign=1.0)
+    counts = _shot_noise(rng, expected * np.float32(config.dose))
+    if config.scan_noise > 0:
+        rows = rng.normal(0.0, config.scan_noise * config.dose, size=(shape[0], 1))
+        counts += rows.astype(np.float32)
+    counts += np.float32(config.detector_offset)
+    return counts
+
+
+def render(
+    config: SynthConfig, particles: list[RasterizedParticle], specs: list[ParticleSpec],
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Render a micrograph in the configured mode; returns float32 counts."""
+    looks = draw_looks(rng, len(particles), config.mode)
+    if config.mode == "hrtem":
+        return render_hrtem(config, particles, specs, looks, rng)
+    return render_haadf(config, particles, specs, looks, rng)
