@@ -24,6 +24,7 @@ app = typer.Typer(
 #: Sub-command modules, in the order a user meets them.
 COMMAND_MODULES: tuple[str, ...] = (
     "antema_scale.cli.train",
+    "antema_scale.cli.evaluate",
     "antema_scale.cli.report",
 )
 

@@ -27,6 +27,7 @@ __all__ = [
     "ModelFileError",
     "SegmentationModel",
     "default_model_path",
+    "export_model",
     "load_model",
     "resolve_device",
     "save_model",
@@ -209,3 +210,21 @@ def load_model(
     network.eval()
     model = SegmentationModel(network, Preprocessing.from_dict(meta["preprocessing"]), meta)
     return model.to(device)
+
+
+def export_model(
+    source: str | Path,
+    destination: str | Path,
+    *,
+    extra_metadata: dict[str, Any] | None = None,
+    half: bool = True,
+) -> dict[str, Any]:
+    """Copy a model file (e.g. a training checkpoint) with added metadata, fp16 by default.
+
+    The weights are re-hashed after the conversion; ``extra_metadata`` keys replace
+    existing ones (e.g. test metrics, the evaluation command). Returns the new metadata.
+    """
+    model = load_model(source, device="cpu")
+    meta = {**model.metadata, **(extra_metadata or {})}
+    meta["exported_from"] = Path(source).name
+    return save_model(destination, model.network, model.preprocessing, meta, half=half)
