@@ -16,14 +16,15 @@ Conventions
 
   ``"contour"`` (default)
       Length of the iso-0.5 marching-squares contour of the hole-filled crop after a
-      Gaussian blur of sigma 1 px (8-connected particle). The blur removes the pixel
+      Gaussian blur of sigma 0.7 px (8-connected particle). The blur removes the pixel
       staircase, which makes raw chain-code / crack contours over-estimate a disc
       perimeter by 4-6 % (and caps the convexity of a perfect digital disc near 0.955,
-      dangerously close to the 0.95 threshold). Measured on digital discs: perimeter
-      within +0.6 % of ``2 pi r`` for radii 10-100 px, -2 % at 5 px, -5 % at 3 px;
-      convexity of discs >= 0.995. Corners of polygons are rounded by about 1 px
-      (a 20 px square: -4 %). Coordinates are scaled per axis, so it is valid for
-      anisotropic pixels. The same contour and its convex hull give the convexity.
+      dangerously close to the 0.95 threshold). Measured against the true outline:
+      digital discs of radius 5-30 px +0.6..+1.4 % (3 px: -1.4 %); axis-aligned squares
+      of 10 / 20 / 50 px -5.8 / -2.9 / -1.2 % (the blur rounds corners); rotated squares
+      of 30-60 px within +0.5 %. Convexity of digital discs >= 0.985. Coordinates are
+      scaled per axis, so it is valid for anisotropic pixels. The same contour and its
+      convex hull give the convexity.
   ``"matlab"``
       MATLAB ``regionprops`` ``'Perimeter'``: the 8-connected outer boundary pixels are
       traced and the distances between consecutive pixel *centres* are summed (steps of 1
@@ -171,7 +172,7 @@ def convex_area_px(crop: np.ndarray) -> float:
     return area + on_edges / 2.0 + 1.0
 
 
-CONTOUR_SMOOTHING_PX = 1.0
+CONTOUR_SMOOTHING_PX = 0.7
 """Gaussian sigma (px) applied to the binary crop before the marching-squares contour."""
 
 
