@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from skimage.measure import label, regionprops
 
+from antema_scale.particles.measure import measure_particle
 from antema_scale.synth import (
     OverlapSpec,
     SynthConfig,
@@ -61,7 +62,9 @@ def test_truth_table_matches_regionprops_of_each_mask() -> None:
         assert row.equivalent_diameter_nm == pytest.approx(props.equivalent_diameter_area * px)
         assert row.centroid_y_nm == pytest.approx(props.centroid[0] * px)
         assert row.centroid_x_nm == pytest.approx(props.centroid[1] * px)
-        assert row.perimeter_nm == pytest.approx(props.perimeter * px)
+        analysed = measure_particle(full, (0, 0), (px, px))
+        for column in ("perimeter_nm", "circularity", "convexity", "min_feret_nm", "max_feret_nm"):
+            assert row[column] == pytest.approx(analysed[column]), column
         min_feret, max_feret = _brute_force_feret(crop_mask(mic, k))
         assert row.max_feret_nm == pytest.approx(max_feret * px)
         assert row.min_feret_nm == pytest.approx(min_feret * px, rel=1e-3)

@@ -13,6 +13,7 @@ exact configurations such as "two 5 nm discs at 25 % overlap" for separation ben
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -230,16 +231,28 @@ def _partner_position(
     phi = rng.uniform(0.0, 2.0 * np.pi, size=_PARTNER_TRIES)
     ys = placed.y[partner] + distance * np.sin(phi)
     xs = placed.x[partner] + distance * np.cos(phi)
-    ok = _inside_field(ys, xs, rb, extent, px, border_particles)
-    d = placed.distances(ys, xs)
-    limit = (re + placed.r_eq[None, : placed.n]) * (1.0 - depth_max) - 1e-9
     others = np.ones(placed.n, dtype=bool)
     others[partner] = False
-    ok &= np.all((d >= limit) | ~others[None, :], axis=1)
-    hits = np.flatnonzero(ok)
-    if hits.size == 0:
-        return None
-    return float(ys[hits[0]]), float(xs[hits[0]])
+
+    def acceptable(idx: slice) -> np.ndarray:
+        y, x = ys[idx], xs[idx]
+        ok = _inside_field(y, x, rb, extent, px, border_particles)
+        limit = (re + placed.r_eq[None, : placed.n]) * (1.0 - depth_max) - 1e-9
+        return ok & np.all((placed.distances(y, x) >= limit) | ~others[None, :], axis=1)
+
+    return _first_acceptable(ys, xs, acceptable)
+
+
+def _first_acceptable(
+    ys: np.ndarray, xs: np.ndarray, acceptable: Callable[[slice], np.ndarray]
+) -> tuple[float, float] | None:
+    """The first candidate accepted by ``acceptable(slice) -> bool array``, checked in chunks."""
+    for start in range(0, len(ys), 8):
+        ok = acceptable(slice(start, start + 8))
+        hits = np.flatnonzero(ok)
+        if hits.size:
+            return float(ys[start + hits[0]]), float(xs[start + hits[0]])
+    return None
 
 
 def _free_position(
@@ -261,14 +274,16 @@ def _free_position(
     else:
         pts = rng.uniform((0, 0), extent, size=(_FREE_TRIES, 2))
         ys, xs = pts[:, 0], pts[:, 1]
-    ok = _inside_field(ys, xs, rb, extent, px, config.border_particles)
-    if placed.n:
-        d = placed.distances(ys, xs)
-        ok &= np.all(d >= rb + placed.r_bound[None, : placed.n] + px, axis=1)
-    hits = np.flatnonzero(ok)
-    if hits.size == 0:
-        return None
-    return float(ys[hits[0]]), float(xs[hits[0]])
+
+    def acceptable(idx: slice) -> np.ndarray:
+        y, x = ys[idx], xs[idx]
+        ok = _inside_field(y, x, rb, extent, px, config.border_particles)
+        if placed.n:
+            clearance = rb + placed.r_bound[None, : placed.n] + px
+            ok &= np.all(placed.distances(y, x) >= clearance, axis=1)
+        return ok
+
+    return _first_acceptable(ys, xs, acceptable)
 
 
 def _disc(radius_nm: float, y: float, x: float, thickness_ratio: float = 1.0) -> ParticleSpec:

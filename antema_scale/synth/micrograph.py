@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,9 @@ class SyntheticMicrograph:
         Each particle's own mask on its bounding box with ``offset`` (row, col); pixels
         where particles overlap belong to all of them. Index ``k`` is ``particle_id k+1``.
     truth : pandas.DataFrame
-        One row per particle (see :mod:`antema_scale.synth.truth`).
+        One row per particle (see :mod:`antema_scale.synth.truth`); computed on first
+        access (it costs about as much as the image), so training loops that only need
+        masks do not pay for it.
     config : SynthConfig
         The configuration used.
     seed : int or None
@@ -42,10 +45,14 @@ class SyntheticMicrograph:
     pixel_size_nm: float
     mask: np.ndarray
     particles: list[ParticleCrop]
-    truth: pd.DataFrame
     config: SynthConfig
     seed: int | None
     specs: list[ParticleSpec] = field(repr=False, default_factory=list)
+
+    @cached_property
+    def truth(self) -> pd.DataFrame:
+        """Per-particle truth table (computed once, on first access)."""
+        return truth_table(self.particles, self.specs, self.pixel_size_nm, self.image.shape)
 
     @property
     def mode(self) -> str:
@@ -121,7 +128,6 @@ def render_scene(
         pixel_size_nm=float(config.pixel_size_nm),
         mask=union_mask(crops, config.shape),
         particles=crops,
-        truth=truth_table(crops, specs, config.pixel_size_nm, config.shape),
         config=config,
         seed=seed,
         specs=specs,

@@ -10,11 +10,14 @@ Definitions (the same as the particle analysis; lengths in nm, areas in nm²):
 * **equivalent_diameter_nm** — diameter of the disc of that area, ``2 * sqrt(area / pi)``.
 * **max_feret_nm / min_feret_nm** — largest / smallest caliper width of the convex hull
   of the *corner points* of the mask pixels (each pixel is a unit square), i.e. the exact
-  Feret diameters of the union of pixel squares.
-* **perimeter_nm** — ``skimage.measure.perimeter`` (4-connectivity, as
-  ``regionprops().perimeter``) times the pixel size.
-* **circularity** — ``4 * pi * area / perimeter**2`` (can exceed 1 for very small masks,
-  as with regionprops).
+  Feret diameters of the union of pixel squares (the analysis's definition, computed
+  with its own functions from :mod:`antema_scale.particles.geometry`).
+* **perimeter_nm** — the particle analysis's default estimator: length of the iso-0.5
+  contour of the mask after a 1 px Gaussian blur
+  (:func:`antema_scale.particles.geometry.contour_perimeters_nm`).
+* **circularity** — ``4 * pi * area / perimeter**2``.
+* **convexity** — convex-hull perimeter / perimeter of that same contour (the analysis's
+  definition; below 0.95 the analysis calls a region non-convex).
 * **centroid_y_nm / centroid_x_nm** — mean pixel index times the pixel size (pixel
   ``(0, 0)`` is centred at ``(0, 0)`` nm).
 * **overlaps** — the mask shares at least one pixel with another particle's mask
@@ -28,16 +31,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import ndimage
-from scipy.spatial import ConvexHull, QhullError
-from skimage.measure import perimeter
 
+from antema_scale.particles.geometry import (
+    contour_perimeters_nm,
+    corner_hull_nm,
+    feret_diameters_nm,
+)
 from antema_scale.synth.shapes import ParticleSpec
 
 #: Columns of the truth table, in order (design columns follow the measured ones).
 TRUTH_COLUMNS: tuple[str, ...] = (
     "particle_id", "area_px", "area_nm2", "equivalent_diameter_nm", "min_feret_nm",
-    "max_feret_nm", "aspect_ratio", "perimeter_nm", "circularity", "centroid_y_nm",
+    "max_feret_nm", "aspect_ratio", "perimeter_nm", "circularity", "convexity", "centroid_y_nm",
     "centroid_x_nm", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
     "overlaps", "n_overlaps", "overlap_ids", "overlap_area_nm2", "touches_border",
     "shape", "design_diameter_nm", "design_aspect", "design_angle_deg", "thickness_nm",
@@ -78,58 +83,38 @@ class ParticleCrop:
         )
 
 
-def pixel_corner_hull(mask: np.ndarray) -> np.ndarray:
-    """Vertices (row, col), px, of the convex hull of all corners of the mask's pixels."""
-    edge = mask & ~ndimage.binary_erosion(mask, border_value=0)
-    rows, cols = np.nonzero(edge)
-    offsets = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
-    points = (np.column_stack([rows, cols])[:, None, :] + offsets[None]).reshape(-1, 2)
-    points = np.unique(points, axis=0)
-    try:
-        hull = ConvexHull(points)
-    except QhullError:
-        return points
-    return points[hull.vertices]
+def feret_diameters(mask: np.ndarray, pixel_size_nm: float = 1.0) -> tuple[float, float]:
+    """Minimum and maximum Feret diameter of a mask (convex hull of the pixel corners).
 
-
-def feret_diameters(mask: np.ndarray) -> tuple[float, float]:
-    """Minimum and maximum Feret diameter (px) of a mask (pixel-corner convex hull).
-
-    Returns ``(0.0, 0.0)`` for an empty mask.
+    Uses the particle analysis's own geometry (:mod:`antema_scale.particles.geometry`) so
+    truth and measurement share one definition. Returns ``(0.0, 0.0)`` for an empty mask;
+    units are those of ``pixel_size_nm`` (px when 1).
     """
     if not mask.any():
         return 0.0, 0.0
-    hull = pixel_corner_hull(mask)
-    diffs = hull[:, None, :] - hull[None, :, :]
-    max_feret = float(np.sqrt((diffs**2).sum(-1)).max())
-    edges = np.roll(hull, -1, axis=0) - hull
-    lengths = np.hypot(edges[:, 0], edges[:, 1])
-    valid = lengths > 0
-    edges, starts = edges[valid], hull[valid]
-    rel = hull[None, :, :] - starts[:, None, :]
-    cross = np.abs(edges[:, None, 0] * rel[..., 1] - edges[:, None, 1] * rel[..., 0])
-    widths = cross.max(axis=1) / lengths[valid]
-    return float(widths.min()), max_feret
+    spacing = (pixel_size_nm, pixel_size_nm)
+    return feret_diameters_nm(corner_hull_nm(mask, spacing))
 
 
 def measure_crop(crop: ParticleCrop, pixel_size_nm: float) -> dict[str, float | int]:
     """Exact size and shape of one particle mask (see module docstring for definitions)."""
     mask = crop.mask
+    spacing = (pixel_size_nm, pixel_size_nm)
     area_px = int(mask.sum())
     rows, cols = np.nonzero(mask)
-    min_feret, max_feret = feret_diameters(mask)
-    per_px = float(perimeter(mask, neighborhood=4))
+    min_feret, max_feret = feret_diameters(mask, pixel_size_nm)
+    perimeter_nm, hull_perimeter_nm = contour_perimeters_nm(mask, spacing)
     area_nm2 = area_px * pixel_size_nm**2
-    perimeter_nm = per_px * pixel_size_nm
     return {
         "area_px": area_px,
         "area_nm2": area_nm2,
         "equivalent_diameter_nm": 2.0 * np.sqrt(area_nm2 / np.pi),
-        "min_feret_nm": min_feret * pixel_size_nm,
-        "max_feret_nm": max_feret * pixel_size_nm,
+        "min_feret_nm": min_feret,
+        "max_feret_nm": max_feret,
         "aspect_ratio": max_feret / min_feret if min_feret > 0 else np.nan,
         "perimeter_nm": perimeter_nm,
-        "circularity": 4.0 * np.pi * area_nm2 / perimeter_nm**2 if perimeter_nm > 0 else np.nan,
+        "circularity": 4.0 * np.pi * area_nm2 / perimeter_nm**2 if perimeter_nm > 0 else np.inf,
+        "convexity": hull_perimeter_nm / perimeter_nm if perimeter_nm > 0 else 1.0,
         "centroid_y_nm": (crop.offset[0] + rows.mean()) * pixel_size_nm,
         "centroid_x_nm": (crop.offset[1] + cols.mean()) * pixel_size_nm,
         "bbox_min_row": crop.offset[0] + int(rows.min()),
