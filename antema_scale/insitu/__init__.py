@@ -13,9 +13,17 @@ from antema_scale.insitu.frames import (
     frame_times,
     with_frame_times,
 )
+from antema_scale.insitu.results import (
+    TrackingInputError,
+    TrackingResult,
+    track_movies,
+    track_results,
+    write_tracking_outputs,
+)
 from antema_scale.insitu.tracking import (
     GROWTH_COLUMNS,
     TRACK_COLUMNS,
+    default_search_range_nm,
     growth_rates,
     track_particles,
     tracking_scores,
@@ -27,13 +35,19 @@ __all__ = [
     "GROWTH_COLUMNS",
     "MovieTableError",
     "TRACK_COLUMNS",
+    "TrackingInputError",
+    "TrackingResult",
+    "default_search_range_nm",
     "detect_events",
     "drift_from_images",
     "drift_from_links",
     "frame_summaries",
     "frame_times",
     "growth_rates",
+    "track_movies",
     "track_particles",
+    "track_results",
     "tracking_scores",
     "with_frame_times",
+    "write_tracking_outputs",
 ]

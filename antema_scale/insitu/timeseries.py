@@ -226,7 +226,7 @@ def _pixel_sizes(pixel_size_nm: float | tuple[float, float]) -> tuple[float, flo
     return float(size_y), float(size_x)
 
 
-def _panel_positions(n_frames: int, max_panels: int) -> np.ndarray:
+def panel_positions(n_frames: int, max_panels: int) -> np.ndarray:
     """Positions of up to ``max_panels`` frames spread evenly over the movie, first and last included."""
     if n_frames <= max_panels:
         return np.arange(n_frames)
@@ -337,7 +337,7 @@ def contact_sheet(
     if mask_list is not None and len(mask_list) != len(frames):
         raise ValueError(f"{len(mask_list)} masks for {len(frames)} images")
     pixel_size = _pixel_sizes(pixel_size_nm)
-    chosen = _panel_positions(len(frames), max(int(max_panels), 1))
+    chosen = panel_positions(len(frames), max(int(max_panels), 1))
     n_columns = max(1, min(int(columns), len(chosen)))
     n_rows = max(1, int(np.ceil(len(chosen) / n_columns)))
     figure = Figure(figsize=(2.6 * n_columns, 2.6 * n_rows), layout="constrained")

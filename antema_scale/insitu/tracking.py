@@ -236,6 +236,8 @@ def _fit_line(time_s: np.ndarray, values: np.ndarray) -> tuple[float, float, flo
 
     if np.ptp(time_s) == 0:
         return np.nan, np.nan, np.nan, np.nan
+    if np.ptp(values) == 0:  # a constant: exact zero slope (linregress gives a NaN error)
+        return 0.0, 0.0 if len(time_s) > 2 else np.nan, float(values[0]), np.nan
     fit = linregress(time_s, values)
     stderr = fit.stderr if len(time_s) > 2 else np.nan
     r_squared = fit.rvalue**2 if np.isfinite(fit.rvalue) else np.nan
@@ -350,3 +352,48 @@ def tracking_scores(tracks: pd.DataFrame, *, truth_column: str = "truth_id") -> 
         "n_tracks": float(known["track_id"].nunique()),
         "n_true_particles": float(known[truth_column].nunique()),
     }
+
+
+def default_search_range_nm(particles: pd.DataFrame) -> float:
+    """A linking search range from the particles themselves, in nm.
+
+    The smaller of the median equivalent diameter and 40 % of the median distance from
+    a particle to its nearest neighbour in the same frame: a particle may move by about
+    its own size between frames, but never so far that its neighbour becomes as likely a
+    match. Drift is removed before linking, so it does not count here.
+
+    Parameters
+    ----------
+    particles : pandas.DataFrame
+        Per-frame particle table (``frame``, centroids and ``equivalent_diameter_nm``, nm).
+
+    Returns
+    -------
+    float
+        Search range in nm.
+
+    Raises
+    ------
+    MovieTableError
+        When a needed column is missing.
+    ValueError
+        When the table holds no particle with a finite diameter.
+    """
+    from scipy.spatial import cKDTree
+
+    check_particle_table(particles)
+    diameters = particles["equivalent_diameter_nm"].to_numpy(float)
+    diameters = diameters[np.isfinite(diameters) & (diameters > 0)]
+    if diameters.size == 0:
+        raise ValueError("cannot choose a search range: no particle has a finite diameter")
+    group = [c for c in ("image_id", "frame") if c in particles.columns]
+    nearest: list[np.ndarray] = []
+    for _, rows in particles.groupby(group):
+        points = rows[_POSITION].dropna().to_numpy(float)
+        if len(points) > 1:
+            distances, _ = cKDTree(points).query(points, k=2)
+            nearest.append(distances[:, 1])
+    search = float(np.median(diameters))
+    if nearest:
+        search = min(search, 0.4 * float(np.median(np.concatenate(nearest))))
+    return search
