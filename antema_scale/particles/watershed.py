@@ -151,6 +151,9 @@ def watershed_separate(
         basin = basins == label
         core = medial & basin & (distance >= distance[basin].max() - h)
         centres = np.argwhere(core)
-        particle = union_of_discs(centres, distance[core], region, spacing) | basin
+        # distance is measured to the nearest background pixel *centre*, half a pixel
+        # beyond the particle's edge: shrink the discs by that half pixel
+        radii = distance[core] - 0.5 * min(spacing)
+        particle = union_of_discs(centres, radii, region, spacing) | basin
         particles.append(particle)
     return particles
