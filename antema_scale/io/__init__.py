@@ -17,17 +17,35 @@ from antema_scale.io.errors import (
     ReciprocalSpaceError,
     UnknownFormatError,
 )
+from antema_scale.io.ingest import IngestReport, collect_inputs, ingest
 from antema_scale.io.micrograph import SUPPORTED_SUFFIXES, file_sha256, read_micrograph
+from antema_scale.io.store import (
+    MaskNotWrittenError,
+    Store,
+    create_store,
+    image_id_for,
+    open_store,
+    write_image,
+)
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
     "CorruptFileError",
     "EmptyImageError",
+    "IngestReport",
+    "MaskNotWrittenError",
     "MicrographError",
     "MissingPixelSizeError",
     "NotAnImageError",
     "ReciprocalSpaceError",
+    "Store",
     "UnknownFormatError",
+    "collect_inputs",
+    "create_store",
     "file_sha256",
+    "image_id_for",
+    "ingest",
+    "open_store",
     "read_micrograph",
+    "write_image",
 ]
