@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -12,30 +13,39 @@ def register(app: typer.Typer) -> None:
 
     @app.command("report")
     def report_command(
-        results: Path = typer.Argument(
-            ..., help="Results folder written by 'antema-scale analyze' (needs particles.parquet)."
-        ),
-        output: Path | None = typer.Option(
-            None, "--output", "-o", help="HTML report to write (default: RESULTS/report.html)."
-        ),
-        samples: Path | None = typer.Option(
-            None,
-            "--samples",
-            help="csv with columns image_id (or source) and sample; default: one sample per folder.",
-        ),
-        tables: bool = typer.Option(
-            True, "--tables/--no-tables", help="Also write particles.csv and particles.xlsx."
-        ),
-        tables_dir: Path | None = typer.Option(
-            None, "--tables-dir", help="Folder for the csv/xlsx tables (default: next to the report)."
-        ),
-        max_images: int = typer.Option(
-            12, "--max-images", min=0, help="Per-image figures drawn at most."
-        ),
-        bootstrap: int = typer.Option(
-            2000, "--bootstrap", min=1, help="Bootstrap resamples for the confidence intervals."
-        ),
-        seed: int = typer.Option(0, "--seed", help="Seed of the bootstrap."),
+        results: Annotated[
+            Path,
+            typer.Argument(
+                help="Results folder written by 'antema-scale analyze' (needs particles.parquet)."
+            ),
+        ],
+        output: Annotated[
+            Path | None,
+            typer.Option(
+                "--output", "-o", help="HTML report to write (default: RESULTS/report.html)."
+            ),
+        ] = None,
+        samples: Annotated[
+            Path | None,
+            typer.Option(
+                help="csv with columns image_id (or source) and sample; "
+                "default: one sample per folder of the image files."
+            ),
+        ] = None,
+        tables: Annotated[
+            bool, typer.Option(help="Also write particles.csv and particles.xlsx.")
+        ] = True,
+        tables_dir: Annotated[
+            Path | None,
+            typer.Option(help="Folder for the csv/xlsx tables (default: next to the report)."),
+        ] = None,
+        max_images: Annotated[
+            int, typer.Option(min=0, help="Per-image figures drawn at most.")
+        ] = 12,
+        bootstrap: Annotated[
+            int, typer.Option(min=1, help="Bootstrap resamples for the confidence intervals.")
+        ] = 2000,
+        seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     ) -> None:
         """Write the particle tables (csv, xlsx) and a self-contained HTML report of a run."""
         from rich.console import Console

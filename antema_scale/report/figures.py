@@ -35,6 +35,9 @@ MASK_COLOUR = "#009E73"
 #: Longest side, in pixels, of an image as drawn (larger images are subsampled for display).
 DISPLAY_MAX_PIXELS = 1024
 
+#: Keep SVG text as text (small, searchable files), and make saved files reproducible.
+SAVE_SETTINGS: dict[str, object] = {"svg.fonttype": "none", "svg.hashsalt": "antema-scale"}
+
 #: A particle crop: boolean mask of the particle and the (row, col) of its top-left pixel.
 ParticleCrop = tuple[np.ndarray, tuple[int, int]]
 
@@ -95,17 +98,19 @@ def save_figure(
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
-    for fmt in formats:
-        path = stem.with_name(f"{stem.name}.{fmt}")
-        figure.savefig(path, format=fmt, dpi=dpi)
-        paths.append(path)
+    with matplotlib.rc_context(SAVE_SETTINGS):
+        for fmt in formats:
+            path = stem.with_name(f"{stem.name}.{fmt}")
+            figure.savefig(path, format=fmt, dpi=dpi)
+            paths.append(path)
     return paths
 
 
 def figure_bytes(figure: Figure, fmt: str = "png", dpi: int = 110) -> bytes:
     """The figure encoded as ``fmt`` (e.g. for embedding in HTML)."""
     buffer = io.BytesIO()
-    figure.savefig(buffer, format=fmt, dpi=dpi)
+    with matplotlib.rc_context(SAVE_SETTINGS):
+        figure.savefig(buffer, format=fmt, dpi=dpi)
     return buffer.getvalue()
 
 
@@ -113,8 +118,8 @@ def figure_bytes(figure: Figure, fmt: str = "png", dpi: int = 110) -> bytes:
 
 
 def format_mean_std(values: np.ndarray, unit: str = "nm") -> str:
-    """``"2.1 ± 0.7 nm"``: mean ± sample standard deviation with two significant digits of
-    the deviation (NaN-safe)."""
+    """``"2.1 ± 0.7 nm"``: mean ± sample standard deviation (ddof=1), rounded to the first
+    significant digit of the deviation and at least one decimal, as in the paper (NaN-safe)."""
     finite = np.asarray(values, dtype=float)
     finite = finite[np.isfinite(finite)]
     if finite.size == 0:
@@ -284,7 +289,7 @@ def add_scale_bar(axis: Axes, image_shape: tuple[int, int], pixel_size_x_nm: flo
         va="bottom",
         fontsize=10,
         fontweight="bold",
-        path_effects=_outline_effect(),
+        bbox={"facecolor": "black", "alpha": 0.45, "edgecolor": "none", "pad": 1.5},
     )
     return length_nm
 
@@ -643,15 +648,10 @@ def _draw_gallery_cell(axis: Axes, record: ImageRecord, row: object, padding: fl
 
 
 def _decimals_for(value: float) -> int:
+    """Decimals that show the first significant digit of ``value``, at least one."""
     if not math.isfinite(value) or value <= 0:
         return 1
-    return int(min(max(1 - math.floor(math.log10(value)), 0), 6))
-
-
-def _outline_effect() -> list[object]:
-    from matplotlib import patheffects
-
-    return [patheffects.withStroke(linewidth=2.5, foreground="black")]
+    return int(min(max(-math.floor(math.log10(value)), 1), 6))
 
 
 def _separated_flags(particles: pd.DataFrame) -> list[bool]:

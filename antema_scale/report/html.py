@@ -22,7 +22,6 @@ import pandas as pd
 from antema_scale import __version__
 from antema_scale.report.figures import (
     ImageRecord,
-    figure_bytes,
     format_mean_std,
     plot_image_overview,
     plot_particle_gallery,
@@ -253,10 +252,11 @@ def _image_figures(
 
 
 def _embed(
-    figure: Any, stem: Path, title: str, caption: str, fmt: str, dpi: int = 110
+    figure: Any, stem: Path, title: str, caption: str, fmt: str, dpi: int = 150
 ) -> EmbeddedFigure:
-    files = tuple(save_figure(figure, stem))
-    payload = base64.b64encode(figure_bytes(figure, fmt, dpi=dpi)).decode("ascii")
+    files = tuple(save_figure(figure, stem, formats=("png", "svg"), dpi=dpi))
+    embedded = next(path for path in files if path.suffix == f".{fmt}")
+    payload = base64.b64encode(embedded.read_bytes()).decode("ascii")
     mime = "image/svg+xml" if fmt == "svg" else "image/png"
     return EmbeddedFigure(title, f"data:{mime};base64,{payload}", caption, files)
 
