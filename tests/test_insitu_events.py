@@ -53,7 +53,7 @@ def test_coalescence_appearance_and_disappearance_are_found() -> None:
     assert len(merge) == 1
     merge = merge.iloc[0]
     assert merge["frame"] == 5 and merge["time_s"] == 5.0
-    parents = {truth_of[int(p)] for p in merge["parent_track_ids"].split(";")}
+    parents = {truth_of[int(p)] for p in merge["related_track_ids"].split(";")}
     assert parents == {"A", "B"}
     assert merge["area_before_nm2"] == pytest.approx(np.pi * (16 + 9))
     assert merge["area_after_nm2"] == pytest.approx(0.95 * np.pi * (16 + 9))
@@ -93,3 +93,24 @@ def test_bad_arguments_raise() -> None:
         detect_events(tracks, search_range_nm=4.0, area_tolerance=2.0)
     with pytest.raises(ValueError, match="'track_id'"):
         detect_events(tracks.drop(columns="track_id"), search_range_nm=4.0)
+
+
+def test_separation_flicker_gives_a_split_then_a_coalescence() -> None:
+    # a peanut-shaped pair is separated into two in frames 0-1 and 4-5, seen whole in 2-3
+    rows = []
+    for frame in range(6):
+        if frame in (2, 3):
+            rows.append(disc(frame, 50.0, 53.0, float(np.sqrt(2 * 36.0)), "pair"))
+        else:
+            rows.append(disc(frame, 50.0, 50.0, 6.0, "left"))
+            rows.append(disc(frame, 50.0, 56.0, 6.0, "right"))
+        rows.append(disc(frame, 150.0, 150.0, 5.0, "other"))
+    tracks = track_particles(pd.DataFrame(rows), search_range_nm=4.0)
+    events = detect_events(tracks, search_range_nm=4.0)
+    assert events["event"].tolist() == ["coalescence", "split"]
+    merge, split = events.iloc[0], events.iloc[1]
+    assert merge["frame"] == 2 and split["frame"] == 4
+    assert split["track_id"] == merge["track_id"]
+    assert split["area_before_nm2"] == pytest.approx(np.pi * 18.0)
+    assert split["area_after_nm2"] == pytest.approx(np.pi * 18.0)
+    assert len(split["related_track_ids"].split(";")) == 2

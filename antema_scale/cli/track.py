@@ -76,8 +76,7 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--figures/--no-figures", help="Draw time-series figures.")
         ] = True,
     ) -> None:
-        """Link the particles of every analysed movie into tracks; write tracks, events,
-        per-frame summaries, growth rates and time-series figures."""
+        """Track the particles of analysed movies: tracks, events, summaries, growth, figures."""
         from rich.console import Console
 
         from antema_scale.insitu import MovieTableError, TrackingInputError, track_results
@@ -105,7 +104,7 @@ def print_tracking_summary(console: Console, result: TrackingResult) -> None:
     """Print the counts, notes and files of a tracking run."""
     tracks = result.tracks
     counts = result.events["event"].value_counts() if len(result.events) else {}
-    kinds = ("appearance", "disappearance", "coalescence")
+    kinds = ("appearance", "disappearance", "coalescence", "split")
     console.print(
         f"{tracks['track_id'].nunique()} tracks over {tracks['frame'].nunique()} frames "
         f"(search range {result.search_range_nm:.3g} nm); events: "

@@ -1,4 +1,4 @@
-"""Events of a tracked movie: appearance, disappearance and coalescence of particles.
+"""Events of a tracked movie: appearance, disappearance, coalescence and split of particles.
 
 Heuristics (all distances in nm, on drift-corrected positions
 ``centroid - drift`` from :func:`~.tracking.track_particles`):
@@ -14,11 +14,15 @@ Heuristics (all distances in nm, on drift-corrected positions
   ``area_tolerance`` (relative) of the parents' summed area and, when the child has a
   predecessor, the summed area explains the child's area better than the predecessor's
   area alone. Each ended track is the parent of at most one coalescence.
-* **appearance**: a track that starts after the movie's first frame and is not the
-  product of a coalescence.
-* **disappearance**: a track that ends before the movie's last frame and did not merge
-  into another one (dissolution in Ostwald ripening, leaving the field, or a missed
-  detection longer than the linking memory).
+* **split** at frame ``t'``: the same test with time reversed: a particle of frame ``t``
+  whose area is shared by tracks that start in ``t'`` (and its own continuation). Real
+  particles rarely split; a split followed by a coalescence of the same tracks is usually
+  the segmentation or the separation of touching particles flickering between frames.
+* **appearance**: a track that starts after the movie's first frame and is neither the
+  product of a coalescence nor a piece of a split.
+* **disappearance**: a track that ends before the movie's last frame and neither merged
+  into another one nor split (dissolution in Ostwald ripening, leaving the field, or a
+  missed detection longer than the linking memory).
 
 With the field of view known (``field_of_view_nm``), ``near_border`` tells whether the
 event happened within ``border_margin_nm`` plus the particle's radius of the frame edge:
@@ -40,7 +44,7 @@ EVENT_COLUMNS: tuple[str, ...] = (
     "frame",
     "time_s",
     "track_id",
-    "parent_track_ids",
+    "related_track_ids",
     "centroid_y_nm",
     "centroid_x_nm",
     "equivalent_diameter_nm",
@@ -140,6 +144,8 @@ def _events_of_movie(
     events: list[dict[str, object]] = []
     merged_parents: set[int] = set()
     merge_products: set[tuple[int, int]] = set()
+    split_pieces: set[tuple[int, int]] = set()
+    split_wholes: set[int] = set()
     for frame, next_frame in zip(frames[:-1], frames[1:], strict=True):
         ended = ends[ends["frame"] == frame]
         merges = _coalescences_between(
@@ -164,9 +170,35 @@ def _events_of_movie(
                     border_margin_nm,
                 )
             )
+        started = starts[starts["frame"] == next_frame]
+        splits = _coalescences_between(
+            by_frame[int(next_frame)],
+            by_frame[int(frame)],
+            started,
+            search_range_nm=search_range_nm,
+            area_tolerance=area_tolerance,
+        )
+        for whole, pieces, summed in splits:
+            whole_id = int(whole["track_id"])
+            split_pieces.update((p, int(next_frame)) for p in pieces if p != whole_id)
+            split_wholes.add(whole_id)
+            row = _event_row(
+                "split",
+                whole,
+                pieces,
+                float(whole["area_nm2"]),
+                summed,
+                field_of_view_nm,
+                border_margin_nm,
+            )
+            times = by_frame[int(next_frame)]["time_s"] if "time_s" in tracks else None
+            row["frame"] = int(next_frame)
+            row["time_s"] = float(times.iloc[0]) if times is not None else np.nan
+            events.append(row)
     first_frame, last_frame = frames[0], frames[-1]
     for _, row in starts[starts["frame"] > first_frame].iterrows():
-        if (int(row["track_id"]), int(row["frame"])) not in merge_products:
+        key = (int(row["track_id"]), int(row["frame"]))
+        if key not in merge_products and key not in split_pieces:
             events.append(
                 _event_row(
                     "appearance",
@@ -179,7 +211,7 @@ def _events_of_movie(
                 )
             )
     for _, row in ends[ends["frame"] < last_frame].iterrows():
-        if int(row["track_id"]) not in merged_parents:
+        if int(row["track_id"]) not in merged_parents | split_wholes:
             events.append(
                 _event_row(
                     "disappearance",
@@ -208,7 +240,7 @@ def _event_row(
         "frame": int(row["frame"]),
         "time_s": float(row["time_s"]) if "time_s" in row else np.nan,
         "track_id": int(row["track_id"]),
-        "parent_track_ids": ";".join(str(p) for p in parents),
+        "related_track_ids": ";".join(str(p) for p in parents),
         "centroid_y_nm": float(row["centroid_y_nm"]),
         "centroid_x_nm": float(row["centroid_x_nm"]),
         "equivalent_diameter_nm": float(row["equivalent_diameter_nm"]),
@@ -251,11 +283,14 @@ def detect_events(
     -------
     pandas.DataFrame
         One row per event with :data:`EVENT_COLUMNS` (group columns first), sorted by
-        frame: ``event`` is ``appearance``, ``disappearance`` or ``coalescence``;
-        ``track_id`` is the new, ending or coalesced track; ``parent_track_ids`` lists the
-        merged tracks separated by ``;`` (coalescence only); frame, time and position are
-        where the event was seen (first frame after a merge, last frame before a
-        disappearance); areas in nm².
+        frame: ``event`` is ``appearance``, ``disappearance``, ``coalescence`` or ``split``;
+        ``track_id`` is the new, ending, coalesced or splitting track;
+        ``related_track_ids`` lists, separated by ``;``, the tracks that merged
+        (coalescence) or the tracks it split into (split); ``frame`` and ``time_s`` are the
+        first frame after a merge or split and the last frame before a disappearance;
+        position and diameter are those of the track's row there (of the whole particle
+        before a split); ``area_before_nm2`` / ``area_after_nm2`` are the summed areas
+        before and after (nm²).
     """
     check_particle_table(
         tracks,
@@ -295,7 +330,7 @@ def detect_events(
             rows = _events_of_movie(tracks, **options)
     columns = group_columns + list(EVENT_COLUMNS)
     events = pd.DataFrame(rows, columns=columns)
-    order = {"coalescence": 0, "disappearance": 1, "appearance": 2}
+    order = {"coalescence": 0, "split": 1, "disappearance": 2, "appearance": 3}
     events = events.sort_values(
         ["frame", "event", "track_id"], key=lambda s: s.map(order) if s.name == "event" else s
     )

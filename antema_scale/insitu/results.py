@@ -313,7 +313,6 @@ def write_tracking_outputs(
                 if movie_loader is not None and movie_id is not None
                 else None
             )
-            frames, masks, pixel_size = loaded if loaded is not None else (None, None, None)
             written = write_timeseries_figures(
                 folder / "figures" / _safe_name(movie_id if movie_id is not None else "movie"),
                 summaries.get(movie_id, result.frame_summary),
