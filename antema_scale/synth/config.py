@@ -104,8 +104,9 @@ class SynthConfig:
     lattice_fringes : bool
         Draw lattice fringes / atomic columns when the pixel size resolves them.
     defocus : float
-        Strength of the Fresnel (defocus) phase contrast in HRTEM, radians of phase
-        shift at the Nyquist frequency (0 = in focus).
+        Strength of the Fresnel (defocus) phase contrast in HRTEM: defocus phase shift in
+        radians at a 0.5 nm period, or at the Nyquist period when pixels are coarser than
+        0.25 nm (0 = in focus).
     scan_noise : float
         HAADF line-to-line scan noise, relative to the background level.
     detector_offset : float

@@ -69,7 +69,7 @@ def draw_looks(rng: np.random.Generator, n: int, mode: str) -> list[ParticleLook
     angle = rng.uniform(0.0, np.pi, size=n)
     phase = rng.uniform(0.0, 2.0 * np.pi, size=n)
     strength = rng.uniform(0.0, 1.0, size=n) ** 0.7
-    crossed = rng.random(n) < 0.35
+    crossed = rng.random(n) < (0.6 if mode == "haadf" else 0.35)
     return [
         ParticleLook(float(scattering[i]), float(spacing[i]), float(angle[i]),
                      float(phase[i]), float(strength[i]), bool(crossed[i]))
@@ -119,9 +119,14 @@ def _crop_coordinates_nm(
 
 
 def lattice_pattern(
-    particle: RasterizedParticle, spec: ParticleSpec, look: ParticleLook, pixel_size_nm: float
+    particle: RasterizedParticle, spec: ParticleSpec, look: ParticleLook, pixel_size_nm: float,
+    columns: bool = False,
 ) -> np.ndarray | None:
-    """Fringe (or column) modulation in [-1, 1] on the particle's crop, None if unresolved."""
+    """Fringe modulation in [-1, 1] on the particle's crop, None if unresolved.
+
+    With ``columns`` (HAADF), crossed orientations give bright dots (atomic columns):
+    the product of the fringe sets instead of their mean.
+    """
     if look.lattice_spacing_nm / pixel_size_nm < MIN_FRINGE_PERIOD_PX or look.lattice_strength == 0:
         return None
     y, x = _crop_coordinates_nm(particle, spec, pixel_size_nm)
@@ -129,16 +134,20 @@ def lattice_pattern(
     angles = [look.lattice_angle_rad]
     if look.crossed:
         angles.append(look.lattice_angle_rad + np.pi / 3.0)
-    pattern = sum(
+    fringes = [
         np.cos(k * (x * np.cos(a) + y * np.sin(a)) + look.lattice_phase * (i + 1))
         for i, a in enumerate(angles)
-    )
-    return (pattern / len(angles)).astype(np.float32)
+    ]
+    if columns and len(fringes) == 2:
+        pattern = 0.5 * (1.0 + fringes[0]) * (1.0 + fringes[1]) - 1.0
+    else:
+        pattern = sum(fringes) / len(fringes)
+    return np.asarray(pattern, dtype=np.float32)
 
 
 def accumulate_particles(
     shape: tuple[int, int], particles: list[RasterizedParticle], specs: list[ParticleSpec],
-    looks: list[ParticleLook], pixel_size_nm: float,
+    looks: list[ParticleLook], pixel_size_nm: float, columns: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sum weighted thickness (nm) and thickness-weighted lattice modulation over particles.
 
@@ -151,7 +160,7 @@ def accumulate_particles(
         h, w = particle.mask.shape
         t = particle.thickness_nm * np.float32(look.scattering)
         thickness[r0 : r0 + h, c0 : c0 + w] += t
-        pattern = lattice_pattern(particle, spec, look, pixel_size_nm)
+        pattern = lattice_pattern(particle, spec, look, pixel_size_nm, columns)
         if pattern is not None:
             lattice[r0 : r0 + h, c0 : c0 + w] += look.lattice_strength * pattern * particle.coverage
     return thickness, lattice
@@ -178,14 +187,29 @@ def add_specks(
         image[r0:r1, c0:c1] += (amp * np.exp(-(yy**2 + xx**2) / (2 * sigma**2))).astype(image.dtype)
 
 
-def _defocus_propagate(wave: np.ndarray, strength: float) -> np.ndarray:
-    """Apply a defocus phase ``strength * (k / k_nyquist)**2`` in Fourier space."""
+#: Period (nm) at which ``SynthConfig.defocus`` gives the defocus phase shift, when the
+#: pixel resolves it (otherwise the Nyquist period is used).
+DEFOCUS_REFERENCE_PERIOD_NM = 0.5
+#: Information limit (nm): finer detail is damped by the temporal-coherence envelope.
+INFORMATION_LIMIT_NM = 0.1
+
+
+def _defocus_propagate(wave: np.ndarray, strength: float, pixel_size_nm: float) -> np.ndarray:
+    """Propagate through a defocus: phase ``strength * (k / k_ref)**2`` in Fourier space.
+
+    ``k_ref`` is the frequency of a 0.5 nm period, or the Nyquist frequency when the pixel is
+    coarser (so at low magnification the Fresnel fringe stays about a pixel wide). Detail
+    finer than the 0.1 nm information limit is damped.
+    """
     if strength == 0:
         return wave
-    ky = sfft.fftfreq(wave.shape[0]).astype(np.float32)[:, None]
-    kx = sfft.fftfreq(wave.shape[1]).astype(np.float32)[None, :]
-    k2 = (ky * ky + kx * kx) / np.float32(0.25)
-    transfer = np.exp(-1j * np.float32(strength) * k2).astype(np.complex64)
+    ky = sfft.fftfreq(wave.shape[0], d=pixel_size_nm).astype(np.float32)[:, None]
+    kx = sfft.fftfreq(wave.shape[1], d=pixel_size_nm).astype(np.float32)[None, :]
+    k2 = ky * ky + kx * kx  # 1/nm^2
+    k_ref = min(0.5 / pixel_size_nm, 1.0 / DEFOCUS_REFERENCE_PERIOD_NM)
+    chi = np.float32(strength / k_ref**2) * k2
+    envelope = np.exp(-k2 * np.float32(INFORMATION_LIMIT_NM**2 * 4.0))
+    transfer = (envelope * np.exp(-1j * chi)).astype(np.complex64)
     return sfft.ifft2(sfft.fft2(wave, workers=1) * transfer, workers=1)
 
 
@@ -201,16 +225,17 @@ def render_hrtem(
     shape = config.shape
     px = config.pixel_size_nm
     thickness, lattice = accumulate_particles(shape, particles, specs, looks, px)
-    mu = 0.11 * config.contrast * rng.uniform(0.7, 1.3)  # 1/nm, amplitude (absorption) contrast
+    mu = 0.15 * config.contrast * rng.uniform(0.7, 1.3)  # 1/nm, amplitude (absorption) contrast
     sigma = 0.12 * config.contrast * rng.uniform(0.5, 1.5)  # rad/nm, phase shift
-    carbon = correlated_noise(rng, shape, corr_px=0.35 / px)
-    carbon_phase = np.float32(0.18 * config.carbon_texture) * carbon
+    # Amorphous carbon grain (~0.35 nm), never coarser than a few pixels on screen.
+    carbon = correlated_noise(rng, shape, corr_px=float(np.clip(0.35 / px, 0.0, 3.0)))
+    carbon_phase = np.float32(0.07 * config.carbon_texture) * carbon
     support = smooth_field(rng, shape)
     amplitude = np.float32(-0.5 * mu) * thickness * (1.0 + np.float32(0.35) * lattice)
     amplitude -= np.float32(0.03 * config.carbon_texture) * carbon
     phase = np.float32(sigma) * thickness + carbon_phase + np.float32(0.3) * lattice
     wave = np.exp(amplitude + 1j * phase).astype(np.complex64)
-    wave = _defocus_propagate(wave, config.defocus)
+    wave = _defocus_propagate(wave, config.defocus, px)
     intensity = (wave.real**2 + wave.imag**2).astype(np.float32)
     intensity *= 1.0 + np.float32(config.gradient) * support
     if config.blur_px > 0:
@@ -228,14 +253,14 @@ def render_haadf(
     """HAADF-STEM image (counts, float32) of the given particles."""
     shape = config.shape
     px = config.pixel_size_nm
-    thickness, lattice = accumulate_particles(shape, particles, specs, looks, px)
+    thickness, lattice = accumulate_particles(shape, particles, specs, looks, px, columns=True)
     reference = max(config.diameter_mean_nm * config.thickness_ratio, 0.5)
     signal = thickness / np.float32(reference)
     signal = signal * (1.0 + 0.5 * lattice)
     signal = signal / (1.0 + 0.15 * signal)  # mild saturation of thick regions
     ratio = 3.0 * config.contrast * rng.uniform(0.6, 1.4)  # particle / support signal
     support = 1.0 + np.float32(2.0 * config.gradient) * smooth_field(rng, shape, cells=4)
-    texture = correlated_noise(rng, shape, corr_px=0.4 / px)
+    texture = correlated_noise(rng, shape, corr_px=float(np.clip(0.4 / px, 0.0, 3.0)))
     background = np.clip(support + np.float32(0.12 * config.carbon_texture) * texture, 0.05, None)
     expected = background + np.float32(ratio) * signal
     if config.blur_px > 0:

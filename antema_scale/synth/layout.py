@@ -115,7 +115,8 @@ def _count_for_area_fraction(
     field_nm2 = rows * cols * config.pixel_size_nm**2
     probe = draw_particle_specs(config, np.random.default_rng(rng.integers(2**63)), 256)
     mean_area = float(np.mean([np.pi * s.equivalent_radius_nm**2 for s in probe]))
-    return int(min(round(config.area_fraction * field_nm2 / mean_area), _MAX_PARTICLES))
+    wanted = round(config.area_fraction * field_nm2 / mean_area)
+    return int(min(max(wanted, 1 if config.area_fraction > 0 else 0), _MAX_PARTICLES))
 
 
 class _Placed:
