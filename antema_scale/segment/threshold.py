@@ -1,4 +1,4 @@
-"""Classical baseline segmenter: Gaussian blur + Otsu (global) or local threshold.
+"""Classical baseline segmenter: Gaussian blur + Otsu (global) or background-corrected threshold.
 
 Polarity is detected automatically: the background is assumed to be the majority of the
 pixels, so if most pixels lie above the threshold the particles are the dark class
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage.filters import threshold_local, threshold_otsu
+from skimage.filters import threshold_otsu
 
 from antema_scale.segment.inference import Prediction
 
@@ -60,8 +60,9 @@ def threshold_segment(
     pixel_size_nm : float
         Pixel size in nm/px (used for the local block size).
     method : {"otsu", "local"}
-        Global Otsu threshold, or a local (Gaussian-weighted mean) threshold whose block is
-        ``block_size_nm`` wide (default: 1/8 of the shorter image side).
+        Global Otsu threshold, or ``local``: Otsu after subtracting a smooth background
+        (Gaussian of sigma ``block_size_nm / 2``, default a quarter of the shorter image
+        side), which copes with uneven illumination.
     sigma_px : float
         Gaussian blur sigma in pixels (the paper's pre-processing uses 2 px).
     polarity : {"auto", "dark", "bright"}
@@ -114,9 +115,11 @@ def threshold_segment(
     if method == "otsu":
         level: np.ndarray | float = global_t
     else:
-        side = block_size_nm / pixel_size_nm if block_size_nm else min(image.shape) / 8
-        block = max(3, int(side) // 2 * 2 + 1)
-        level = threshold_local(smooth, block_size=block, method="gaussian")
+        # Slowly varying background (illumination, support thickness) removed, then Otsu.
+        side = block_size_nm / pixel_size_nm if block_size_nm else min(image.shape) / 4
+        background = ndimage.gaussian_filter(smooth, max(side / 2, 1.0), mode="reflect")
+        corrected = smooth - background
+        level = background + float(threshold_otsu(corrected))
     scale = 0.05 * (hi - lo)
     probability = 1.0 / (1.0 + np.exp(-np.clip(sign * (smooth - level) / scale, -30, 30)))
     probability = probability.astype(np.float32)

@@ -1,0 +1,111 @@
+"""Training: loss goes down, runs write checkpoints, resume continues, splits are fixed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from antema_scale.segment.augment import Augmentation, PreparedImage, sample_batch
+from antema_scale.segment.datasets import split_ids, standin_micrograph
+from antema_scale.segment.model_file import load_model
+from antema_scale.segment.network import NetworkConfig, build_network
+from antema_scale.segment.preprocess import Preprocessing
+from antema_scale.segment.train import TrainConfig, prepare_labelled, segmentation_loss, train
+
+
+def test_a_few_steps_reduce_the_loss() -> None:
+    torch.manual_seed(0)
+    pre = Preprocessing((0.2, 0.8), 1.0)
+    items = [prepare_labelled(standin_micrograph(s, (96, 96)), pre) for s in range(4)]
+    aug = Augmentation(tile=64, scale=(1.0, 1.0), rotate=False, flip=False, noise=0.0)
+    images, masks = sample_batch(items, 8, aug, np.random.default_rng(0))
+    net = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4)))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        loss = segmentation_loss(net(images), masks)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.7 * losses[0]
+
+
+def test_augmented_batch_shapes_and_mask_values() -> None:
+    image = np.random.default_rng(0).normal(size=(50, 70)).astype(np.float32)
+    mask = np.zeros((50, 70), dtype=bool)
+    mask[10:30, 20:40] = True
+    prepared = [PreparedImage(image, mask, "a", "test")]
+    x, y = sample_batch(
+        prepared, 3, Augmentation(tile=32, whole_image=0.5), np.random.default_rng(1)
+    )
+    assert x.shape == y.shape == (3, 1, 32, 32)
+    assert set(torch.unique(y).tolist()) <= {0.0, 1.0}
+
+
+def test_identity_augmentation_reproduces_the_crop() -> None:
+    image = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    mask = image > 2000
+    aug = Augmentation(
+        tile=64,
+        scale=(1.0, 1.0),
+        rotate=False,
+        flip=False,
+        whole_image=0.0,
+        contrast=(1.0, 1.0),
+        brightness=0.0,
+        noise=0.0,
+        invert=0.0,
+    )
+    x, y = sample_batch([PreparedImage(image, mask, "a", "t")], 1, aug, np.random.default_rng(0))
+    np.testing.assert_allclose(x[0, 0].numpy(), image, atol=1e-2)
+    np.testing.assert_array_equal(y[0, 0].numpy() > 0.5, mask)
+
+
+def test_split_is_seeded_disjoint_and_60_20_20() -> None:
+    ids = [f"img{i:03d}" for i in range(50)]
+    a, b = split_ids(ids, seed=3), split_ids(list(reversed(ids)), seed=3)
+    assert a == b
+    assert (len(a["train"]), len(a["val"]), len(a["test"])) == (30, 10, 10)
+    assert set(a["train"]) | set(a["val"]) | set(a["test"]) == set(ids)
+    assert not set(a["train"]) & set(a["test"])
+    assert split_ids(ids, seed=4) != a
+    with pytest.raises(ValueError, match="sum to 1"):
+        split_ids(ids, fractions=(0.5, 0.2, 0.2))
+
+
+def test_train_writes_checkpoints_and_resumes(tmp_path: Path) -> None:
+    config = TrainConfig(
+        output_dir=str(tmp_path / "run"),
+        synthetic_images=10,
+        synthetic_generator="standin",
+        synthetic_shape=(96, 96),
+        base_width=4,
+        epochs=1,
+        steps_per_epoch=3,
+        batch_size=2,
+        augmentation=Augmentation(tile=64),
+        threads=1,
+        device="cpu",
+    )
+    first = train(config)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"best.pt", "last.pt", "state.pt", "summary.json"}
+    assert first["epochs"] == 1
+    config.epochs = 2
+    second = train(config, resume=True)
+    assert [h["epoch"] for h in second["history"]] == [1, 2]
+    model = load_model(run / "last.pt", device="cpu")
+    assert model.metadata["training"]["epochs_done"] == 2
+    assert model.metadata["data_seen"]["train"]["images"] == {"standin": 6}
+    assert "standin" in model.metadata["validation"]
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+
+
+def test_train_without_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no training images"):
+        train(TrainConfig(output_dir=str(tmp_path), threads=1))
