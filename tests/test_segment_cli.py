@@ -1,0 +1,126 @@
+"""``antema-scale train`` and ``antema-scale evaluate`` on tiny folders of labelled images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from skimage import io as skio
+from typer.testing import CliRunner
+
+from antema_scale.cli import app
+from antema_scale.cli.train import parse_folder_spec
+from antema_scale.segment.datasets import standin_micrograph
+
+
+@pytest.fixture()
+def labelled_folder(tmp_path: Path) -> tuple[Path, Path]:
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir()
+    masks.mkdir()
+    for seed in range(5):
+        item = standin_micrograph(seed, (96, 96), mode="haadf", noise=0.03)
+        grey = np.clip(item.image * 255, 0, 255).astype(np.uint8)
+        skio.imsave(images / f"im{seed}.png", grey, check_contrast=False)
+        skio.imsave(masks / f"im{seed}.png", item.mask.astype(np.uint16) * 3, check_contrast=False)
+    return images, masks
+
+
+def test_evaluate_threshold_writes_metrics(
+    labelled_folder: tuple[Path, Path], tmp_path: Path
+) -> None:
+    images, masks = labelled_folder
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--segmenter",
+            "threshold",
+            "--folder",
+            f"{images}:{masks}:0.5",
+            "--split",
+            "train",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    summary = metrics["summary"]["all"]
+    assert summary["images"] == 3  # 60 % of 5
+    assert summary["iou_particle"] > 0.7
+    assert np.array(summary["confusion_matrix"]).sum() == 3 * 96 * 96
+    assert (out / "per_image.csv").read_text().count("\n") == 4
+    assert "IoU particle" in result.output
+
+
+def test_train_then_evaluate_network_and_export(
+    labelled_folder: tuple[Path, Path], tmp_path: Path
+) -> None:
+    images, masks = labelled_folder
+    run = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--folder",
+            f"{images}:{masks}:0.5",
+            "--width",
+            "4",
+            "--epochs",
+            "1",
+            "--steps-per-epoch",
+            "2",
+            "--batch-size",
+            "2",
+            "--tile",
+            "64",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--output",
+            str(run),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert (run / "best.pt").is_file()
+    exported = tmp_path / "exported.pt"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--model",
+            str(run / "best.pt"),
+            "--folder",
+            f"{images}:{masks}:0.5",
+            "--output",
+            str(tmp_path / "ev"),
+            "--export",
+            str(exported),
+            "--threads",
+            "1",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    from antema_scale.segment.model_file import load_model
+
+    meta = load_model(exported, device="cpu").metadata
+    assert meta["weights_dtype"] == "float16"
+    assert meta["test_metrics"]["all"]["images"] == 1
+    assert "evaluation_command" in meta
+
+
+def test_bad_folder_spec_is_reported(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["train", "--folder", f"{tmp_path}/nope:{tmp_path}"])
+    assert result.exit_code == 2
+    with pytest.raises(typer.BadParameter, match="nope' does not exist"):
+        parse_folder_spec(f"{tmp_path}/nope:{tmp_path}", 0.5)
+    with pytest.raises(typer.BadParameter, match="is not a number"):
+        parse_folder_spec(f"{tmp_path}:{tmp_path}:abc", 0.5)
+    with pytest.raises(typer.BadParameter, match="expected IMAGES_DIR:MASKS_DIR"):
+        parse_folder_spec(str(tmp_path), 0.5)
