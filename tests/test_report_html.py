@@ -55,9 +55,9 @@ def test_report_is_self_contained_and_complete(synthetic_run: SyntheticRun, tmp_
     assert "link" not in collector.elements and "script" not in collector.elements
     assert not re.search(r"url\(\s*['\"]?(https?:)?//", page)
     images = [value for tag, _, value in collector.references if tag == "img"]
-    # size (all + 2 samples), shape, gallery, 2 per-image overviews
-    assert len(images) == 7
-    assert sum(value.startswith("data:image/svg+xml;base64,") for value in images) == 4
+    # size (all), size by sample, shape, gallery, 2 per-image overviews
+    assert len(images) == 6
+    assert sum(value.startswith("data:image/svg+xml;base64,") for value in images) == 3
     for heading in ("Summary", "Statistics by sample", "Distributions", "Images", "Errors", "Run manifest"):
         assert f">{heading}</h2>" in page
     # numbers a reader needs are in the page
@@ -67,6 +67,7 @@ def test_report_is_self_contained_and_complete(synthetic_run: SyntheticRun, tmp_
     assert "CorruptFileError" in page and "truncated DM3 tag directory" in page
     assert "deeplabv3plus-resnet18" in page and "convexity_threshold" in page
     assert "gold-A" in page and "gold-B" in page
+    assert "/data/gold-A/img-a.dm3; 320 × 240 px at 0.5 × 0.5 nm/px; 14 particles measured, 2 from separation" in page
     figures = tmp_path / "report_figures"
     assert (figures / "size_distributions.svg").stat().st_size > 0
     assert (figures / "images" / "img-a.png").stat().st_size > 0

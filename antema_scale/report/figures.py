@@ -183,6 +183,77 @@ def plot_size_distributions(particles: pd.DataFrame, *, title: str | None = None
     )
 
 
+#: Colours of samples compared in one figure (Okabe–Ito, then tab10).
+SAMPLE_COLOURS: tuple[str, ...] = (
+    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+)
+
+
+def plot_size_distributions_by_sample(
+    particles: pd.DataFrame, *, sample_column: str = "sample", max_samples: int = len(SAMPLE_COLOURS)
+) -> Figure:
+    """Size distributions of several samples overlaid, as shares of each sample's particles.
+
+    Parameters
+    ----------
+    particles : pandas.DataFrame
+        Particle table with a sample column.
+    sample_column : str
+        Column naming the sample of each particle.
+    max_samples : int
+        Samples drawn at most (the first by name); more would not be readable.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        Equivalent diameter, min and max Feret panels with one step histogram per sample
+        (shared bins; y = share of that sample's particles) and a legend of samples.
+    """
+    columns = [
+        ("equivalent_diameter_nm", "Equivalent diameter"),
+        ("min_feret_nm", "Min Feret diameter"),
+        ("max_feret_nm", "Max Feret diameter"),
+    ]
+    samples = sorted(particles[sample_column].astype(str).unique())[:max_samples]
+    figure = new_figure(12.0, 3.6)
+    axes = figure.subplots(1, len(columns))
+    for axis, (column, label) in zip(axes, columns, strict=True):
+        axis.set_xlabel(f"{label} [nm]")
+        axis.set_ylabel("Share of particles")
+        if column not in particles.columns:
+            axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes)
+            continue
+        values = pd.to_numeric(particles[column], errors="coerce")
+        finite = values[np.isfinite(values)].to_numpy(dtype=float)
+        if finite.size == 0:
+            axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes)
+            continue
+        bins = np.histogram_bin_edges(finite, bins=min(40, max(8, int(np.sqrt(finite.size)))))
+        for colour, sample in zip(SAMPLE_COLOURS, samples, strict=False):
+            subset = values[particles[sample_column].astype(str) == sample].to_numpy(dtype=float)
+            subset = subset[np.isfinite(subset)]
+            if subset.size == 0:
+                continue
+            axis.hist(
+                subset,
+                bins=bins,
+                weights=np.full(subset.size, 1.0 / subset.size),
+                histtype="step",
+                lw=1.6,
+                color=colour,
+                label=f"{sample} (n = {subset.size})",
+            )
+        axis.set_title(label, fontsize=10)
+    handles, labels = axes[0].get_legend_handles_labels()
+    if handles:
+        figure.legend(
+            handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
+            fontsize=9, frameon=False,
+        )
+    figure.suptitle("Size distributions by sample", fontsize=12)
+    return figure
+
+
 def plot_shape_distributions(particles: pd.DataFrame, *, title: str | None = None) -> Figure:
     """Circularity and aspect ratio histograms."""
     return plot_distributions(

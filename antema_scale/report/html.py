@@ -21,12 +21,14 @@ import pandas as pd
 
 from antema_scale import __version__
 from antema_scale.report.figures import (
+    SAMPLE_COLOURS,
     ImageRecord,
     format_mean_std,
     plot_image_overview,
     plot_particle_gallery,
     plot_shape_distributions,
     plot_size_distributions,
+    plot_size_distributions_by_sample,
     save_figure,
 )
 from antema_scale.report.results import ImageLoader, RunResults, load_results
@@ -195,15 +197,15 @@ def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) ->
     )
     samples = sorted(particles["sample"].unique()) if len(particles) else []
     if len(samples) > 1:
-        for sample in samples:
-            subset = particles[particles["sample"] == sample]
-            figure = plot_size_distributions(subset, title=f"Sample {sample} (n = {len(subset)})")
-            figures.append(
-                _embed(
-                    figure, figures_dir / f"size_distributions_{_file_safe(sample)}",
-                    f"Size distributions: sample {sample}", "", "svg",
-                )
+        figure = plot_size_distributions_by_sample(particles)
+        shown = "" if len(samples) <= len(SAMPLE_COLOURS) else f" (first {len(SAMPLE_COLOURS)} of {len(samples)} samples)"
+        figures.append(
+            _embed(
+                figure, figures_dir / "size_distributions_by_sample", "Size distributions by sample",
+                "Each sample's histogram as a share of its own particles, on shared bins; "
+                f"legend: mean ± standard deviation and number of particles{shown}.", "svg",
             )
+        )
     figure = plot_shape_distributions(particles)
     figures.append(
         _embed(
@@ -239,8 +241,9 @@ def _image_figures(
             continue
         subset = particles[particles["image_id"].astype(str) == image_id]
         figure = plot_image_overview(record, subset)
+        caption = _image_caption(image_id, subset, run.images, record)
         figures.append(
-            _embed(figure, figures_dir / "images" / _file_safe(image_id), image_id, "", "png", dpi=100)
+            _embed(figure, figures_dir / "images" / _file_safe(image_id), image_id, caption, "png", dpi=100)
         )
     note = ""
     if len(image_ids) > len(shown):
@@ -249,6 +252,22 @@ def _image_figures(
             "the per-image table lists all of them."
         )
     return figures, note
+
+
+def _image_caption(
+    image_id: str, particles: pd.DataFrame, images: pd.DataFrame | None, record: ImageRecord
+) -> str:
+    parts = []
+    if images is not None and {"image_id", "source"} <= set(images.columns):
+        sources = images.loc[images["image_id"].astype(str) == image_id, "source"]
+        if len(sources):
+            parts.append(str(sources.iloc[0]))
+    rows, cols = record.image.shape
+    size_y, size_x = record.pixel_size_nm
+    parts.append(f"{cols} × {rows} px at {size_x:.4g} × {size_y:.4g} nm/px")
+    separated = int(particles["separated"].fillna(False).astype(bool).sum()) if "separated" in particles.columns else 0
+    parts.append(f"{len(particles)} particles measured, {separated} from separation")
+    return "; ".join(parts)
 
 
 def _embed(
@@ -370,7 +389,7 @@ def _statistics_tables(per_sample: SummaryStatistics) -> str:
     if not len(table):
         return "<p>No particles were measured.</p>"
     table["Quantity"] = [f"{label} [{unit}]" if unit else label for label, unit in zip(table["label"], table["unit"], strict=True)]
-    table["Mean ± std"] = [f"{mean:.4g} ± {std:.2g}" if np.isfinite(std) else f"{mean:.4g}" for mean, std in zip(table["mean"], table["std"], strict=True)]
+    table["Mean ± std"] = [mean_std_text(mean, std) for mean, std in zip(table["mean"], table["std"], strict=True)]
     table["95% CI of mean"] = _interval_text(table["mean_ci_low"], table["mean_ci_high"])
     table["95% CI of median"] = _interval_text(table["median_ci_low"], table["median_ci_high"])
     shown = table[["sample", "Quantity", "count", "Mean ± std", "95% CI of mean", "median", "95% CI of median", "d10", "d50", "d90"]]
@@ -398,6 +417,17 @@ def _statistics_tables(per_sample: SummaryStatistics) -> str:
         )
         parts.append(_table_html(nano_table))
     return "".join(parts)
+
+
+def mean_std_text(mean: float, std: float) -> str:
+    """``"11.5 ± 2.0"``: mean and standard deviation to two significant digits of the
+    deviation (the mean alone, to four significant digits, when the deviation is undefined)."""
+    if not np.isfinite(mean):
+        return "n/a"
+    if not np.isfinite(std) or std <= 0:
+        return f"{mean:.4g}"
+    decimals = int(min(max(1 - np.floor(np.log10(std)), 0), 8))
+    return f"{mean:.{decimals}f} ± {std:.{decimals}f}"
 
 
 def _interval_text(low: Iterable[float], high: Iterable[float]) -> list[str]:
