@@ -71,13 +71,21 @@ def draw_looks(rng: np.random.Generator, n: int, mode: str) -> list[ParticleLook
     strength = rng.uniform(0.0, 1.0, size=n) ** 0.7
     crossed = rng.random(n) < (0.6 if mode == "haadf" else 0.35)
     return [
-        ParticleLook(float(scattering[i]), float(spacing[i]), float(angle[i]),
-                     float(phase[i]), float(strength[i]), bool(crossed[i]))
+        ParticleLook(
+            float(scattering[i]),
+            float(spacing[i]),
+            float(angle[i]),
+            float(phase[i]),
+            float(strength[i]),
+            bool(crossed[i]),
+        )
         for i in range(n)
     ]
 
 
-def correlated_noise(rng: np.random.Generator, shape: tuple[int, int], corr_px: float) -> np.ndarray:
+def correlated_noise(
+    rng: np.random.Generator, shape: tuple[int, int], corr_px: float
+) -> np.ndarray:
     """Gaussian noise with unit standard deviation and correlation length ``corr_px`` px."""
     noise = rng.standard_normal(shape, dtype=np.float32)
     if corr_px > 0.5:
@@ -119,7 +127,10 @@ def _crop_coordinates_nm(
 
 
 def lattice_pattern(
-    particle: RasterizedParticle, spec: ParticleSpec, look: ParticleLook, pixel_size_nm: float,
+    particle: RasterizedParticle,
+    spec: ParticleSpec,
+    look: ParticleLook,
+    pixel_size_nm: float,
     columns: bool = False,
 ) -> np.ndarray | None:
     """Fringe modulation in [-1, 1] on the particle's crop, None if unresolved.
@@ -146,8 +157,13 @@ def lattice_pattern(
 
 
 def accumulate_particles(
-    shape: tuple[int, int], particles: list[RasterizedParticle], specs: list[ParticleSpec],
-    looks: list[ParticleLook], pixel_size_nm: float, columns: bool = False,
+    shape: tuple[int, int],
+    particles: list[RasterizedParticle],
+    specs: list[ParticleSpec],
+    looks: list[ParticleLook],
+    pixel_size_nm: float,
+    columns: bool = False,
+    with_lattice: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Sum weighted thickness (nm) and thickness-weighted lattice modulation over particles.
 
@@ -160,15 +176,15 @@ def accumulate_particles(
         h, w = particle.mask.shape
         t = particle.thickness_nm * np.float32(look.scattering)
         thickness[r0 : r0 + h, c0 : c0 + w] += t
+        if not with_lattice:
+            continue
         pattern = lattice_pattern(particle, spec, look, pixel_size_nm, columns)
         if pattern is not None:
             lattice[r0 : r0 + h, c0 : c0 + w] += look.lattice_strength * pattern * particle.coverage
     return thickness, lattice
 
 
-def add_specks(
-    image: np.ndarray, rng: np.random.Generator, mean_count: float, sign: float
-) -> None:
+def add_specks(image: np.ndarray, rng: np.random.Generator, mean_count: float, sign: float) -> None:
     """Add small contaminant blobs in place (relative amplitude, sign -1 darkens)."""
     rows, cols = image.shape
     n = int(rng.poisson(mean_count * rows * cols / 512**2))
@@ -217,27 +233,86 @@ def _shot_noise(rng: np.random.Generator, expected: np.ndarray) -> np.ndarray:
     return rng.poisson(np.clip(expected, 0.0, None)).astype(np.float32)
 
 
+@dataclass
+class Backdrop:
+    """What stays the same from frame to frame: the support and the image-wide contrast.
+
+    Attributes
+    ----------
+    texture : ndarray of float32
+        Amorphous-support texture, unit standard deviation.
+    support : ndarray of float32
+        Slow thickness / illumination variation, about [-1, 1].
+    absorption : float
+        HRTEM: amplitude contrast per nm of particle, 1/nm. HAADF: particle / support
+        signal ratio at the reference thickness.
+    phase_per_nm : float
+        HRTEM phase shift per nm of particle, rad/nm (unused in HAADF).
+    """
+
+    texture: np.ndarray
+    support: np.ndarray
+    absorption: float
+    phase_per_nm: float
+
+    def window(self, row: int, col: int, shape: tuple[int, int]) -> Backdrop:
+        """The part of a larger backdrop seen by a frame whose corner is at (row, col) px."""
+        sl = (slice(row, row + shape[0]), slice(col, col + shape[1]))
+        return Backdrop(self.texture[sl], self.support[sl], self.absorption, self.phase_per_nm)
+
+
+def draw_backdrop(
+    config: SynthConfig, rng: np.random.Generator, shape: tuple[int, int] | None = None
+) -> Backdrop:
+    """Draw the support texture, slow field and contrast scalars of one image (or movie).
+
+    ``shape`` may exceed the image (movies draw a larger support that drifts under the
+    field of view).
+    """
+    shape = config.shape if shape is None else shape
+    px = config.pixel_size_nm
+    if config.mode == "hrtem":
+        absorption = 0.15 * config.contrast * rng.uniform(0.7, 1.3)
+        phase = 0.12 * config.contrast * rng.uniform(0.5, 1.5)
+        grain_nm = 0.35
+    else:
+        absorption = 3.0 * config.contrast * rng.uniform(0.6, 1.4)
+        phase = 0.0
+        grain_nm = 0.4
+    # Amorphous grain (~0.35-0.4 nm), never coarser than a few pixels on screen.
+    texture = correlated_noise(rng, shape, corr_px=float(np.clip(grain_nm / px, 0.0, 3.0)))
+    support = smooth_field(rng, shape)
+    return Backdrop(texture, support, float(absorption), float(phase))
+
+
 def render_hrtem(
-    config: SynthConfig, particles: list[RasterizedParticle], specs: list[ParticleSpec],
-    looks: list[ParticleLook], rng: np.random.Generator,
+    config: SynthConfig,
+    particles: list[RasterizedParticle],
+    specs: list[ParticleSpec],
+    looks: list[ParticleLook],
+    backdrop: Backdrop,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """Bright-field TEM/HRTEM image (counts, float32) of the given particles."""
     shape = config.shape
     px = config.pixel_size_nm
-    thickness, lattice = accumulate_particles(shape, particles, specs, looks, px)
-    mu = 0.15 * config.contrast * rng.uniform(0.7, 1.3)  # 1/nm, amplitude (absorption) contrast
-    sigma = 0.12 * config.contrast * rng.uniform(0.5, 1.5)  # rad/nm, phase shift
-    # Amorphous carbon grain (~0.35 nm), never coarser than a few pixels on screen.
-    carbon = correlated_noise(rng, shape, corr_px=float(np.clip(0.35 / px, 0.0, 3.0)))
-    carbon_phase = np.float32(0.07 * config.carbon_texture) * carbon
-    support = smooth_field(rng, shape)
-    amplitude = np.float32(-0.5 * mu) * thickness * (1.0 + np.float32(0.35) * lattice)
+    thickness, lattice = accumulate_particles(
+        shape, particles, specs, looks, px, with_lattice=config.lattice_fringes
+    )
+    carbon = backdrop.texture
+    amplitude = (
+        np.float32(-0.5 * backdrop.absorption) * thickness * (1.0 + np.float32(0.35) * lattice)
+    )
     amplitude -= np.float32(0.03 * config.carbon_texture) * carbon
-    phase = np.float32(sigma) * thickness + carbon_phase + np.float32(0.3) * lattice
+    phase = (
+        np.float32(backdrop.phase_per_nm) * thickness
+        + np.float32(0.07 * config.carbon_texture) * carbon
+        + np.float32(0.3) * lattice
+    )
     wave = np.exp(amplitude + 1j * phase).astype(np.complex64)
     wave = _defocus_propagate(wave, config.defocus, px)
     intensity = (wave.real**2 + wave.imag**2).astype(np.float32)
-    intensity *= 1.0 + np.float32(config.gradient) * support
+    intensity *= 1.0 + np.float32(config.gradient) * backdrop.support
     if config.blur_px > 0:
         intensity = ndimage.gaussian_filter(intensity, config.blur_px)
     add_specks(intensity, rng, config.specks, sign=-1.0)
@@ -247,22 +322,26 @@ def render_hrtem(
 
 
 def render_haadf(
-    config: SynthConfig, particles: list[RasterizedParticle], specs: list[ParticleSpec],
-    looks: list[ParticleLook], rng: np.random.Generator,
+    config: SynthConfig,
+    particles: list[RasterizedParticle],
+    specs: list[ParticleSpec],
+    looks: list[ParticleLook],
+    backdrop: Backdrop,
+    rng: np.random.Generator,
 ) -> np.ndarray:
     """HAADF-STEM image (counts, float32) of the given particles."""
     shape = config.shape
     px = config.pixel_size_nm
-    thickness, lattice = accumulate_particles(shape, particles, specs, looks, px, columns=True)
+    thickness, lattice = accumulate_particles(
+        shape, particles, specs, looks, px, columns=True, with_lattice=config.lattice_fringes
+    )
     reference = max(config.diameter_mean_nm * config.thickness_ratio, 0.5)
     signal = thickness / np.float32(reference)
     signal = signal * (1.0 + 0.5 * lattice)
     signal = signal / (1.0 + 0.15 * signal)  # mild saturation of thick regions
-    ratio = 3.0 * config.contrast * rng.uniform(0.6, 1.4)  # particle / support signal
-    support = 1.0 + np.float32(2.0 * config.gradient) * smooth_field(rng, shape, cells=4)
-    texture = correlated_noise(rng, shape, corr_px=float(np.clip(0.4 / px, 0.0, 3.0)))
-    background = np.clip(support + np.float32(0.12 * config.carbon_texture) * texture, 0.05, None)
-    expected = background + np.float32(ratio) * signal
+    support = 1.0 + np.float32(2.0 * config.gradient) * backdrop.support
+    texture = np.float32(0.12 * config.carbon_texture) * backdrop.texture
+    expected = np.clip(support + texture, 0.05, None) + np.float32(backdrop.absorption) * signal
     if config.blur_px > 0:
         expected = ndimage.gaussian_filter(expected, config.blur_px)
     add_specks(expected, rng, config.specks, sign=1.0)
@@ -275,11 +354,23 @@ def render_haadf(
 
 
 def render(
-    config: SynthConfig, particles: list[RasterizedParticle], specs: list[ParticleSpec],
+    config: SynthConfig,
+    particles: list[RasterizedParticle],
+    specs: list[ParticleSpec],
     rng: np.random.Generator,
+    *,
+    looks: list[ParticleLook] | None = None,
+    backdrop: Backdrop | None = None,
 ) -> np.ndarray:
-    """Render a micrograph in the configured mode; returns float32 counts."""
-    looks = draw_looks(rng, len(particles), config.mode)
+    """Render a micrograph in the configured mode; returns float32 counts.
+
+    ``looks`` (per-particle imaging attributes) and ``backdrop`` (support, contrast) are
+    drawn from ``rng`` when not given; movies pass them to keep them fixed over frames.
+    """
+    if looks is None:
+        looks = draw_looks(rng, len(particles), config.mode)
+    if backdrop is None:
+        backdrop = draw_backdrop(config, rng)
     if config.mode == "hrtem":
-        return render_hrtem(config, particles, specs, looks, rng)
-    return render_haadf(config, particles, specs, looks, rng)
+        return render_hrtem(config, particles, specs, looks, backdrop, rng)
+    return render_haadf(config, particles, specs, looks, backdrop, rng)

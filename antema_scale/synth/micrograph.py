@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from antema_scale.synth.config import SynthConfig
-from antema_scale.synth.imaging import render
+from antema_scale.synth.imaging import Backdrop, ParticleLook, render
 from antema_scale.synth.layout import chain_specs, cluster_specs, pair_specs, place_particles
-from antema_scale.synth.shapes import ParticleSpec, rasterize_particle
+from antema_scale.synth.shapes import ParticleSpec, RasterizedParticle, rasterize_particle
 from antema_scale.synth.truth import ParticleCrop, truth_table, union_mask
 
 
@@ -48,11 +48,18 @@ class SyntheticMicrograph:
     config: SynthConfig
     seed: int | None
     specs: list[ParticleSpec] = field(repr=False, default_factory=list)
+    particle_ids: list[int] | None = field(repr=False, default=None)
 
     @cached_property
     def truth(self) -> pd.DataFrame:
         """Per-particle truth table (computed once, on first access)."""
-        return truth_table(self.particles, self.specs, self.pixel_size_nm, self.image.shape)
+        return truth_table(
+            self.particles,
+            self.specs,
+            self.pixel_size_nm,
+            self.image.shape,
+            particle_ids=self.particle_ids,
+        )
 
     @property
     def mode(self) -> str:
@@ -60,8 +67,11 @@ class SyntheticMicrograph:
         return self.config.mode
 
     def particle_mask(self, particle_id: int) -> np.ndarray:
-        """Full-frame boolean mask of one particle (``particle_id`` from 1)."""
-        return union_mask([self.particles[particle_id - 1]], self.image.shape)
+        """Full-frame boolean mask of one particle, by its ``particle_id``."""
+        index = (
+            particle_id - 1 if self.particle_ids is None else self.particle_ids.index(particle_id)
+        )
+        return union_mask([self.particles[index]], self.image.shape)
 
     def metadata(self) -> dict[str, Any]:
         """JSON-safe description: pixel size, mode, seed, counts, configuration."""
@@ -85,8 +95,11 @@ class SyntheticMicrograph:
             dims=("y", "x"),
             coords={"y": np.arange(rows) * px, "x": np.arange(cols) * px},
             attrs={
-                "pixel_size_nm": px, "pixel_size_nm_y": px, "pixel_size_nm_x": px,
-                "units_original": "nm", "source": f"synthetic:{self.mode}:seed={self.seed}",
+                "pixel_size_nm": px,
+                "pixel_size_nm_y": px,
+                "pixel_size_nm_x": px,
+                "units_original": "nm",
+                "source": f"synthetic:{self.mode}:seed={self.seed}",
                 "format": "synthetic",
             },
         )
@@ -94,34 +107,60 @@ class SyntheticMicrograph:
 
 def rasterize_scene(
     config: SynthConfig, specs: list[ParticleSpec]
-) -> tuple[list[ParticleSpec], list[Any]]:
+) -> tuple[list[int], list[RasterizedParticle]]:
     """Rasterise particles on their crops, drop the too small and the invisible.
 
     A particle is dropped when its full (unclipped) mask has fewer than
     ``config.min_particle_px`` pixels or when nothing of it lies inside the image, so
     every particle drawn in the image has a truth row.
+
+    Returns
+    -------
+    kept : list of int
+        Indices into ``specs`` of the particles kept.
+    rasters : list of RasterizedParticle
+        Their crops, clipped to the image.
     """
-    kept_specs: list[ParticleSpec] = []
-    kept: list[Any] = []
-    for spec in specs:
+    kept: list[int] = []
+    rasters: list[RasterizedParticle] = []
+    for index, spec in enumerate(specs):
         raster = rasterize_particle(spec, config.pixel_size_nm)
         if int(raster.mask.sum()) < config.min_particle_px:
             continue
         clipped = raster.clip(config.shape)
         if clipped is None or not clipped.mask.any():
             continue
-        kept_specs.append(spec)
-        kept.append(clipped)
-    return kept_specs, kept
+        kept.append(index)
+        rasters.append(clipped)
+    return kept, rasters
 
 
 def render_scene(
-    config: SynthConfig, specs: list[ParticleSpec], rng: np.random.Generator,
+    config: SynthConfig,
+    specs: list[ParticleSpec],
+    rng: np.random.Generator,
     seed: int | None = None,
+    *,
+    looks: list[ParticleLook] | None = None,
+    backdrop: Backdrop | None = None,
+    particle_ids: list[int] | None = None,
 ) -> SyntheticMicrograph:
-    """Image an explicit list of particles (nm geometry) with the configured imaging model."""
-    specs, rasters = rasterize_scene(config, specs)
-    image = render(config, rasters, specs, rng)
+    """Image an explicit list of particles (nm geometry) with the configured imaging model.
+
+    ``looks`` (one per spec) and ``backdrop`` fix the particles' imaging attributes and the
+    support (movies); they are drawn from ``rng`` otherwise. ``particle_ids`` (one per
+    spec) name the particles in the truth table (default 1..n over the visible ones).
+    """
+    kept, rasters = rasterize_scene(config, specs)
+    visible = [specs[i] for i in kept]
+    image = render(
+        config,
+        rasters,
+        visible,
+        rng,
+        looks=None if looks is None else [looks[i] for i in kept],
+        backdrop=backdrop,
+    )
     crops = [ParticleCrop(mask=r.mask, offset=r.offset).tight() for r in rasters]
     return SyntheticMicrograph(
         image=image,
@@ -130,7 +169,8 @@ def render_scene(
         particles=crops,
         config=config,
         seed=seed,
-        specs=specs,
+        specs=visible,
+        particle_ids=None if particle_ids is None else [particle_ids[i] for i in kept],
     )
 
 
@@ -157,8 +197,15 @@ def generate_micrograph(config: SynthConfig, seed: int) -> SyntheticMicrograph:
 
 
 def generate_scene(
-    config: SynthConfig, kind: str, seed: int, *, n: int = 2, diameter_nm: float = 5.0,
-    overlap: float = 0.25, overlap_kind: str = "linear", angle_rad: float | None = None,
+    config: SynthConfig,
+    kind: str,
+    seed: int,
+    *,
+    n: int = 2,
+    diameter_nm: float = 5.0,
+    overlap: float = 0.25,
+    overlap_kind: str = "linear",
+    angle_rad: float | None = None,
 ) -> SyntheticMicrograph:
     """A controlled scene in the middle of the field: a pair, chain or cluster of discs.
 
@@ -187,10 +234,20 @@ def generate_scene(
     centre = ((rows - 1) * config.pixel_size_nm / 2.0, (cols - 1) * config.pixel_size_nm / 2.0)
     angle = float(rng.uniform(0.0, np.pi)) if angle_rad is None else angle_rad
     if kind == "pair":
-        specs = pair_specs(diameter_nm, overlap, center_nm=centre, angle_rad=angle, kind=overlap_kind)
+        specs = pair_specs(
+            diameter_nm, overlap, center_nm=centre, angle_rad=angle, kind=overlap_kind
+        )
     elif kind == "chain":
-        specs = chain_specs(n, diameter_nm, overlap, center_nm=centre, angle_rad=angle,
-                            kind=overlap_kind, bend_rad=0.5, rng=rng)
+        specs = chain_specs(
+            n,
+            diameter_nm,
+            overlap,
+            center_nm=centre,
+            angle_rad=angle,
+            kind=overlap_kind,
+            bend_rad=0.5,
+            rng=rng,
+        )
     elif kind == "cluster":
         specs = cluster_specs(n, diameter_nm, overlap, center_nm=centre, rng=rng, kind=overlap_kind)
     else:

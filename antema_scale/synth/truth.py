@@ -17,7 +17,12 @@ Definitions (the same as the particle analysis; lengths in nm, areas in nm²):
   (:func:`antema_scale.particles.geometry.contour_perimeters_nm`).
 * **circularity** — ``4 * pi * area / perimeter**2``.
 * **convexity** — convex-hull perimeter / perimeter of that same contour (the analysis's
-  definition; below 0.95 the analysis calls a region non-convex).
+  definition; below 0.95 the analysis calls a region non-convex); **solidity** — area /
+  digital convex area.
+
+All of these come from :func:`antema_scale.particles.measure.measure_particle` applied to
+the exact mask, so a difference between truth and analysis is never a difference of
+definitions.
 * **centroid_y_nm / centroid_x_nm** — mean pixel index times the pixel size (pixel
   ``(0, 0)`` is centred at ``(0, 0)`` nm).
 * **overlaps** — the mask shares at least one pixel with another particle's mask
@@ -32,21 +37,46 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from antema_scale.particles.geometry import (
-    contour_perimeters_nm,
-    corner_hull_nm,
-    feret_diameters_nm,
-)
+from antema_scale.particles.measure import measure_particle
 from antema_scale.synth.shapes import ParticleSpec
 
 #: Columns of the truth table, in order (design columns follow the measured ones).
 TRUTH_COLUMNS: tuple[str, ...] = (
-    "particle_id", "area_px", "area_nm2", "equivalent_diameter_nm", "min_feret_nm",
-    "max_feret_nm", "aspect_ratio", "perimeter_nm", "circularity", "convexity", "centroid_y_nm",
-    "centroid_x_nm", "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
-    "overlaps", "n_overlaps", "overlap_ids", "overlap_area_nm2", "touches_border",
-    "shape", "design_diameter_nm", "design_aspect", "design_angle_deg", "thickness_nm",
-    "design_center_y_nm", "design_center_x_nm",
+    "particle_id",
+    "area_px",
+    "area_nm2",
+    "equivalent_diameter_nm",
+    "min_feret_nm",
+    "max_feret_nm",
+    "aspect_ratio",
+    "perimeter_nm",
+    "circularity",
+    "convexity",
+    "centroid_y_nm",
+    "centroid_x_nm",
+    "bbox_min_row",
+    "bbox_min_col",
+    "bbox_max_row",
+    "bbox_max_col",
+    "overlaps",
+    "n_overlaps",
+    "overlap_ids",
+    "overlap_area_nm2",
+    "touches_border",
+    "shape",
+    "design_diameter_nm",
+    "design_aspect",
+    "design_angle_deg",
+    "thickness_nm",
+    "design_center_y_nm",
+    "design_center_x_nm",
+)
+
+#: Columns taken from the particle analysis's own measurement of each truth mask.
+_MEASURED_COLUMNS: tuple[str, ...] = (
+    "area_nm2", "equivalent_diameter_nm", "min_feret_nm", "max_feret_nm", "aspect_ratio",
+    "perimeter_nm", "circularity", "convexity", "solidity", "centroid_y_nm", "centroid_x_nm",
+    "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
 )
 
 
@@ -68,8 +98,12 @@ class ParticleCrop:
     @property
     def bbox(self) -> tuple[int, int, int, int]:
         """``(min_row, min_col, max_row, max_col)`` in image px, max exclusive."""
-        return (self.offset[0], self.offset[1],
-                self.offset[0] + self.mask.shape[0], self.offset[1] + self.mask.shape[1])
+        return (
+            self.offset[0],
+            self.offset[1],
+            self.offset[0] + self.mask.shape[0],
+            self.offset[1] + self.mask.shape[1],
+        )
 
     def tight(self) -> ParticleCrop:
         """The same particle on the smallest crop that holds it."""
@@ -86,41 +120,25 @@ class ParticleCrop:
 def feret_diameters(mask: np.ndarray, pixel_size_nm: float = 1.0) -> tuple[float, float]:
     """Minimum and maximum Feret diameter of a mask (convex hull of the pixel corners).
 
-    Uses the particle analysis's own geometry (:mod:`antema_scale.particles.geometry`) so
-    truth and measurement share one definition. Returns ``(0.0, 0.0)`` for an empty mask;
-    units are those of ``pixel_size_nm`` (px when 1).
+    Measured by the particle analysis itself (:func:`measure_particle`), so truth and
+    measurement share one definition. Returns ``(0.0, 0.0)`` for an empty mask; units
+    are those of ``pixel_size_nm`` (px when 1).
     """
     if not mask.any():
         return 0.0, 0.0
-    spacing = (pixel_size_nm, pixel_size_nm)
-    return feret_diameters_nm(corner_hull_nm(mask, spacing))
+    measured = measure_particle(mask, (0, 0), (pixel_size_nm, pixel_size_nm))
+    return float(measured["min_feret_nm"]), float(measured["max_feret_nm"])
 
 
 def measure_crop(crop: ParticleCrop, pixel_size_nm: float) -> dict[str, float | int]:
-    """Exact size and shape of one particle mask (see module docstring for definitions)."""
-    mask = crop.mask
-    spacing = (pixel_size_nm, pixel_size_nm)
-    area_px = int(mask.sum())
-    rows, cols = np.nonzero(mask)
-    min_feret, max_feret = feret_diameters(mask, pixel_size_nm)
-    perimeter_nm, hull_perimeter_nm = contour_perimeters_nm(mask, spacing)
-    area_nm2 = area_px * pixel_size_nm**2
-    return {
-        "area_px": area_px,
-        "area_nm2": area_nm2,
-        "equivalent_diameter_nm": 2.0 * np.sqrt(area_nm2 / np.pi),
-        "min_feret_nm": min_feret,
-        "max_feret_nm": max_feret,
-        "aspect_ratio": max_feret / min_feret if min_feret > 0 else np.nan,
-        "perimeter_nm": perimeter_nm,
-        "circularity": 4.0 * np.pi * area_nm2 / perimeter_nm**2 if perimeter_nm > 0 else np.inf,
-        "convexity": hull_perimeter_nm / perimeter_nm if perimeter_nm > 0 else 1.0,
-        "centroid_y_nm": (crop.offset[0] + rows.mean()) * pixel_size_nm,
-        "centroid_x_nm": (crop.offset[1] + cols.mean()) * pixel_size_nm,
-        "bbox_min_row": crop.offset[0] + int(rows.min()),
-        "bbox_min_col": crop.offset[1] + int(cols.min()),
-        "bbox_max_row": crop.offset[0] + int(rows.max()) + 1,
-        "bbox_max_col": crop.offset[1] + int(cols.max()) + 1,
+    """Exact size and shape of one particle mask (see module docstring for definitions).
+
+    Delegates to the particle analysis's :func:`measure_particle` (default estimators) so
+    that truth and measurement use the very same definitions.
+    """
+    measured = measure_particle(crop.mask, crop.offset, (pixel_size_nm, pixel_size_nm))
+    return {"area_px": int(crop.mask.sum())} | {
+        key: measured[key] for key in _MEASURED_COLUMNS
     }
 
 
@@ -131,8 +149,10 @@ def overlapping_pairs(crops: list[ParticleCrop]) -> list[tuple[int, int, int]]:
     boxes = np.array([c.bbox for c in crops])
     r0, c0, r1, c1 = boxes.T
     candidates = (
-        (r0[:, None] < r1[None, :]) & (r0[None, :] < r1[:, None])
-        & (c0[:, None] < c1[None, :]) & (c0[None, :] < c1[:, None])
+        (r0[:, None] < r1[None, :])
+        & (r0[None, :] < r1[:, None])
+        & (c0[:, None] < c1[None, :])
+        & (c0[None, :] < c1[:, None])
     )
     pairs: list[tuple[int, int, int]] = []
     for i, j in zip(*np.nonzero(np.triu(candidates, k=1)), strict=True):
@@ -161,14 +181,19 @@ def touches_border(crop: ParticleCrop, shape: tuple[int, int]) -> bool:
     r0, c0, r1, c1 = crop.bbox
     m = crop.mask
     return bool(
-        (r0 == 0 and m[0].any()) or (c0 == 0 and m[:, 0].any())
-        or (r1 == shape[0] and m[-1].any()) or (c1 == shape[1] and m[:, -1].any())
+        (r0 == 0 and m[0].any())
+        or (c0 == 0 and m[:, 0].any())
+        or (r1 == shape[0] and m[-1].any())
+        or (c1 == shape[1] and m[:, -1].any())
     )
 
 
 def truth_table(
-    crops: list[ParticleCrop], specs: list[ParticleSpec], pixel_size_nm: float,
+    crops: list[ParticleCrop],
+    specs: list[ParticleSpec],
+    pixel_size_nm: float,
     shape: tuple[int, int],
+    particle_ids: list[int] | None = None,
 ) -> pd.DataFrame:
     """The per-particle truth table (one row per crop, ``particle_id`` from 1).
 
@@ -182,33 +207,38 @@ def truth_table(
         nm/px.
     shape : tuple of int
         Image shape, px.
+    particle_ids : list of int, optional
+        Identities to use instead of 1..n (movies keep a particle's id over frames).
     """
     n = len(crops)
+    ids = list(range(1, n + 1)) if particle_ids is None else [int(i) for i in particle_ids]
     partners: list[list[int]] = [[] for _ in range(n)]
     shared_px = np.zeros(n, dtype=np.int64)
     for i, j, shared in overlapping_pairs(crops):
-        partners[i].append(j + 1)
-        partners[j].append(i + 1)
+        partners[i].append(ids[j])
+        partners[j].append(ids[i])
         shared_px[i] += shared
         shared_px[j] += shared
     rows = []
     for k, (crop, spec) in enumerate(zip(crops, specs, strict=True)):
-        row: dict[str, object] = {"particle_id": k + 1}
+        row: dict[str, object] = {"particle_id": ids[k]}
         row.update(measure_crop(crop, pixel_size_nm))
-        row.update({
-            "overlaps": bool(partners[k]),
-            "n_overlaps": len(partners[k]),
-            "overlap_ids": ";".join(str(p) for p in sorted(partners[k])),
-            "overlap_area_nm2": float(shared_px[k]) * pixel_size_nm**2,
-            "touches_border": touches_border(crop, shape),
-            "shape": spec.shape,
-            "design_diameter_nm": 2.0 * spec.equivalent_radius_nm,
-            "design_aspect": spec.aspect,
-            "design_angle_deg": float(np.degrees(spec.angle_rad)),
-            "thickness_nm": spec.thickness_nm,
-            "design_center_y_nm": spec.center_y_nm,
-            "design_center_x_nm": spec.center_x_nm,
-        })
+        row.update(
+            {
+                "overlaps": bool(partners[k]),
+                "n_overlaps": len(partners[k]),
+                "overlap_ids": ";".join(str(p) for p in sorted(partners[k])),
+                "overlap_area_nm2": float(shared_px[k]) * pixel_size_nm**2,
+                "touches_border": touches_border(crop, shape),
+                "shape": spec.shape,
+                "design_diameter_nm": 2.0 * spec.equivalent_radius_nm,
+                "design_aspect": spec.aspect,
+                "design_angle_deg": float(np.degrees(spec.angle_rad)),
+                "thickness_nm": spec.thickness_nm,
+                "design_center_y_nm": spec.center_y_nm,
+                "design_center_x_nm": spec.center_x_nm,
+            }
+        )
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
     if n == 0:
