@@ -17,6 +17,7 @@ epoch and ``best.pt`` whenever the validation particle IoU (mean over sources) i
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -79,6 +80,7 @@ class TrainConfig:
     threads: int = 2
     device: str = "auto"
     max_images_per_source: int | None = None
+    max_val_images_per_source: int | None = 40
     augmentation: Augmentation = field(default_factory=Augmentation)
     command: str = ""
 
@@ -108,20 +110,24 @@ def prepare_labelled(item: LabelledImage, preprocessing: Preprocessing) -> Prepa
     return PreparedImage(image, mask, item.image_id, item.source)
 
 
-def load_split(config: TrainConfig, split: str) -> list[LabelledImage]:
-    """The labelled images of one split (``train``/``val``/``test``) of a config's sources."""
+def load_split(config: TrainConfig, split: str, limit: int | None = None) -> list[LabelledImage]:
+    """The labelled images of one split (``train``/``val``/``test``) of a config's sources.
+
+    ``limit`` (default ``config.max_images_per_source``) caps the images per source.
+    """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    limit = config.max_images_per_source if limit is None else limit
     items: list[LabelledImage] = []
     for images_dir, masks_dir, pixel_size in config.folders:
         ids = split_ids(folder_ids(images_dir), seed=config.split_seed)[split]
-        if config.max_images_per_source is not None:
-            ids = ids[: config.max_images_per_source]
+        if limit is not None:
+            ids = ids[:limit]
         source = "emps" if "emps" in str(images_dir).lower() else "folder"
         items.extend(load_folder_pairs(images_dir, masks_dir, pixel_size, ids=ids, source=source))
     n_synth = round(config.synthetic_images * {"train": 0.6, "val": 0.2, "test": 0.2}[split])
-    if config.max_images_per_source is not None:
-        n_synth = min(n_synth, config.max_images_per_source)
+    if limit is not None:
+        n_synth = min(n_synth, limit)
     seeds = range(SYNTH_SEED_BASE[split], SYNTH_SEED_BASE[split] + n_synth)
     if n_synth and config.synthetic_generator == "synth":
         items.extend(
@@ -151,6 +157,45 @@ def _standin_images(seeds: Iterable[int], shape: tuple[int, int]) -> list[Labell
             )
         )
     return out
+
+
+def _data_key(config: TrainConfig, split: str, preprocessing: Preprocessing) -> str:
+    """Hash of everything that determines the prepared images of a split."""
+    fields = {
+        "split": split,
+        "folders": [list(f) for f in config.folders],
+        "synthetic": [config.synthetic_images, list(config.synthetic_shape)],
+        "generator": config.synthetic_generator,
+        "split_seed": config.split_seed,
+        "limits": [config.max_images_per_source, config.max_val_images_per_source],
+        "preprocessing": preprocessing.to_dict(),
+    }
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _prepared_split(
+    config: TrainConfig, split: str, preprocessing: Preprocessing, out: Path
+) -> list[PreparedImage]:
+    """Prepared images of a split, cached in ``out`` (``data-<split>-<key>.npz``)."""
+    cache = out / f"data-{split}-{_data_key(config, split, preprocessing)}.npz"
+    if cache.is_file():
+        with np.load(cache) as data:
+            meta = json.loads(str(data["meta"]))
+            return [
+                PreparedImage(data[f"image{i}"], data[f"mask{i}"], image_id, source)
+                for i, (image_id, source) in enumerate(meta)
+            ]
+    limit = config.max_val_images_per_source if split == "val" else None
+    if config.max_images_per_source is not None:
+        limit = min(limit or config.max_images_per_source, config.max_images_per_source)
+    prepared = [prepare_labelled(i, preprocessing) for i in load_split(config, split, limit)]
+    arrays: dict[str, np.ndarray] = {
+        "meta": np.array(json.dumps([[p.image_id, p.source] for p in prepared]))
+    }
+    for i, p in enumerate(prepared):
+        arrays[f"image{i}"], arrays[f"mask{i}"] = p.image, p.mask
+    np.savez(cache, **arrays)
+    return prepared
 
 
 def _source_weights(images: Sequence[PreparedImage]) -> np.ndarray:
@@ -215,8 +260,8 @@ def train(
     device = resolve_device(config.device)
     preprocessing = Preprocessing(tuple(config.pixel_size_range_nm), config.sigma_px)
     started = time.perf_counter()
-    train_set = [prepare_labelled(i, preprocessing) for i in load_split(config, "train")]
-    val_set = [prepare_labelled(i, preprocessing) for i in load_split(config, "val")]
+    train_set = _prepared_split(config, "train", preprocessing, out)
+    val_set = _prepared_split(config, "val", preprocessing, out)
     if not train_set:
         raise ValueError("no training images: give --images/--masks folders or --synthetic N")
     data_seconds = time.perf_counter() - started
