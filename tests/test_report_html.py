@@ -85,6 +85,37 @@ def test_report_without_store_or_optional_files_notes_what_is_missing(synthetic_
     assert len([1 for tag, _, _ in _collect(page).references if tag == "img"]) == 2
 
 
+def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: SyntheticRun, tmp_path: Path) -> None:
+    import xarray as xr
+
+    from antema_scale.io import create_store, write_image
+
+    store_path = synthetic_run.results_dir / "store.zarr"
+    store = create_store(store_path)
+    for image_id, record in synthetic_run.records.items():
+        image = xr.DataArray(
+            record.image,
+            dims=("y", "x"),
+            attrs={"pixel_size_nm_y": 0.5, "pixel_size_nm_x": 0.5, "pixel_size_nm": 0.5, "source": image_id},
+        )
+        write_image(store_path, image, image_id)
+    store.write_mask("img-a", synthetic_run.records["img-a"].mask)  # img-b: mask not written
+
+    run = load_results(synthetic_run.results_dir)
+    record_a = run.load_image("img-a")
+    assert record_a is not None and record_a.pixel_size_nm == (0.5, 0.5)
+    np.testing.assert_array_equal(record_a.mask, synthetic_run.records["img-a"].mask)
+    np.testing.assert_allclose(record_a.image, synthetic_run.records["img-a"].image)
+    record_b = run.load_image("img-b")
+    assert record_b is not None and record_b.mask is None
+    assert run.load_image("unknown") is None
+    assert any("unknown" in note for note in run.notes)
+
+    page = write_report(synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50).read_text(encoding="utf-8")
+    assert page.count('alt="img-') == 2
+    assert (tmp_path / "r_figures" / "particle_gallery.png").stat().st_size > 0
+
+
 def test_missing_or_empty_results_raise_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(ResultsDirectoryError, match="does not exist"):
         load_results(tmp_path / "nowhere")

@@ -214,7 +214,7 @@ def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) ->
         )
     )
     if run.load_image is not None and len(particles):
-        gallery = plot_particle_gallery(particles, run.load_image)
+        gallery = plot_particle_gallery(first_frame(particles), run.load_image)
         if gallery is not None:
             figures.append(
                 _embed(
@@ -239,7 +239,7 @@ def _image_figures(
         record: ImageRecord | None = run.load_image(image_id)
         if record is None or not np.all(np.isfinite(record.pixel_size_nm)):
             continue
-        subset = particles[particles["image_id"].astype(str) == image_id]
+        subset = first_frame(particles[particles["image_id"].astype(str) == image_id])
         figure = plot_image_overview(record, subset)
         caption = _image_caption(image_id, subset, run.images, record)
         figures.append(
@@ -252,6 +252,13 @@ def _image_figures(
             "the per-image table lists all of them."
         )
     return figures, note
+
+
+def first_frame(particles: pd.DataFrame) -> pd.DataFrame:
+    """Particles of single images and of the first frame of movies (figures show frame 0)."""
+    if "frame" not in particles.columns:
+        return particles
+    return particles[pd.to_numeric(particles["frame"], errors="coerce").fillna(0) == 0]
 
 
 def _image_caption(
@@ -267,6 +274,8 @@ def _image_caption(
     parts.append(f"{cols} × {rows} px at {size_x:.4g} × {size_y:.4g} nm/px")
     separated = int(particles["separated"].fillna(False).astype(bool).sum()) if "separated" in particles.columns else 0
     parts.append(f"{len(particles)} particles measured, {separated} from separation")
+    if "frame" in particles.columns:
+        parts.append("movie: first frame shown")
     return "; ".join(parts)
 
 

@@ -94,7 +94,9 @@ def load_results(results_dir: str | Path, *, image_loader: ImageLoader | None = 
     try:
         particles = pd.read_parquet(particles_path)
     except Exception as error:  # noqa: BLE001 - pyarrow raises several unrelated types
-        raise ResultsDirectoryError(f"{particles_path} is not a readable Parquet file: {error}") from error
+        raise ResultsDirectoryError(
+            f"{particles_path} is not a readable Parquet file: {error}"
+        ) from error
 
     run = RunResults(results_dir=results_dir, particles=particles)
     run.images = _read_optional_table(results_dir / IMAGES_FILE, run.notes)
@@ -104,7 +106,7 @@ def load_results(results_dir: str | Path, *, image_loader: ImageLoader | None = 
     if image_loader is not None:
         run.load_image = image_loader
     else:
-        run.load_image = store_image_loader(results_dir / STORE_DIR, run.notes)
+        run.load_image = store_image_loader(find_store(results_dir, run.manifest), run.notes)
     return run
 
 
@@ -124,14 +126,18 @@ def store_image_loader(store_path: Path, notes: list[str]) -> ImageLoader | None
         image_id -> ImageRecord (None for an image the store cannot give back).
     """
     if not store_path.exists():
-        notes.append(f"No image store ({store_path.name}) in the results: per-image figures and the particle gallery are skipped.")
+        notes.append(
+            f"No image store ({store_path.name}) in the results: per-image figures and the particle gallery are skipped."
+        )
         return None
     try:
         from antema_scale.io import open_store
 
         store = open_store(store_path)
     except Exception as error:  # noqa: BLE001 - any failure here only skips figures
-        notes.append(f"The image store {store_path.name} could not be opened ({error}): per-image figures are skipped.")
+        notes.append(
+            f"The image store {store_path.name} could not be opened ({error}): per-image figures are skipped."
+        )
         return None
 
     def load(image_id: str) -> ImageRecord | None:
@@ -145,31 +151,42 @@ def store_image_loader(store_path: Path, notes: list[str]) -> ImageLoader | None
 
 
 def _record_from_store(store: Any, image_id: str) -> ImageRecord:
-    image = store.read_image(image_id) if hasattr(store, "read_image") else store[image_id]
-    array = np.asarray(image.values if hasattr(image, "values") else image)
-    if array.ndim == 3:  # a movie: show the first frame
+    """Image (first frame of a movie), pixel size and mask (when written) of one image."""
+    from antema_scale.io import MaskNotWrittenError
+
+    image = store.read_image(image_id)
+    array = np.asarray(image.values)
+    if array.ndim == 3:
         array = array[0]
-    attrs = getattr(image, "attrs", {})
-    pixel_size = (
-        float(attrs.get("pixel_size_nm_y", attrs.get("pixel_size_nm", np.nan))),
-        float(attrs.get("pixel_size_nm_x", attrs.get("pixel_size_nm", np.nan))),
-    )
-    mask = None
-    for method in ("read_mask", "mask"):
-        if hasattr(store, method):
-            try:
-                value = getattr(store, method)(image_id)
-            except (KeyError, FileNotFoundError, LookupError):
-                value = None
-            if value is not None:
-                mask = np.asarray(getattr(value, "values", value), dtype=bool)
-                if mask.ndim == 3:
-                    mask = mask[0]
-            break
+    pixel_size = (float(image.attrs["pixel_size_nm_y"]), float(image.attrs["pixel_size_nm_x"]))
+    try:
+        mask = np.asarray(store.read_mask(image_id).values, dtype=bool)
+    except MaskNotWrittenError:
+        mask = None
+    if mask is not None and mask.ndim == 3:
+        mask = mask[0]
     return ImageRecord(image_id=image_id, image=array, pixel_size_nm=pixel_size, mask=mask)
 
 
-def _read_optional_table(path: Path, notes: list[str], *, quiet: bool = False) -> pd.DataFrame | None:
+def find_store(results_dir: Path, manifest: dict[str, Any] | None) -> Path:
+    """The run's image store: ``<results_dir>/store.zarr``, else a store path named in the
+    manifest (``store``/``store_path``, top level or under ``parameters``) that exists."""
+    default = results_dir / STORE_DIR
+    if default.exists() or manifest is None:
+        return default
+    for section in (manifest, manifest.get("parameters")):
+        if not isinstance(section, dict):
+            continue
+        for key in ("store", "store_path"):
+            value = section.get(key)
+            if isinstance(value, str) and Path(value).exists():
+                return Path(value)
+    return default
+
+
+def _read_optional_table(
+    path: Path, notes: list[str], *, quiet: bool = False
+) -> pd.DataFrame | None:
     if not path.is_file():
         if not quiet:
             notes.append(f"{path.name} is missing from the results.")
