@@ -104,7 +104,10 @@ def read_dm(path: Path) -> RawMicrograph:
     """
     from ncempy.io import dm
 
-    with _quiet(), dm.fileDM(path) as dm_file:
+    # on_memory=False: plain file reads. With the default memory map, arrays handed out by
+    # ncempy can still view the map when the file closes ("BufferError: cannot close
+    # exported pointers exist"), which we met on Dask process workers.
+    with _quiet(), dm.fileDM(path, on_memory=False) as dm_file:
         dataset = dm_file.getDataset(0)
         tags = dict(dm_file.allTags)
     data = np.asarray(dataset["data"])
