@@ -88,6 +88,14 @@ def test_without_drift_correction_drift_breaks_tracks() -> None:
     assert raw["completeness"] < corrected["completeness"]
 
 
+def test_wide_first_pass_measures_drift_larger_than_the_search_range() -> None:
+    movie = drifting_movie(drift_nm_per_frame=(6.0, 6.0))  # 8.5 nm per frame
+    narrow = tracking_scores(track_particles(movie, search_range_nm=4.0))
+    wide = tracking_scores(track_particles(movie, search_range_nm=4.0, drift_search_range_nm=12.0))
+    assert narrow["completeness"] < 0.5
+    assert wide["purity"] >= 0.95 and wide["completeness"] >= 0.95
+
+
 def test_known_drift_from_images_can_replace_the_estimate() -> None:
     movie = drifting_movie(drift_nm_per_frame=(0.0, 12.0), n_particles=30)
     known = pd.DataFrame(

@@ -63,6 +63,15 @@ def register(app: typer.Typer) -> None:
                 help="Estimate and remove stage drift before linking.",
             ),
         ] = True,
+        max_drift: Annotated[
+            float | None,
+            typer.Option(
+                "--max-drift",
+                min=0.0,
+                help="Largest stage drift per frame, nm, when larger than the search range "
+                "(the drift-measuring first pass searches this far).",
+            ),
+        ] = None,
         area_tolerance: Annotated[
             float,
             typer.Option(
@@ -92,6 +101,7 @@ def register(app: typer.Typer) -> None:
                     memory=memory,
                     frame_interval_s=frame_interval,
                     correct_drift=drift,
+                    max_drift_nm=max_drift,
                     area_tolerance=area_tolerance,
                 )
         except (TrackingInputError, MovieTableError, ValueError) as error:

@@ -164,6 +164,7 @@ def track_movies(
     memory: int = 0,
     frame_interval_s: float | None = None,
     correct_drift: bool = True,
+    max_drift_nm: float | None = None,
     drift_nm: dict[object, pd.DataFrame] | None = None,
     area_tolerance: float = 0.25,
     min_track_points: int = 3,
@@ -185,6 +186,9 @@ def track_movies(
         Seconds between frames, where the files gave no frame times.
     correct_drift : bool
         Estimate and remove stage drift before linking.
+    max_drift_nm : float, optional
+        Largest stage drift per frame in nm, when it exceeds the search range: the first,
+        drift-measuring linking pass searches this far.
     drift_nm : dict, optional
         Known drift table per movie id (see :func:`~.drift.drift_from_images`).
     area_tolerance : float
@@ -214,6 +218,7 @@ def track_movies(
                 frame_interval_s=frame_interval_s,
                 correct_drift=correct_drift,
                 drift_nm=known_drift,
+                drift_search_range_nm=max_drift_nm,
             )
         )
     tracks = _renumber_across_movies(pieces)
@@ -396,7 +401,8 @@ def track_results(
         Draw the time-series figures and contact sheets (pixels from ``store.zarr``).
     **options
         Keywords of :func:`track_movies` (``search_range_nm``, ``memory``,
-        ``frame_interval_s``, ``correct_drift``, ``area_tolerance``, ``min_track_points``).
+        ``frame_interval_s``, ``correct_drift``, ``max_drift_nm``, ``area_tolerance``,
+        ``min_track_points``).
 
     Returns
     -------

@@ -94,14 +94,21 @@ def _track_one_movie(
     correct_drift: bool,
     drift_nm: pd.DataFrame | None,
     drift_passes: int,
+    drift_search_range_nm: float | None,
     adaptive_stop_nm: float | None,
 ) -> pd.DataFrame:
     frames = np.sort(pd.unique(table["frame"]))
     drift = zero_drift(frames) if drift_nm is None else drift_nm[list(DRIFT_COLUMNS)].astype(float)
     current = _apply_drift(table, drift)
-    labels = _link(current, search_range_nm, memory, adaptive_stop_nm)
+    wide_first_pass = correct_drift and drift_nm is None and drift_search_range_nm is not None
+    if wide_first_pass:
+        # a wide first pass only to measure the drift; crowded subnetworks shrink back
+        wide_stop = min(search_range_nm, drift_search_range_nm)
+        labels = _link(current, drift_search_range_nm, memory, adaptive_stop_nm or 0.5 * wide_stop)
+    else:
+        labels = _link(current, search_range_nm, memory, adaptive_stop_nm)
     if correct_drift and drift_nm is None:
-        for _ in range(max(int(drift_passes), 0)):
+        for _ in range(max(int(drift_passes), 1 if wide_first_pass else 0)):
             linked = current.assign(particle=labels)
             residual = drift_from_links(
                 linked, pos_columns=("_link_y_nm", "_link_x_nm"), frames=frames
@@ -134,6 +141,7 @@ def track_particles(
     correct_drift: bool = True,
     drift_nm: pd.DataFrame | None = None,
     drift_passes: int = 2,
+    drift_search_range_nm: float | None = None,
     group_by: str | Sequence[str] | None = None,
     adaptive_stop_nm: float | None = None,
 ) -> pd.DataFrame:
@@ -161,6 +169,10 @@ def track_particles(
         estimate.
     drift_passes : int
         Number of re-linking passes of the drift estimate.
+    drift_search_range_nm : float, optional
+        Search range in nm of the first linking pass, the one that only measures the drift:
+        set it to the largest expected drift per frame when that exceeds
+        ``search_range_nm`` (crowded subnetworks in that pass shrink adaptively).
     group_by : str or sequence of str, optional
         Column(s) that tell movies apart when ``particles`` holds several; each movie is
         tracked on its own. Track ids stay unique over all movies.
@@ -211,6 +223,7 @@ def track_particles(
         "correct_drift": correct_drift,
         "drift_nm": drift_nm,
         "drift_passes": drift_passes,
+        "drift_search_range_nm": drift_search_range_nm,
         "adaptive_stop_nm": adaptive_stop_nm,
     }
     if group_columns:
