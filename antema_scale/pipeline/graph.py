@@ -1,0 +1,185 @@
+"""The task graph of a run, submitted as futures in a sliding window.
+
+For every group of images (``images_per_task``, 1 by default) one segmentation task runs
+the network on the group and writes the masks into the store; it asks for the worker
+resource ``GPU`` when the cluster has GPU workers. For every image one measurement task
+(CPU) depends on its group's segmentation task, analyses the mask and writes the image's
+result file. Futures are submitted through :class:`distributed.as_completed` with at most
+``max_in_flight`` images outstanding, so memory stays bounded however many images a run
+has, progress streams image by image, and a graph for 10,000 images is planned and
+submitted in seconds. Tasks are retried on transient failures (``retries``) and re-run
+by the scheduler when a worker dies; an image's result file is written atomically under
+one name, so a re-run task can never count an image twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from antema_scale.pipeline.tasks import (
+    ImageOutcome,
+    ImageWork,
+    RunContext,
+    measure_image,
+    segment_group,
+)
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
+
+#: Resource request of segmentation tasks on clusters with GPU workers.
+GPU_TASK_RESOURCES: dict[str, float] = {"GPU": 1}
+
+
+def group_work(work: Sequence[ImageWork], images_per_task: int) -> list[list[ImageWork]]:
+    """Split ``work`` into consecutive groups of at most ``images_per_task`` images."""
+    size = max(1, images_per_task)
+    return [list(work[start : start + size]) for start in range(0, len(work), size)]
+
+
+@dataclass
+class GraphOptions:
+    """How the graph is submitted.
+
+    Parameters
+    ----------
+    max_in_flight : int
+        Images submitted but not yet finished, at most.
+    retries : int
+        Automatic retries of a task that raised (transient failures).
+    use_gpu_resources : bool
+        Restrict segmentation tasks to workers that advertise ``GPU``.
+    fail_fast : bool
+        Stop submitting and cancel what is in flight after the first failed image.
+    """
+
+    max_in_flight: int = 8
+    retries: int = 2
+    use_gpu_resources: bool = False
+    fail_fast: bool = False
+
+
+@dataclass
+class GraphRun:
+    """What came back from a run of the graph."""
+
+    outcomes: list[ImageOutcome] = field(default_factory=list)
+    stopped_early: bool = False
+
+    @property
+    def failed(self) -> list[ImageOutcome]:
+        """Outcomes of images that ended in an error."""
+        return [outcome for outcome in self.outcomes if outcome.error_type]
+
+
+def _task_key(prefix: str, image_id: str) -> str:
+    return f"antema-{prefix}-{image_id[:40]}-{uuid.uuid4().hex[:12]}"
+
+
+def submit_group(
+    client: Client, group: Sequence[ImageWork], context: RunContext, options: GraphOptions
+) -> list[Future]:
+    """Submit one segmentation task for ``group`` and one measurement task per image.
+
+    Returns
+    -------
+    list of distributed.Future
+        The measurement futures, in the order of ``group``.
+    """
+    segmentation = client.submit(
+        segment_group,
+        context,
+        list(group),
+        key=_task_key("segment", group[0].image_id),
+        resources=GPU_TASK_RESOURCES if options.use_gpu_resources else None,
+        retries=options.retries,
+        pure=False,
+    )
+    return [
+        client.submit(
+            measure_image,
+            context,
+            work,
+            segmentation,
+            key=_task_key("measure", work.image_id),
+            retries=options.retries,
+            pure=False,
+        )
+        for work in group
+    ]
+
+
+def outcome_of(future: Future, work: ImageWork) -> ImageOutcome:
+    """The outcome of a finished measurement future; a task that raised becomes an error."""
+    if future.status == "finished":
+        return future.result()
+    if future.status == "error":
+        error = future.exception()
+        return ImageOutcome.failure(work, "task", type(error).__name__, str(error) or repr(error))
+    return ImageOutcome.failure(work, "task", "CancelledError", f"task was {future.status}")
+
+
+def run_graph(
+    client: Client,
+    work: Sequence[ImageWork],
+    context: RunContext,
+    options: GraphOptions,
+    on_outcome: Callable[[ImageOutcome], None] | None = None,
+) -> GraphRun:
+    """Run segmentation and measurement of ``work`` on ``client``'s cluster.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        Where to run.
+    work : sequence of ImageWork
+        Images to process (already filtered for resume).
+    context : RunContext
+        Store, output folder, segmenter and analysis options of the run.
+    options : GraphOptions
+        Window size, retries, GPU restriction, fail-fast.
+    on_outcome : callable, optional
+        Called on the client with each image's outcome as it arrives (progress bars).
+
+    Returns
+    -------
+    GraphRun
+        One outcome per image that finished (all of them unless stopped early).
+    """
+    from distributed import as_completed
+
+    groups: Iterator[list[ImageWork]] = iter(
+        group_work(work, context.segmenter.settings.images_per_task)
+    )
+    owners: dict[str, tuple[Future, ImageWork]] = {}
+    completed = as_completed()
+    run = GraphRun()
+
+    def fill_window() -> None:
+        while len(owners) < options.max_in_flight:
+            group = next(groups, None)
+            if group is None:
+                return
+            for future, item in zip(
+                submit_group(client, group, context, options), group, strict=True
+            ):
+                owners[future.key] = (future, item)
+                completed.add(future)
+
+    fill_window()
+    for future in completed:
+        _, item = owners.pop(future.key)
+        outcome = outcome_of(future, item)
+        run.outcomes.append(outcome)
+        if on_outcome is not None:
+            on_outcome(outcome)
+        if options.fail_fast and outcome.error_type:
+            run.stopped_early = True
+            client.cancel([pending for pending, _ in owners.values()])
+            completed.clear()
+            break
+        fill_window()
+    return run

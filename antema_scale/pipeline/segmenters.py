@@ -1,0 +1,121 @@
+"""The segmenters a pipeline task calls, behind one method: ``segment(images, pixel_sizes)``.
+
+Both wrap :mod:`antema_scale.segment` (the network and the classical baseline); the
+pipeline only adds the uniform interface and the picklable :class:`SegmenterSpec` that
+the per-process cache (:mod:`antema_scale.pipeline.model_plugin`) turns into a loaded
+segmenter once per worker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from antema_scale.pipeline.settings import SegmentationSettings
+
+
+class ThresholdSegmenter:
+    """Classical Gaussian + threshold segmentation (:func:`antema_scale.segment.threshold_segment`)."""
+
+    def segment(self, images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float]) -> list[Any]:
+        """One prediction per image.
+
+        Parameters
+        ----------
+        images : sequence of 2-D arrays
+            Micrographs.
+        pixel_sizes_nm : sequence of float
+            Pixel size of each image in nm.
+
+        Returns
+        -------
+        list of antema_scale.segment.Prediction
+        """
+        from antema_scale.segment import threshold_segment
+
+        return [
+            threshold_segment(image, size)
+            for image, size in zip(images, pixel_sizes_nm, strict=True)
+        ]
+
+
+class ModelSegmenter:
+    """The DeepLabV3+ network, loaded once (:func:`antema_scale.segment.load_model`).
+
+    Parameters
+    ----------
+    model : object
+        The loaded :class:`antema_scale.segment.SegmentationModel`.
+    batch_size : int
+        Tiles per forward pass.
+    device : str
+        Device the model runs on.
+    """
+
+    def __init__(self, model: Any, *, batch_size: int, device: str) -> None:
+        self.model = model
+        self.batch_size = batch_size
+        self.device = device
+
+    def segment(self, images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float]) -> list[Any]:
+        """One prediction per image (batched across images and tiles).
+
+        Parameters
+        ----------
+        images : sequence of 2-D arrays
+            Micrographs.
+        pixel_sizes_nm : sequence of float
+            Pixel size of each image in nm.
+
+        Returns
+        -------
+        list of antema_scale.segment.Prediction
+        """
+        from antema_scale.segment import predict
+
+        return predict(
+            self.model,
+            list(images),
+            list(pixel_sizes_nm),
+            batch_size=self.batch_size,
+        )
+
+
+@dataclass(frozen=True)
+class SegmenterSpec:
+    """Picklable recipe for a segmenter: the settings plus the model checksum.
+
+    Parameters
+    ----------
+    settings : SegmentationSettings
+        Segmenter kind, weights file, device, batch size.
+    model_sha256 : str
+        Checksum of the weights (the cache key; computed once on the client).
+    """
+
+    settings: SegmentationSettings
+    model_sha256: str
+
+    @classmethod
+    def from_settings(cls, settings: SegmentationSettings) -> SegmenterSpec:
+        """Spec for ``settings``, hashing the weights file once."""
+        return cls(settings=settings, model_sha256=settings.model_sha256())
+
+    def cache_key(self) -> str:
+        """``"<segmenter>:<model sha256>:<device>"``."""
+        return f"{self.settings.segmenter}:{self.model_sha256}:{self.settings.device}"
+
+    def load(self) -> ThresholdSegmenter | ModelSegmenter:
+        """Build the segmenter; reads and checks the weights file for the network."""
+        if self.settings.segmenter == "threshold":
+            return ThresholdSegmenter()
+        from antema_scale.segment import load_model
+
+        path = self.settings.resolved_model_path()
+        model = load_model(path, device=self.settings.device)
+        return ModelSegmenter(
+            model, batch_size=self.settings.batch_size, device=self.settings.device
+        )

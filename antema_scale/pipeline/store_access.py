@@ -1,0 +1,156 @@
+"""The pipeline's view of the image store (:mod:`antema_scale.io`): which images a run
+covers, and reading images / writing masks inside tasks.
+
+Inputs are either micrograph files, folders and globs, ingested into
+``<output_dir>/store.zarr`` (files already there by sha256 are not re-read), or a store
+ingested earlier, used in place. Files that cannot be ingested become error rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+#: Name of the store the pipeline ingests into, inside the run folder.
+STORE_NAME = "store.zarr"
+
+#: Stage name and error type of files found in input folders that are not micrographs.
+COLLECT_STAGE = "collect"
+NOT_A_MICROGRAPH = "NotAMicrographFile"
+
+
+@dataclass(frozen=True)
+class StoreImage:
+    """One image of the run: its id in the store, source file and checksum."""
+
+    image_id: str
+    source: str
+    sha256: str
+
+
+@dataclass
+class StoreEntries:
+    """The images a run covers and the inputs that could not be ingested.
+
+    Attributes
+    ----------
+    store_path : Path
+        The store the tasks read from and write masks to.
+    images : list of StoreImage
+        Images of this run, sorted by id.
+    errors : list of dict
+        Error rows (``image_id, source, stage, error_type, message``) for inputs that
+        were not ingested.
+    """
+
+    store_path: Path
+    images: list[StoreImage] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+
+def is_store(path: str | Path) -> bool:
+    """Whether ``path`` is a Zarr store directory (has a ``zarr.json``)."""
+    candidate = Path(path)
+    return candidate.is_dir() and (candidate / "zarr.json").is_file()
+
+
+def _as_list(inputs: str | Path | Sequence[str | Path]) -> list[str | Path]:
+    return [inputs] if isinstance(inputs, (str, Path)) else list(inputs)
+
+
+def _images_from_index(index: Any, image_ids: set[str] | None = None) -> list[StoreImage]:
+    rows = index if image_ids is None else index[index["image_id"].isin(image_ids)]
+    return sorted(
+        (StoreImage(str(r.image_id), str(r.source), str(r.sha256)) for r in rows.itertuples()),
+        key=lambda image: image.image_id,
+    )
+
+
+def prepare_store(
+    inputs: str | Path | Sequence[str | Path],
+    output_dir: Path,
+    *,
+    pixel_size_nm: float | tuple[float, float] | None = None,
+    client: Any = None,
+    progress: bool = False,
+) -> StoreEntries:
+    """Make sure every input is in a store; list the run's images and ingest errors.
+
+    Parameters
+    ----------
+    inputs : path, glob, or sequence of them
+        Files, folders, globs, or one ingested store.
+    output_dir : Path
+        Run folder; new stores go to ``<output_dir>/store.zarr``.
+    pixel_size_nm : float or (float, float), optional
+        Pixel size (nm) for files without one.
+    client : distributed.Client, optional
+        Ingest on this cluster.
+    progress : bool
+        Show the ingest progress bar.
+
+    Returns
+    -------
+    StoreEntries
+    """
+    from antema_scale.io import ingest, open_store
+
+    items = _as_list(inputs)
+    if len(items) == 1 and is_store(items[0]):
+        store = open_store(items[0])
+        return StoreEntries(store_path=store.path, images=_images_from_index(store.index))
+    report = ingest(
+        items,
+        output_dir / STORE_NAME,
+        pixel_size_nm=pixel_size_nm,
+        client=client,
+        progress=progress,
+    )
+    store = open_store(report.store)
+    covered = set(report.ingested["image_id"]) | {i for i in report.skipped["image_id"] if i}
+    errors = [
+        {
+            "image_id": "",
+            "source": str(row.source),
+            "stage": "ingest",
+            "error_type": str(row.error),
+            "message": str(row.message),
+        }
+        for row in report.errors.itertuples()
+    ]
+    errors += [
+        {
+            "image_id": "",
+            "source": str(row.source),
+            "stage": COLLECT_STAGE,
+            "error_type": NOT_A_MICROGRAPH,
+            "message": f"{row.source}: skipped, {row.reason}",
+        }
+        for row in report.skipped.itertuples()
+        if not row.image_id
+    ]
+    return StoreEntries(
+        store_path=store.path, images=_images_from_index(store.index, covered), errors=errors
+    )
+
+
+def open_run_store(path: str | Path) -> Any:
+    """Open the run's store inside a task (:func:`antema_scale.io.open_store`)."""
+    from antema_scale.io import open_store
+
+    return open_store(path)
+
+
+def read_image(store: Any, image_id: str) -> xr.DataArray:
+    """The micrograph ``image_id`` with its pixel sizes in nm (``pixel_size_nm_y/x`` attrs)."""
+    return store.read_image(image_id)
+
+
+def write_mask(store: Any, image_id: str, mask: np.ndarray) -> None:
+    """Write the particle mask of ``image_id`` (2-D, or ``(frame, y, x)`` for movies) into the store."""
+    store.write_mask(image_id, np.asarray(mask, dtype=bool))
