@@ -10,9 +10,9 @@ from test_particles_scenes import disc_mask, draw_polygon, regular_polygon
 
 from antema_scale.particles import AnalysisOptions, analyze_mask
 from antema_scale.particles.geometry import (
+    centre_hull_px,
     convex_area_px,
     convexity,
-    corner_hull_nm,
     feret_diameters_nm,
     matlab_perimeter_nm,
     perimeter_nm,
@@ -161,9 +161,17 @@ def test_convex_area_counts_pixel_centres_exactly() -> None:
 def test_geometry_helpers_on_square() -> None:
     square = np.zeros((14, 14), dtype=bool)
     square[2:12, 2:12] = True
-    hull = corner_hull_nm(square, (1.0, 1.0))
-    assert feret_diameters_nm(hull) == pytest.approx((10.0, 10 * math.sqrt(2)))
-    assert convexity(square, (1.0, 1.0)) == pytest.approx(1.0)
+    hull = centre_hull_px(square)
+    assert len(hull) == 4
+    assert feret_diameters_nm(hull, (1.0, 1.0)) == pytest.approx((10.0, 10 * math.sqrt(2)))
+    assert feret_diameters_nm(hull, (0.5, 2.0)) == pytest.approx((5.0, math.hypot(5.0, 20.0)))
+    line = np.zeros((5, 12), dtype=bool)
+    line[2, 1:11] = True
+    assert feret_diameters_nm(centre_hull_px(line), (1.0, 1.0)) == pytest.approx(
+        (1.0, math.hypot(1.0, 10.0))
+    )
+    assert convex_area_px(line) == 10
+    assert convexity(square, (1.0, 1.0)) == pytest.approx(1.0, abs=1e-3)
     assert perimeter_nm(square, (1.0, 1.0)) == pytest.approx(40.0, rel=0.07)
     with pytest.raises(ValueError, match="unknown perimeter estimator"):
         perimeter_nm(square, (1.0, 1.0), "bogus")

@@ -39,12 +39,12 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
+import pandas as pd
 import scipy.ndimage as ndi
-from skimage.measure import euler_number
 
 from antema_scale.particles.cleaning import CleanedMask, clean_mask, disc_area_px
 from antema_scale.particles.convexity import classify_region
-from antema_scale.particles.geometry import convex_area_px, convexity
+from antema_scale.particles.geometry import contour_perimeters_nm, convex_area_px
 from antema_scale.particles.measure import measure_particle
 from antema_scale.particles.table import (
     ParticleCrop,
@@ -52,7 +52,7 @@ from antema_scale.particles.table import (
     typed_excluded_frame,
     typed_particles_frame,
 )
-from antema_scale.particles.uecs import uecs_separate
+from antema_scale.particles.uecs import UecsParticle, uecs_separate
 from antema_scale.particles.watershed import count_distance_maxima, watershed_separate
 
 SeparationMode = Literal["uecs", "uecs-paper", "watershed", "none"]
@@ -221,15 +221,23 @@ class _Collector:
         method: str,
         erosion_steps: int,
         touches_border: bool,
+        holes_filled: bool = False,
+        contour_perimeters: tuple[float, float] | None = None,
     ) -> None:
-        rows, cols = np.nonzero(mask)
+        rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:
             return
-        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        cols = np.flatnonzero(mask.any(axis=0))
+        r0, r1, c0, c1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
         tight = mask[r0:r1, c0:c1]
         tight_offset = (offset[0] + int(r0), offset[1] + int(c0))
         values = measure_particle(
-            tight, tight_offset, self.spacing, perimeter=self.options.perimeter
+            tight,
+            tight_offset,
+            self.spacing,
+            perimeter=self.options.perimeter,
+            contour_perimeters=contour_perimeters,
+            holes_filled=holes_filled,
         )
         particle_id = len(self.rows) + 1
         self.rows.append(
@@ -272,122 +280,172 @@ class _Collector:
         )
 
 
-def _region_crop(
-    cleaned: CleanedMask, label: int, slc: tuple[slice, slice], padding: int
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """Padded boolean crop of one region and the image position of its origin."""
+@dataclass(frozen=True)
+class _Region:
+    """One labelled region on its padded crop.
+
+    ``filled`` is the crop with its remaining holes filled (the crop itself when it has
+    none); ``perimeters`` are the contour and hull perimeters of ``filled`` (nm).
+    """
+
+    label: int
+    crop: np.ndarray
+    offset: tuple[int, int]
+    touches_border: bool
+    holes: int
+    filled: np.ndarray
+    perimeters: tuple[float, float]
+
+    @property
+    def convexity(self) -> float:
+        perimeter, hull_perimeter = self.perimeters
+        return hull_perimeter / perimeter if perimeter > 0 else 1.0
+
+
+def _region(
+    cleaned: CleanedMask,
+    label: int,
+    slc: tuple[slice, slice],
+    spacing: tuple[float, float],
+    padding: int,
+) -> _Region:
+    """Cut one region out of the label image (padded) and compute its contour perimeters."""
     rows, cols = slc
     crop = np.pad(cleaned.labels[slc] == label, padding)
-    return crop, (rows.start - padding, cols.start - padding)
+    holes = int(cleaned.holes_per_region[label])
+    filled = ndi.binary_fill_holes(crop) if holes else crop
+    return _Region(
+        label=label,
+        crop=crop,
+        offset=(rows.start - padding, cols.start - padding),
+        touches_border=bool(cleaned.touches_border[label]),
+        holes=holes,
+        filled=filled,
+        perimeters=contour_perimeters_nm(filled, spacing, holes_filled=True),
+    )
 
 
 def _looks_like_overlap(
-    crop: np.ndarray, spacing: tuple[float, float], options: AnalysisOptions
+    region: _Region, spacing: tuple[float, float], options: AnalysisOptions
 ) -> bool:
     """A convex-looking region that is probably two or more overlapping particles."""
     if options.overlap_solidity is None or options.separation in ("uecs-paper", "none"):
         return False
-    solidity = np.count_nonzero(crop) / convex_area_px(crop)
+    solidity = np.count_nonzero(region.crop) / convex_area_px(region.crop)
     if solidity >= options.overlap_solidity:
         return False
     cores = count_distance_maxima(
-        crop, spacing, h_nm=options.watershed_h_nm, h_fraction=options.watershed_h_fraction
+        region.filled,
+        spacing,
+        h_nm=options.watershed_h_nm,
+        h_fraction=options.watershed_h_fraction,
     )
     return cores >= 2
 
 
-def _separate_region(
-    crop: np.ndarray,
-    offset: tuple[int, int],
-    region_id: int,
-    region_convexity: float,
-    touches_border: bool,
-    collector: _Collector,
-    *,
-    run_uecs: bool,
-) -> None:
-    """Split one region and hand its particles (or its exclusion) to the collector."""
+def _add_uecs_result(region: _Region, particles: list[UecsParticle], collector: _Collector) -> None:
+    """Hand regrown UECS particles to the collector: convex ones kept, others excluded."""
+    kept = sum(p.convex for p in particles)
+    for particle in particles:
+        if particle.convex:
+            collector.add_particle(
+                particle.mask,
+                region.offset,
+                parent_region=region.label,
+                separated=kept > 1,
+                method="uecs",
+                erosion_steps=particle.erosion_steps,
+                touches_border=region.touches_border,
+                holes_filled=region.holes == 0,
+            )
+        else:
+            collector.add_excluded(
+                particle.mask,
+                region.offset,
+                region_id=region.label,
+                reason="separated particle not convex after regrowth",
+                convexity_value=particle.convexity,
+            )
+
+
+def _run_uecs(region: _Region, collector: _Collector) -> bool:
+    """UECS on a region; returns True when its result is final (no fallback needed)."""
     options, spacing = collector.options, collector.spacing
-    area = np.count_nonzero(crop)
-    if run_uecs:
-        min_marker = max(
-            options.uecs_min_marker_px,
-            disc_area_px(options.uecs_min_marker_diameter_nm, spacing),
-        )
-        particles = uecs_separate(
-            crop,
-            spacing,
-            convexity_threshold=options.convexity_threshold,
-            solidity_tolerance=options.uecs_solidity_tolerance,
-            min_marker_px=min_marker,
-        )
-        kept = [p for p in particles if p.convex]
-        covered = (
-            np.count_nonzero(np.logical_or.reduce([p.mask for p in kept])) / area if kept else 0.0
-        )
-        if options.separation == "uecs-paper" or covered >= options.uecs_min_coverage:
-            for particle in particles:
-                if particle.convex:
-                    collector.add_particle(
-                        particle.mask,
-                        offset,
-                        parent_region=region_id,
-                        separated=len(kept) > 1,
-                        method="uecs",
-                        erosion_steps=particle.erosion_steps,
-                        touches_border=touches_border,
-                    )
-                else:
-                    collector.add_excluded(
-                        particle.mask,
-                        offset,
-                        region_id=region_id,
-                        reason="separated particle not convex after regrowth",
-                        convexity_value=particle.convexity,
-                    )
-            if kept:
-                return
-            if options.separation == "uecs-paper":
-                collector.add_excluded(
-                    crop,
-                    offset,
-                    region_id=region_id,
-                    reason="separation failed",
-                    convexity_value=region_convexity,
-                )
-                return
+    min_marker = max(
+        options.uecs_min_marker_px,
+        disc_area_px(options.uecs_min_marker_diameter_nm, spacing),
+    )
+    particles = uecs_separate(
+        region.crop,
+        spacing,
+        convexity_threshold=options.convexity_threshold,
+        solidity_tolerance=options.uecs_solidity_tolerance,
+        min_marker_px=min_marker,
+        holes_filled=region.holes == 0,
+    )
+    kept = [p.mask for p in particles if p.convex]
+    area = np.count_nonzero(region.crop)
+    covered = np.count_nonzero(np.logical_or.reduce(kept)) / area if kept else 0.0
+    if options.separation == "uecs-paper" or covered >= options.uecs_min_coverage:
+        _add_uecs_result(region, particles, collector)
+        if not kept:
+            collector.add_excluded(
+                region.crop,
+                region.offset,
+                region_id=region.label,
+                reason="separation failed",
+                convexity_value=region.convexity,
+            )
+        return True
+    return False
+
+
+def _run_watershed(region: _Region, collector: _Collector) -> None:
+    """Watershed separation of a region, or its exclusion when it has a single core."""
+    options = collector.options
     pieces = watershed_separate(
-        crop, spacing, h_nm=options.watershed_h_nm, h_fraction=options.watershed_h_fraction
+        region.crop,
+        collector.spacing,
+        h_nm=options.watershed_h_nm,
+        h_fraction=options.watershed_h_fraction,
     )
     if len(pieces) >= 2:
         for piece in pieces:
             collector.add_particle(
                 piece,
-                offset,
-                parent_region=region_id,
+                region.offset,
+                parent_region=region.label,
                 separated=True,
                 method="watershed",
                 erosion_steps=0,
-                touches_border=touches_border,
+                touches_border=region.touches_border,
+                holes_filled=region.holes == 0,
             )
     elif options.keep_unseparated:
-        collector.add_particle(
-            crop,
-            offset,
-            parent_region=region_id,
-            separated=False,
-            method="none",
-            erosion_steps=0,
-            touches_border=touches_border,
-        )
+        _add_whole_region(region, collector)
     else:
         collector.add_excluded(
-            crop,
-            offset,
-            region_id=region_id,
+            region.crop,
+            region.offset,
+            region_id=region.label,
             reason="separation failed",
-            convexity_value=region_convexity,
+            convexity_value=region.convexity,
         )
+
+
+def _add_whole_region(region: _Region, collector: _Collector) -> None:
+    """The region is one particle."""
+    collector.add_particle(
+        region.crop,
+        region.offset,
+        parent_region=region.label,
+        separated=False,
+        method="none",
+        erosion_steps=0,
+        touches_border=region.touches_border,
+        holes_filled=region.holes == 0,
+        contour_perimeters=region.perimeters,
+    )
 
 
 def _analyze_region(
@@ -395,53 +453,42 @@ def _analyze_region(
 ) -> None:
     """Classify, separate and measure one labelled region."""
     options, spacing = collector.options, collector.spacing
-    crop, offset = _region_crop(cleaned, label, slc, options.padding_px)
-    touches = bool(cleaned.touches_border[label])
-    if touches and options.border == "drop":
+    if cleaned.touches_border[label] and options.border == "drop":
+        rows, cols = slc
         collector.add_excluded(
-            crop,
-            offset,
+            cleaned.labels[slc] == label,
+            (rows.start, cols.start),
             region_id=label,
             reason="touches border",
             convexity_value=float("nan"),
         )
         return
-    region_convexity = convexity(crop, spacing)
+    region = _region(cleaned, label, slc, spacing, options.padding_px)
     region_class, reason = classify_region(
-        region_convexity,
-        int(euler_number(crop, connectivity=2)),
+        region.convexity,
+        1 - region.holes,
         threshold=options.convexity_threshold,
         min_convexity=options.min_convexity,
         min_euler_number=options.min_euler_number,
     )
     if region_class == "excluded":
         collector.add_excluded(
-            crop, offset, region_id=label, reason=reason, convexity_value=region_convexity
+            region.crop,
+            region.offset,
+            region_id=label,
+            reason=reason,
+            convexity_value=region.convexity,
         )
         return
-    single = options.separation == "none" or (
-        region_class == "convex" and not _looks_like_overlap(crop, spacing, options)
-    )
-    if single:
-        collector.add_particle(
-            crop,
-            offset,
-            parent_region=label,
-            separated=False,
-            method="none",
-            erosion_steps=0,
-            touches_border=touches,
-        )
+    if options.separation == "none" or (
+        region_class == "convex" and not _looks_like_overlap(region, spacing, options)
+    ):
+        _add_whole_region(region, collector)
         return
-    _separate_region(
-        crop,
-        offset,
-        label,
-        region_convexity,
-        touches,
-        collector,
-        run_uecs=options.separation in ("uecs", "uecs-paper") and region_class == "to_separate",
-    )
+    run_uecs = options.separation in ("uecs", "uecs-paper") and region_class == "to_separate"
+    if run_uecs and _run_uecs(region, collector):
+        return
+    _run_watershed(region, collector)
 
 
 def analyze_mask(
@@ -492,14 +539,11 @@ def analyze_mask(
     for label, slc in enumerate(ndi.find_objects(cleaned.labels), start=1):
         if slc is not None:
             _analyze_region(cleaned, label, slc, collector)
-    import pandas as pd
-
-    particles = typed_particles_frame(pd.DataFrame(collector.rows)) if collector.rows else None
     table = ParticleTable(
         excluded=typed_excluded_frame(collector.excluded),
         masks=collector.crops,
         image_ids=[image_id],
     )
-    if particles is not None:
-        table.particles = particles
+    if collector.rows:
+        table.particles = typed_particles_frame(pd.DataFrame(collector.rows))
     return table

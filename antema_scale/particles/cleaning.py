@@ -34,6 +34,9 @@ class CleanedMask:
     touches_border : numpy.ndarray of bool
         ``touches_border[k]`` is True when region ``k`` touches the image border
         (index 0 unused).
+    holes_per_region : numpy.ndarray of int
+        ``holes_per_region[k]``: holes left in region ``k`` after filling (its Euler
+        number is ``1 - holes``; index 0 unused).
     specks_removed : int
         Number of specks removed.
     holes_filled : int
@@ -43,6 +46,7 @@ class CleanedMask:
     labels: np.ndarray
     n_regions: int
     touches_border: np.ndarray
+    holes_per_region: np.ndarray
     specks_removed: int
     holes_filled: int
 
@@ -56,6 +60,27 @@ def _border_labels(labels: np.ndarray) -> np.ndarray:
     """Unique labels present on the outer rows/columns of a label image."""
     edges = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
     return np.unique(edges)
+
+
+def _holes_per_region(
+    holes: np.ndarray, kept_holes: np.ndarray, labels: np.ndarray, n_regions: int
+) -> np.ndarray:
+    """Count the holes of each region.
+
+    The pixel just above a hole's topmost-leftmost pixel belongs to the region that
+    encloses the hole (an island inside the hole lies lower).
+    """
+    counts = np.zeros(n_regions + 1, dtype=np.int64)
+    if len(kept_holes) == 0:
+        return counts
+    slices = ndi.find_objects(holes)
+    for hole in kept_holes:
+        rows, cols = slices[hole - 1]
+        top = rows.start
+        first = cols.start + int(np.argmax(holes[top, cols] == hole))
+        counts[labels[top - 1, first]] += 1
+    counts[0] = 0
+    return counts
 
 
 def clean_mask(
@@ -111,10 +136,13 @@ def clean_mask(
     touches = np.zeros(n + 1, dtype=bool)
     touches[_border_labels(labels)] = True
     touches[0] = False
+    kept_holes = np.flatnonzero(~fill)
+    kept_holes = kept_holes[~np.isin(kept_holes, outside)]
     return CleanedMask(
         labels=labels.astype(np.int32, copy=False),
         n_regions=int(n),
         touches_border=touches,
+        holes_per_region=_holes_per_region(holes, kept_holes, labels, n),
         specks_removed=specks_removed,
         holes_filled=holes_filled,
     )

@@ -26,6 +26,7 @@ def is_convex_piece(
     *,
     threshold: float = 0.95,
     solidity_tolerance: float = 0.05,
+    holes_filled: bool = False,
 ) -> bool:
     """UECS stop test: convexity above ``threshold`` and ``1 - area/convex_area`` small.
 
@@ -39,6 +40,8 @@ def is_convex_piece(
         Convexity that must be exceeded.
     solidity_tolerance : float
         ``1 - area / convex_area`` must be below this.
+    holes_filled : bool
+        The piece has no holes (skips filling them for the perimeter).
 
     Returns
     -------
@@ -50,7 +53,7 @@ def is_convex_piece(
         return False
     if 1.0 - area / convex_area_px(crop) >= solidity_tolerance:
         return False
-    return convexity(crop, spacing) > threshold
+    return convexity(crop, spacing, holes_filled=holes_filled) > threshold
 
 
 def classify_region(

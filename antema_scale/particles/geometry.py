@@ -7,8 +7,11 @@ point is scaled per axis *before* any distance is taken.
 Conventions
 -----------
 * Feret diameters use the convex hull of the pixel **corners** (each pixel is a unit
-  square), so a one-pixel particle has a minimum Feret diameter of one pixel and a maximum
-  of one pixel diagonal, and a digital disc of diameter ``d`` pixels has Feret ~``d``.
+  square, as MATLAB's ``MinFeretProperties``), so a one-pixel particle has a minimum
+  Feret diameter of one pixel and a maximum of one pixel diagonal, and a digital disc of
+  diameter ``d`` pixels has Feret diameters between ``d`` and ``d + 1.5`` px. The corner
+  hull is the Minkowski sum of the pixel-centre hull and one pixel, so both diameters
+  come in closed form from the centre hull (no second hull is computed).
 * The convex area (for solidity) counts the pixel **centres** inside the convex hull of the
   region's pixel centres (the digital convex hull, as MATLAB's ``ConvexArea``), computed
   exactly with Pick's theorem, without rasterising the hull.
@@ -43,16 +46,15 @@ from math import gcd
 import numpy as np
 import scipy.ndimage as ndi
 from scipy.spatial import ConvexHull, QhullError
-from skimage.measure import find_contours
 
 PERIMETER_ESTIMATORS: tuple[str, ...] = ("contour", "matlab")
 
-_CROSS = ndi.generate_binary_structure(2, 1)
-_CORNER_OFFSETS = np.array([[-0.5, -0.5], [-0.5, 0.5], [0.5, -0.5], [0.5, 0.5]])
+CONTOUR_SMOOTHING_PX = 0.7
+"""Gaussian sigma (px) applied to the binary crop before the marching-squares contour."""
 
 
-def boundary_pixels(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row and column indices of the particle pixels that touch the background.
+def row_extremes(crop: np.ndarray) -> np.ndarray:
+    """Leftmost and rightmost particle pixel of every row: enough points for the hull.
 
     Parameters
     ----------
@@ -61,68 +63,119 @@ def boundary_pixels(crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     Returns
     -------
-    rows, cols : numpy.ndarray of int
-        Pixel indices (px) of the 4-connected inner boundary.
+    numpy.ndarray of float
+        ``(N, 2)`` pixel centres ``(row, col)`` in px.
     """
-    inner = ndi.binary_erosion(crop, _CROSS, border_value=0)
-    return np.nonzero(crop & ~inner)
+    occupied = crop.any(axis=1)
+    rows = np.flatnonzero(occupied)
+    left = crop[rows].argmax(axis=1)
+    right = crop.shape[1] - 1 - crop[rows, ::-1].argmax(axis=1)
+    return np.concatenate([np.column_stack([rows, left]), np.column_stack([rows, right])]).astype(
+        float
+    )
 
 
-def _ordered_hull(points: np.ndarray) -> np.ndarray:
-    """Counter-clockwise convex hull vertices of 2-D points (``(N, 2)`` array)."""
-    hull = ConvexHull(points)
-    return points[hull.vertices]
+def convex_hull_points(points: np.ndarray) -> np.ndarray:
+    """Counter-clockwise convex hull vertices of 2-D points.
 
-
-def corner_hull_nm(crop: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
-    """Convex hull of the pixel corners of a particle, in nm.
+    Degenerate sets are returned as their extreme points: one point, or the two ends of a
+    segment.
 
     Parameters
     ----------
-    crop : numpy.ndarray of bool
-        Particle crop (at least one ``True`` pixel).
+    points : numpy.ndarray
+        ``(N, 2)`` points.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(M, 2)`` hull vertices (``M`` is 1 or 2 for degenerate sets).
+    """
+    if len(points) >= 3:
+        try:
+            return points[ConvexHull(points).vertices]
+        except QhullError:  # collinear or repeated points
+            pass
+    unique = np.unique(points, axis=0)
+    if len(unique) <= 1:
+        return unique
+    direction = unique[-1] - unique[0]
+    projection = unique @ direction
+    return unique[[int(np.argmin(projection)), int(np.argmax(projection))]]
+
+
+def centre_hull_px(crop: np.ndarray) -> np.ndarray:
+    """Convex hull of the particle's pixel centres, in px (see :func:`convex_hull_points`)."""
+    return convex_hull_points(row_extremes(crop))
+
+
+def convex_area_px(crop_or_hull: np.ndarray) -> float:
+    """Number of pixel centres inside the convex hull of the particle's pixel centres.
+
+    Pick's theorem on the lattice polygon, ``count = A + B/2 + 1`` with ``A`` its area
+    and ``B`` the lattice points on its edges: exact, without rasterising the hull.
+
+    Parameters
+    ----------
+    crop_or_hull : numpy.ndarray
+        A boolean particle crop, or a hull from :func:`centre_hull_px`.
+
+    Returns
+    -------
+    float
+        Convex area in pixels (multiply by ``dy * dx`` for nm²).
+    """
+    hull = centre_hull_px(crop_or_hull) if crop_or_hull.dtype == bool else crop_or_hull
+    if len(hull) == 0:
+        return 0.0
+    nxt = np.roll(hull, -1, axis=0)
+    area = 0.5 * abs(float(np.sum(hull[:, 0] * nxt[:, 1] - hull[:, 1] * nxt[:, 0])))
+    steps = np.abs(nxt - hull).astype(int)
+    on_edges = sum(gcd(int(a), int(b)) for a, b in steps)
+    if len(hull) == 2:  # a segment: its lattice points, counted once
+        return float(on_edges // 2 + 1)
+    return area + on_edges / 2.0 + 1.0
+
+
+def feret_diameters_nm(hull: np.ndarray, spacing: tuple[float, float]) -> tuple[float, float]:
+    """Minimum and maximum Feret diameters of a particle from its pixel-centre hull.
+
+    The pixel-corner hull is the Minkowski sum of the centre hull ``P`` and one pixel
+    ``S`` (``dy`` x ``dx`` nm). Its width in direction ``n`` is
+    ``width_P(n) + dy |n_y| + dx |n_x|``; the minimum over directions is reached normal
+    to an edge of ``P`` or of ``S`` (rotating calipers). The largest distance between two
+    corners is ``max_ij |(|dr_ij| + 1) dy, (|dc_ij| + 1) dx|``.
+
+    Parameters
+    ----------
+    hull : numpy.ndarray
+        ``(M, 2)`` ordered hull of pixel centres in px (from :func:`centre_hull_px`).
     spacing : tuple of float
         Pixel size ``(dy, dx)`` in nm.
 
     Returns
     -------
-    numpy.ndarray
-        ``(M, 2)`` hull vertices ``(y, x)`` in nm relative to the crop origin, in
-        counter-clockwise order.
-    """
-    rows, cols = boundary_pixels(crop)
-    centres = np.column_stack([rows, cols]).astype(float)
-    corners = (centres[:, None, :] + _CORNER_OFFSETS[None, :, :]).reshape(-1, 2)
-    corners = np.unique(corners, axis=0) * np.asarray(spacing, dtype=float)
-    return _ordered_hull(corners)
-
-
-def feret_diameters_nm(hull: np.ndarray) -> tuple[float, float]:
-    """Minimum and maximum Feret (caliper) diameters of a convex polygon.
-
-    The maximum is the largest distance between two hull vertices; the minimum is found
-    with rotating calipers: for each hull edge, the width of the polygon perpendicular to
-    that edge, minimised over edges.
-
-    Parameters
-    ----------
-    hull : numpy.ndarray
-        ``(M, 2)`` convex polygon vertices in order (nm), ``M >= 3``.
-
-    Returns
-    -------
     min_feret, max_feret : float
-        Diameters in the unit of ``hull`` (nm).
+        Diameters in nm.
     """
-    diffs = hull[:, None, :] - hull[None, :, :]
-    max_feret = float(np.sqrt((diffs**2).sum(axis=-1)).max())
-    edges = np.roll(hull, -1, axis=0) - hull
-    lengths = np.hypot(edges[:, 0], edges[:, 1])
-    keep = lengths > 0
-    normals = np.column_stack([-edges[keep, 1], edges[keep, 0]]) / lengths[keep, None]
-    # widths[i] = max_j |(p_j - p_i) . n_i|
-    rel = hull[None, :, :] - hull[keep][:, None, :]
-    widths = np.abs((rel * normals[:, None, :]).sum(axis=-1)).max(axis=1)
+    dy, dx = spacing
+    delta = np.abs(hull[:, None, :] - hull[None, :, :])
+    max_feret = float(
+        np.sqrt(((delta[..., 0] + 1) * dy) ** 2 + ((delta[..., 1] + 1) * dx) ** 2).max()
+    )
+    points = hull * np.asarray(spacing, dtype=float)
+    edges = np.roll(points, -1, axis=0) - points if len(points) > 1 else np.zeros((0, 2))
+    normals = np.column_stack([-edges[:, 1], edges[:, 0]])
+    normals = np.vstack([normals, [[1.0, 0.0], [0.0, 1.0]]])
+    lengths = np.hypot(normals[:, 0], normals[:, 1])
+    normals = normals[lengths > 0] / lengths[lengths > 0, None]
+    projections = points @ normals.T
+    widths = (
+        projections.max(axis=0)
+        - projections.min(axis=0)
+        + dy * np.abs(normals[:, 0])
+        + dx * np.abs(normals[:, 1])
+    )
     return float(widths.min()), max_feret
 
 
@@ -135,104 +188,147 @@ def polygon_length(points: np.ndarray, closed: bool = True) -> float:
     return float(np.hypot(steps[:, 0], steps[:, 1]).sum())
 
 
-def convex_area_px(crop: np.ndarray) -> float:
-    """Number of pixel centres inside the convex hull of the particle's pixel centres.
+_TOP, _BOTTOM, _LEFT, _RIGHT = 0, 1, 2, 3
 
-    Uses Pick's theorem on the lattice polygon: ``count = A + B/2 + 1`` with ``A`` the
-    polygon area and ``B`` the number of lattice points on its edges.
+
+def _cell_crossings(field: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Marching-squares crossing points of the 0.5 level in every boundary cell.
+
+    A cell is the square between four neighbouring pixel centres. Only cells whose
+    corners are not all on the same side of 0.5 are kept.
+
+    Returns
+    -------
+    points : numpy.ndarray
+        ``(n, 4, 2)`` crossing points ``(row, col)`` in px on the cell's top, bottom,
+        left and right edges (NaN where an edge is not crossed).
+    present : numpy.ndarray of bool
+        ``(n, 4)``: which edges are crossed.
+    low_top_left : numpy.ndarray of bool
+        ``(n,)``: whether the cell's top-left corner is below 0.5 (saddle resolution).
+    """
+    high = field > 0.5
+    n_high = high[:-1, :-1].astype(np.int8) + high[:-1, 1:] + high[1:, :-1] + high[1:, 1:]
+    ci, cj = np.nonzero((n_high > 0) & (n_high < 4))
+    f00, f01 = field[ci, cj], field[ci, cj + 1]
+    f10, f11 = field[ci + 1, cj], field[ci + 1, cj + 1]
+    h00, h01, h10, h11 = f00 > 0.5, f01 > 0.5, f10 > 0.5, f11 > 0.5
+    rows, cols = ci.astype(float), cj.astype(float)
+    points = np.full((len(ci), 4, 2), np.nan)
+    present = np.column_stack([h00 != h01, h10 != h11, h00 != h10, h01 != h11])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        points[:, _TOP, 0] = rows
+        points[:, _TOP, 1] = cols + (0.5 - f00) / (f01 - f00)
+        points[:, _BOTTOM, 0] = rows + 1
+        points[:, _BOTTOM, 1] = cols + (0.5 - f10) / (f11 - f10)
+        points[:, _LEFT, 0] = rows + (0.5 - f00) / (f10 - f00)
+        points[:, _LEFT, 1] = cols
+        points[:, _RIGHT, 0] = rows + (0.5 - f01) / (f11 - f01)
+        points[:, _RIGHT, 1] = cols + 1
+    points[~present] = np.nan
+    return points, present, ~h00
+
+
+def _iso_line_length(points: np.ndarray, present: np.ndarray, low_top_left: np.ndarray) -> float:
+    """Total length of the marching-squares segments (units of ``points``).
+
+    Every boundary cell holds one segment between its two crossed edges, or two in a
+    saddle cell, where the high corners stay connected (8-connected particle, as
+    ``fully_connected="high"`` in ``skimage.measure.find_contours``). A length needs no
+    contour assembly.
+    """
+    count = present.sum(axis=1)
+    single = count == 2
+    order = np.argsort(~present[single], axis=1, kind="stable")[:, :2]
+    ends = np.take_along_axis(points[single], order[:, :, None], axis=1)
+    total = float(np.hypot(*(ends[:, 0] - ends[:, 1]).T).sum())
+    saddle = count == 4
+    if saddle.any():
+        cells = points[saddle]
+        first = low_top_left[saddle]
+        for a, b in ((_TOP, _LEFT), (_BOTTOM, _RIGHT)):
+            total += float(np.hypot(*(cells[first, a] - cells[first, b]).T).sum())
+        for a, b in ((_TOP, _RIGHT), (_BOTTOM, _LEFT)):
+            total += float(np.hypot(*(cells[~first, a] - cells[~first, b]).T).sum())
+    return total
+
+
+_CAUCHY_DIRECTIONS = 90
+_CAUCHY_NORMALS = np.column_stack(
+    [
+        np.sin(np.arange(_CAUCHY_DIRECTIONS) * np.pi / _CAUCHY_DIRECTIONS),
+        np.cos(np.arange(_CAUCHY_DIRECTIONS) * np.pi / _CAUCHY_DIRECTIONS),
+    ]
+)
+
+
+def hull_perimeter_from_widths(points: np.ndarray) -> float:
+    """Perimeter of the convex hull of points by Cauchy's formula.
+
+    ``perimeter = integral over [0, pi) of width(theta)``, evaluated with 90 equally
+    spaced directions (relative error below 1e-3 for polygons, far less for smooth
+    outlines); avoids building the hull.
 
     Parameters
     ----------
-    crop : numpy.ndarray of bool
-        Particle crop.
+    points : numpy.ndarray
+        ``(N, 2)`` points.
 
     Returns
     -------
     float
-        Convex area in pixels (multiply by ``dy * dx`` for nm²).
+        Hull perimeter in the unit of ``points``.
     """
-    rows, cols = boundary_pixels(crop)
-    points = np.column_stack([rows, cols]).astype(float)
-    if len(points) == 0:
+    if len(points) < 2:
         return 0.0
-    try:
-        hull = _ordered_hull(points)
-    except (QhullError, ValueError):
-        # collinear (a line or a single pixel): the lattice points on the segment
-        span = points.max(axis=0) - points.min(axis=0)
-        return float(gcd(int(span[0]), int(span[1])) + 1)
-    area = 0.5 * abs(
-        float(
-            np.dot(hull[:, 0], np.roll(hull[:, 1], -1))
-            - np.dot(hull[:, 1], np.roll(hull[:, 0], -1))
-        )
-    )
-    edges = np.abs(np.roll(hull, -1, axis=0) - hull).astype(int)
-    on_edges = sum(gcd(int(a), int(b)) for a, b in edges)
-    return area + on_edges / 2.0 + 1.0
+    projections = points @ _CAUCHY_NORMALS.T
+    widths = projections.max(axis=0) - projections.min(axis=0)
+    return float(widths.sum() * np.pi / _CAUCHY_DIRECTIONS)
 
 
-CONTOUR_SMOOTHING_PX = 0.7
-"""Gaussian sigma (px) applied to the binary crop before the marching-squares contour."""
+def smoothed_field(crop: np.ndarray) -> np.ndarray:
+    """Padded crop blurred with :data:`CONTOUR_SMOOTHING_PX` (float32).
 
-
-def contours_nm(crop: np.ndarray, spacing: tuple[float, float]) -> list[np.ndarray]:
-    """Smoothed marching-squares outer contours of the hole-filled crop, in nm.
-
-    The crop is blurred with a Gaussian of sigma :data:`CONTOUR_SMOOTHING_PX` pixels and
-    contoured at 0.5, which removes the pixel staircase (a raw crack or chain-code contour
-    over-estimates a disc perimeter by 4-6 %). Particles too small to survive the blur
-    (a few pixels) fall back to the unsmoothed contour.
-
-    Parameters
-    ----------
-    crop : numpy.ndarray of bool
-        Particle crop.
-    spacing : tuple of float
-        Pixel size ``(dy, dx)`` in nm.
-
-    Returns
-    -------
-    list of numpy.ndarray
-        Closed contours, ``(N, 2)`` points ``(y, x)`` in nm.
+    Falls back to the unblurred crop when the particle is too small to reach 0.5 after
+    the blur. Pass a hole-filled crop to get the outer contour only.
     """
-    filled = ndi.binary_fill_holes(crop)
-    padded = np.pad(filled, 4).astype(np.float32)
-    contours = find_contours(
-        ndi.gaussian_filter(padded, CONTOUR_SMOOTHING_PX), 0.5, fully_connected="high"
-    )
-    if not contours:
-        contours = find_contours(padded, 0.5, fully_connected="high")
-    scale = np.asarray(spacing, dtype=float)
-    return [c * scale for c in contours]
+    padded = np.pad(crop, 4).astype(np.float32)
+    field = ndi.gaussian_filter(padded, CONTOUR_SMOOTHING_PX, truncate=3.0)
+    return field if field.max() > 0.5 else padded
 
 
-def contour_perimeters_nm(crop: np.ndarray, spacing: tuple[float, float]) -> tuple[float, float]:
+def contour_perimeters_nm(
+    crop: np.ndarray, spacing: tuple[float, float], *, holes_filled: bool = False
+) -> tuple[float, float]:
     """Perimeter and convex-hull perimeter of the smoothed outer contour, in nm.
 
+    The contour is the 0.5 iso-line of :func:`smoothed_field` (see the module docstring).
+
     Parameters
     ----------
     crop : numpy.ndarray of bool
         Particle crop.
     spacing : tuple of float
         Pixel size ``(dy, dx)`` in nm.
+    holes_filled : bool
+        The caller has already filled the crop's holes (skips a fill).
 
     Returns
     -------
     perimeter, hull_perimeter : float
         Both in nm; ``hull_perimeter <= perimeter``.
     """
-    contours = contours_nm(crop, spacing)
-    perimeter = float(sum(polygon_length(c, closed=False) for c in contours))
-    points = np.vstack(contours)
-    try:
-        hull_perimeter = polygon_length(_ordered_hull(points), closed=True)
-    except (QhullError, ValueError):
-        hull_perimeter = float(2.0 * np.hypot(*np.ptp(points, axis=0)))
+    field = smoothed_field(crop if holes_filled else ndi.binary_fill_holes(crop))
+    points, present, low_top_left = _cell_crossings(field)
+    points *= np.asarray(spacing, dtype=float)
+    perimeter = _iso_line_length(points, present, low_top_left)
+    hull_perimeter = hull_perimeter_from_widths(points[present])
     return perimeter, min(hull_perimeter, perimeter)
 
 
-def convexity(crop: np.ndarray, spacing: tuple[float, float]) -> float:
+def convexity(
+    crop: np.ndarray, spacing: tuple[float, float], *, holes_filled: bool = False
+) -> float:
     """Convexity = convex-hull perimeter / perimeter (smoothed contour), 1 for convex shapes.
 
     Parameters
@@ -247,7 +343,7 @@ def convexity(crop: np.ndarray, spacing: tuple[float, float]) -> float:
     float
         Dimensionless, in ``(0, 1]``.
     """
-    perimeter, hull_perimeter = contour_perimeters_nm(crop, spacing)
+    perimeter, hull_perimeter = contour_perimeters_nm(crop, spacing, holes_filled=holes_filled)
     return hull_perimeter / perimeter if perimeter > 0 else 1.0
 
 

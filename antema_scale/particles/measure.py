@@ -12,9 +12,9 @@ import math
 import numpy as np
 
 from antema_scale.particles.geometry import (
+    centre_hull_px,
     contour_perimeters_nm,
     convex_area_px,
-    corner_hull_nm,
     feret_diameters_nm,
     matlab_perimeter_nm,
 )
@@ -26,6 +26,8 @@ def measure_particle(
     spacing: tuple[float, float],
     *,
     perimeter: str = "contour",
+    contour_perimeters: tuple[float, float] | None = None,
+    holes_filled: bool = False,
 ) -> dict[str, float | int]:
     """Measure one particle.
 
@@ -40,6 +42,11 @@ def measure_particle(
     perimeter : {"contour", "matlab"}
         Perimeter estimator for ``perimeter_nm`` and ``circularity`` (convexity always
         uses the smoothed contour).
+    contour_perimeters : (float, float), optional
+        Already computed ``contour_perimeters_nm(crop, spacing)`` of this very crop
+        (any padding, holes filled), to avoid computing it twice.
+    holes_filled : bool
+        The crop has no holes (skips filling them for the contour).
 
     Returns
     -------
@@ -54,8 +61,11 @@ def measure_particle(
     rows, cols = np.nonzero(crop)
     area_px = rows.size
     area_nm2 = area_px * dy * dx
-    min_feret, max_feret = feret_diameters_nm(corner_hull_nm(crop, spacing))
-    contour_perimeter, hull_perimeter = contour_perimeters_nm(crop, spacing)
+    hull = centre_hull_px(crop)
+    min_feret, max_feret = feret_diameters_nm(hull, spacing)
+    if contour_perimeters is None:
+        contour_perimeters = contour_perimeters_nm(crop, spacing, holes_filled=holes_filled)
+    contour_perimeter, hull_perimeter = contour_perimeters
     if perimeter == "contour":
         perimeter_value = contour_perimeter
     elif perimeter == "matlab":
@@ -72,7 +82,7 @@ def measure_particle(
         "perimeter_nm": perimeter_value,
         "circularity": circularity,
         "convexity": hull_perimeter / contour_perimeter if contour_perimeter > 0 else 1.0,
-        "solidity": area_px / convex_area_px(crop),
+        "solidity": area_px / convex_area_px(hull),
         "centroid_y_nm": (rows.mean() + offset[0]) * dy,
         "centroid_x_nm": (cols.mean() + offset[1]) * dx,
         "bbox_min_row": int(rows.min()) + offset[0],

@@ -122,10 +122,11 @@ def uecs_markers(
                 current[slc][piece] = False
                 continue
             if is_convex_piece(
-                np.pad(piece, 1),
+                piece,
                 spacing,
                 threshold=convexity_threshold,
                 solidity_tolerance=solidity_tolerance,
+                holes_filled=True,
             ):
                 marker = np.zeros_like(region)
                 marker[slc] = piece
@@ -162,6 +163,7 @@ def uecs_separate(
     convexity_threshold: float = 0.95,
     solidity_tolerance: float = 0.05,
     min_marker_px: float = 30.0,
+    holes_filled: bool = False,
 ) -> list[UecsParticle]:
     """Split a non-convex region into (possibly overlapping) convex particles with UECS.
 
@@ -177,6 +179,9 @@ def uecs_separate(
         Marker solidity tolerance (``1 - area / convex_area``).
     min_marker_px : float
         Marker size floor in pixels.
+    holes_filled : bool
+        The region has no holes (regrown particles need no hole filling for their
+        contour).
 
     Returns
     -------
@@ -192,7 +197,7 @@ def uecs_separate(
         min_marker_px=min_marker_px,
     ):
         grown = regrow_marker(marker, region)
-        value = convexity(grown, spacing)
+        value = convexity(grown, spacing, holes_filled=holes_filled)
         particles.append(
             UecsParticle(
                 mask=grown,
