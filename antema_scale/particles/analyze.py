@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import numpy as np
@@ -44,7 +45,12 @@ import scipy.ndimage as ndi
 
 from antema_scale.particles.cleaning import CleanedMask, clean_mask, disc_area_px
 from antema_scale.particles.convexity import classify_region
-from antema_scale.particles.geometry import contour_perimeters_nm, convex_area_px
+from antema_scale.particles.geometry import (
+    centre_hull_px,
+    contour_perimeters_nm,
+    convex_area_px,
+    zero_pad,
+)
 from antema_scale.particles.measure import measure_particle
 from antema_scale.particles.table import (
     ParticleCrop,
@@ -223,6 +229,7 @@ class _Collector:
         touches_border: bool,
         holes_filled: bool = False,
         contour_perimeters: tuple[float, float] | None = None,
+        centre_hull: np.ndarray | None = None,
     ) -> None:
         rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:
@@ -238,6 +245,7 @@ class _Collector:
             perimeter=self.options.perimeter,
             contour_perimeters=contour_perimeters,
             holes_filled=holes_filled,
+            centre_hull=centre_hull,
         )
         particle_id = len(self.rows) + 1
         self.rows.append(
@@ -280,7 +288,7 @@ class _Collector:
         )
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Region:
     """One labelled region on its padded crop.
 
@@ -295,6 +303,11 @@ class _Region:
     holes: int
     filled: np.ndarray
     perimeters: tuple[float, float]
+
+    @cached_property
+    def centre_hull(self) -> np.ndarray:
+        """Convex hull of the pixel centres (px; translation-free, so valid for any crop)."""
+        return centre_hull_px(self.crop)
 
     @property
     def convexity(self) -> float:
@@ -311,7 +324,7 @@ def _region(
 ) -> _Region:
     """Cut one region out of the label image (padded) and compute its contour perimeters."""
     rows, cols = slc
-    crop = np.pad(cleaned.labels[slc] == label, padding)
+    crop = zero_pad(cleaned.labels[slc] == label, padding)
     holes = int(cleaned.holes_per_region[label])
     filled = ndi.binary_fill_holes(crop) if holes else crop
     return _Region(
@@ -331,7 +344,7 @@ def _looks_like_overlap(
     """A convex-looking region that is probably two or more overlapping particles."""
     if options.overlap_solidity is None or options.separation in ("uecs-paper", "none"):
         return False
-    solidity = np.count_nonzero(region.crop) / convex_area_px(region.crop)
+    solidity = np.count_nonzero(region.crop) / convex_area_px(region.centre_hull)
     if solidity >= options.overlap_solidity:
         return False
     cores = count_distance_maxima(
@@ -445,6 +458,7 @@ def _add_whole_region(region: _Region, collector: _Collector) -> None:
         touches_border=region.touches_border,
         holes_filled=region.holes == 0,
         contour_perimeters=region.perimeters,
+        centre_hull=region.centre_hull,
     )
 
 

@@ -30,7 +30,7 @@ class CleanedMask:
     labels : numpy.ndarray of int32
         Label image of the cleaned map (0 = background, regions 1..n).
     n_regions : int
-        Number of regions.
+        Largest label (labels of removed specks may be unused).
     touches_border : numpy.ndarray of bool
         ``touches_border[k]`` is True when region ``k`` touches the image border
         (index 0 unused).
@@ -130,9 +130,11 @@ def clean_mask(
     fill[outside] = False
     holes_filled = int(fill.sum())
     if holes_filled:
+        # filling may merge an island into the particle around it: label again
         cleaned |= fill[holes]
-
-    labels, n = ndi.label(cleaned, structure=PARTICLE_CONNECTIVITY)
+        labels, n = ndi.label(cleaned, structure=PARTICLE_CONNECTIVITY)
+    elif specks_removed:
+        labels[specks[labels]] = 0  # removed labels simply stay unused
     touches = np.zeros(n + 1, dtype=bool)
     touches[_border_labels(labels)] = True
     touches[0] = False

@@ -28,6 +28,7 @@ def measure_particle(
     perimeter: str = "contour",
     contour_perimeters: tuple[float, float] | None = None,
     holes_filled: bool = False,
+    centre_hull: np.ndarray | None = None,
 ) -> dict[str, float | int]:
     """Measure one particle.
 
@@ -47,6 +48,9 @@ def measure_particle(
         (any padding, holes filled), to avoid computing it twice.
     holes_filled : bool
         The crop has no holes (skips filling them for the contour).
+    centre_hull : numpy.ndarray, optional
+        Already computed ``centre_hull_px`` of this particle (any crop: it is only used
+        for translation-invariant quantities).
 
     Returns
     -------
@@ -61,7 +65,7 @@ def measure_particle(
     rows, cols = np.nonzero(crop)
     area_px = rows.size
     area_nm2 = area_px * dy * dx
-    hull = centre_hull_px(crop)
+    hull = centre_hull_px(crop) if centre_hull is None else centre_hull
     min_feret, max_feret = feret_diameters_nm(hull, spacing)
     if contour_perimeters is None:
         contour_perimeters = contour_perimeters_nm(crop, spacing, holes_filled=holes_filled)

@@ -30,6 +30,8 @@ import scipy.ndimage as ndi
 from skimage.morphology import h_maxima
 from skimage.segmentation import watershed
 
+from antema_scale.particles.geometry import zero_pad
+
 _EIGHT = ndi.generate_binary_structure(2, 2)
 _NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1))
 _MAX_PAIRS = 4_000_000
@@ -80,7 +82,7 @@ def medial_pixels(distance: np.ndarray, spacing: tuple[float, float]) -> np.ndar
     A disc of radius ``D(c)`` around ``c`` lies inside the disc around a neighbour ``q``
     when ``D(q) >= D(c) + |q - c|``.
     """
-    padded = np.pad(distance, 1)
+    padded = zero_pad(distance, 1)
     medial = distance > 0
     rows, cols = distance.shape
     for dr, dc in _NEIGHBOURS:
