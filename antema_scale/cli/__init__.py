@@ -23,11 +23,14 @@ app = typer.Typer(
 
 #: Sub-command modules, in the order a user meets them.
 COMMAND_MODULES: tuple[str, ...] = (
+    "antema_scale.cli.demo",
     "antema_scale.cli.ingest",
+    "antema_scale.cli.analyze",
     "antema_scale.cli.train",
     "antema_scale.cli.evaluate",
     "antema_scale.cli.report",
     "antema_scale.cli.track",
+    "antema_scale.cli.synth",
 )
 
 

@@ -49,7 +49,7 @@ from antema_scale.pipeline.settings import (
     parameter_hash,
     result_key,
 )
-from antema_scale.pipeline.store_access import StoreEntries, prepare_store
+from antema_scale.pipeline.store_access import COLLECT_STAGE, StoreEntries, prepare_store
 from antema_scale.pipeline.tasks import ImageOutcome, ImageWork, RunContext
 
 if TYPE_CHECKING:
@@ -104,8 +104,9 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """Whether every input was analysed without error."""
-        return self.errors.empty and not self.stopped_early
+        """Whether every input was analysed: no error rows (files in input folders that are
+        not micrographs, stage ``"collect"``, are listed but do not count) and no early stop."""
+        return bool((self.errors["stage"] == COLLECT_STAGE).all()) and not self.stopped_early
 
 
 def default_analysis_options(**fields: Any) -> Any:
