@@ -139,7 +139,7 @@ def clean_mask(
     touches[_border_labels(labels)] = True
     touches[0] = False
     kept_holes = np.flatnonzero(~fill)
-    kept_holes = kept_holes[~np.isin(kept_holes, outside)]
+    kept_holes = kept_holes[(kept_holes > 0) & ~np.isin(kept_holes, outside)]
     return CleanedMask(
         labels=labels.astype(np.int32, copy=False),
         n_regions=int(n),
