@@ -60,8 +60,10 @@ def demo_images(n: int = 4, seed: int = 0) -> list[tuple[str, SyntheticMicrograp
 def write_demo_sample(directory: str | Path, n: int = 4, seed: int = 0) -> list[Path]:
     """Write the demo images as calibrated HDF5 files (plus truth) into ``directory``.
 
-    Images go to ``<directory>/images/<name>.h5`` (``data`` + ``scale``/``scale_unit``),
-    truth to ``masks/`` and ``truth/`` and ``<directory>/truth.csv``.
+    Images go to ``<directory>/<name>.h5`` (``data`` + ``scale``/``scale_unit``); the
+    truth (union masks and particle crops as ``.npz``, tables as ``.csv``) to
+    ``<directory>/truth/`` -- no file there is a micrograph format, so analysing
+    ``directory`` recursively sees the images only.
 
     Returns
     -------
@@ -71,13 +73,13 @@ def write_demo_sample(directory: str | Path, n: int = 4, seed: int = 0) -> list[
     out = Path(directory)
     images, truths = [], []
     for name, mic in demo_images(n, seed):
-        written = write_micrograph(mic, out, name, formats=("h5",))
+        written = write_micrograph(mic, out, name, formats=("h5",), images_only_folder=False)
         images.append(written["h5"])
         truth = mic.truth.copy()
         truth.insert(0, "image_id", name)
         truths.append(truth)
     if truths:
-        pd.concat(truths, ignore_index=True).to_csv(out / "truth.csv", index=False)
+        pd.concat(truths, ignore_index=True).to_csv(out / "truth" / "truth.csv", index=False)
     return images
 
 

@@ -112,6 +112,7 @@ def _write_zarr(store_path: Path, image: object, image_id: str) -> None:
 def write_micrograph(
     micrograph: SyntheticMicrograph, directory: str | Path, stem: str, *,
     formats: Sequence[str] = ("h5",), zarr_store: str | Path | None = None,
+    images_only_folder: bool = True,
 ) -> dict[str, Path]:
     """Write one synthetic micrograph and its truth files.
 
@@ -126,6 +127,11 @@ def write_micrograph(
         Image formats to write.
     zarr_store : path, optional
         Store for ``"zarr"`` (default ``<directory>/images.zarr``).
+    images_only_folder : bool
+        True: the layout above (``images/``, ``masks/`` with PNG masks, ``truth/``).
+        False: images straight in ``directory`` and the union mask as
+        ``truth/<stem>_mask.npz``, so that analysing ``directory`` recursively meets no
+        file but micrographs (what ``antema-scale demo`` does).
 
     Returns
     -------
@@ -134,7 +140,7 @@ def write_micrograph(
     """
     _check_formats(formats)
     out = Path(directory)
-    images_dir, masks_dir, truth_dir = _subfolders(out)
+    images_dir, masks_dir, truth_dir = _subfolders(out, images_only_folder)
     px = micrograph.pixel_size_nm
     written: dict[str, Path] = {}
     if "h5" in formats:
@@ -151,8 +157,12 @@ def write_micrograph(
         image.attrs["pixel_size_origin"] = "synthetic"
         _write_zarr(store, image, stem)
         written["zarr"] = store
-    written["mask"] = masks_dir / f"{stem}.png"
-    imsave(written["mask"], micrograph.mask.astype(np.uint8) * 255, check_contrast=False)
+    if images_only_folder:
+        written["mask"] = masks_dir / f"{stem}.png"
+        imsave(written["mask"], micrograph.mask.astype(np.uint8) * 255, check_contrast=False)
+    else:
+        written["mask"] = truth_dir / f"{stem}_mask.npz"
+        np.savez_compressed(written["mask"], mask=micrograph.mask)
     truth = micrograph.truth
     written["particles"] = write_particle_crops(truth_dir / f"{stem}_particles.npz",
                                                 micrograph.particles, list(truth["particle_id"]))
@@ -161,26 +171,37 @@ def write_micrograph(
     return written
 
 
-def _subfolders(out: Path) -> tuple[Path, Path, Path]:
-    """``images/``, ``masks/`` and ``truth/`` under ``out``, created."""
-    folders = (out / "images", out / "masks", out / "truth")
+def _subfolders(out: Path, separate_images: bool = True) -> tuple[Path, Path, Path]:
+    """Image, mask and truth folders under ``out`` (created).
+
+    ``separate_images=False`` puts images in ``out`` itself and masks with the truth.
+    """
+    if separate_images:
+        folders = (out / "images", out / "masks", out / "truth")
+    else:
+        folders = (out, out / "truth", out / "truth")
     for folder in folders:
         folder.mkdir(parents=True, exist_ok=True)
     return folders
 
 
 def _dataset_config(
-    index: int, seed: int, mode: str, config: SynthConfig | None, image_size: int | tuple[int, int],
+    index: int, seed: int, mode: str, config: SynthConfig | None,
+    image_size: int | tuple[int, int], overlap: str | None,
 ) -> SynthConfig:
     image_mode = ("hrtem", "haadf")[index % 2] if mode == "mixed" else mode
     if config is None:
-        return random_config(np.random.default_rng([seed, index]), mode=image_mode, image_size=image_size)
-    return config.with_(mode=image_mode) if mode != config.mode else config
+        return random_config(np.random.default_rng([seed, index]), mode=image_mode,
+                             image_size=image_size, overlap=overlap)
+    changes: dict[str, object] = {"mode": image_mode}
+    if overlap is not None:
+        changes["overlap"] = overlap
+    return config.with_(**changes)
 
 
 def write_dataset(
     directory: str | Path, n: int, *, config: SynthConfig | None = None, seed: int = 0,
-    mode: str = "mixed", image_size: int | tuple[int, int] = 512,
+    mode: str = "mixed", image_size: int | tuple[int, int] = 512, overlap: str | None = None,
     formats: Sequence[str] = ("h5",), zarr_store: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
@@ -200,6 +221,8 @@ def write_dataset(
         Imaging mode; "mixed" alternates.
     image_size : int or (int, int)
         Image size (px) when ``config`` is None.
+    overlap : {"none", "low", "medium", "high"} or None
+        Force this overlap level on every image (None: the config's / a varied one).
     formats : sequence of {"h5", "tif", "zarr"}
         Image formats.
     zarr_store : path, optional
@@ -221,7 +244,7 @@ def write_dataset(
     out.mkdir(parents=True, exist_ok=True)
     images, truths = [], []
     for i in range(n):
-        image_config = _dataset_config(i, seed, mode, config, image_size)
+        image_config = _dataset_config(i, seed, mode, config, image_size, overlap)
         image_seed = seed + i
         mic = generate_micrograph(image_config, image_seed)
         stem = f"synth_{image_config.mode}_{image_seed:06d}"
@@ -248,7 +271,8 @@ def write_dataset(
         all_truth.to_parquet(out / "truth.parquet", index=False)
     (out / "manifest.json").write_text(json.dumps({
         "generator": "antema_scale.synth", "n_images": n, "seed": seed, "mode": mode,
-        "formats": list(formats), "fixed_config": None if config is None else config.to_dict(),
+        "formats": list(formats), "overlap": overlap,
+        "fixed_config": None if config is None else config.to_dict(),
     }, indent=2))
     return index
 
