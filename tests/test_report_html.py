@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 
 from antema_scale.cli import app
 from antema_scale.report import ResultsDirectoryError, load_results, report_run, write_report
+from antema_scale.report.figures import ImageRecord
+from antema_scale.report.results import analysis_options_from_manifest, recompute_particle_crops
 
 
 @pytest.fixture()
@@ -113,7 +115,28 @@ def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: Synthet
 
     page = write_report(synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50).read_text(encoding="utf-8")
     assert page.count('alt="img-') == 2
+    # the fixture's table was not made by analyze_mask: outlines fall back to boxes, with a note
+    assert "Outlines of img-a: re-analysing the stored mask" in page
     assert (tmp_path / "r_figures" / "particle_gallery.png").stat().st_size > 0
+
+
+def test_particle_crops_are_recomputed_from_the_stored_mask(synthetic_run: SyntheticRun) -> None:
+    from antema_scale.particles import AnalysisOptions, analyze_mask
+
+    record = synthetic_run.records["img-a"]
+    table = analyze_mask(record.mask, record.pixel_size_nm, image_id="img-a")
+    assert table.particles["separated"].any()
+    bare = ImageRecord("img-a", record.image, record.pixel_size_nm, mask=record.mask)
+    crops = recompute_particle_crops(bare, table.particles, analysis_options_from_manifest(None))
+    assert set(crops) == set(table.particles["particle_id"])
+    for crop in table.masks:
+        mask, offset = crops[int(crop.particle_id)]
+        np.testing.assert_array_equal(mask, crop.mask)
+        assert offset == tuple(crop.offset)
+    with pytest.raises(ValueError, match="do not match"):
+        recompute_particle_crops(bare, table.particles.iloc[1:], AnalysisOptions())
+    manifest = {"parameters": {"analysis": {"separation": "watershed", "border": "keep"}}}
+    assert analysis_options_from_manifest(manifest).separation == "watershed"
 
 
 def test_missing_or_empty_results_raise_clear_errors(tmp_path: Path) -> None:

@@ -821,7 +821,7 @@ def _outline_legend(outlines: ParticleOutlines) -> list[object]:
         handles.append(
             Line2D([], [], color=SEPARATED_COLOUR, lw=1.2, ls="--", label="separated (box only)")
         )
-    handles.append(Line2D([], [], color=SEPARATION_LINE_COLOUR, lw=1.5, label="separation line"))
+    handles.append(Line2D([], [], color=SEPARATION_LINE_COLOUR, lw=1.5, label="separation line / overlap"))
     handles.append(
         Patch(facecolor="none", edgecolor=EXCLUDED_COLOUR, hatch="////", label="not measured")
     )

@@ -8,6 +8,7 @@ files next to the report for use in papers.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import datetime as dt
 import html
 import json
@@ -31,7 +32,13 @@ from antema_scale.report.figures import (
     plot_size_distributions_by_sample,
     save_figure,
 )
-from antema_scale.report.results import ImageLoader, RunResults, load_results
+from antema_scale.report.results import (
+    ImageLoader,
+    RunResults,
+    analysis_options_from_manifest,
+    load_results,
+    recompute_particle_crops,
+)
 from antema_scale.report.samples import SampleMapping, assign_samples
 from antema_scale.report.statistics import SummaryStatistics, summary_statistics
 from antema_scale.report.tables import PARTICLE_COLUMN_LABELS, per_image_sheet
@@ -125,7 +132,7 @@ def write_report(
     overall = summary_statistics(particles, n_resamples=n_resamples, seed=seed)
     per_sample = summary_statistics(particles, by="sample", n_resamples=n_resamples, seed=seed)
     figures = _run_figures(particles, run, figures_dir)
-    image_figures, image_note = _image_figures(particles, run, figures_dir, max_image_figures)
+    image_figures, image_notes = _image_figures(particles, run, figures_dir, max_image_figures)
     page = render_page(
         title=title or f"antema-scale report: {run.results_dir.resolve().name}",
         run=run,
@@ -134,7 +141,7 @@ def write_report(
         per_sample=per_sample,
         figures=figures,
         image_figures=image_figures,
-        extra_notes=[image_note] if image_note else [],
+        extra_notes=image_notes,
         figures_dir=figures_dir,
     )
     out_html.write_text(page, encoding="utf-8")
@@ -229,29 +236,43 @@ def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) ->
 
 def _image_figures(
     particles: pd.DataFrame, run: RunResults, figures_dir: Path, max_image_figures: int
-) -> tuple[list[EmbeddedFigure], str]:
+) -> tuple[list[EmbeddedFigure], list[str]]:
     if run.load_image is None:
-        return [], ""
+        return [], []
     image_ids = _image_ids(particles, run.images)
     shown = image_ids[:max_image_figures]
     figures = []
+    notes: list[str] = []
     for image_id in shown:
         record: ImageRecord | None = run.load_image(image_id)
         if record is None or not np.all(np.isfinite(record.pixel_size_nm)):
             continue
         subset = first_frame(particles[particles["image_id"].astype(str) == image_id])
+        if record.particle_masks is None and record.mask is not None and len(subset):
+            record = _with_recomputed_crops(record, subset, run, notes)
         figure = plot_image_overview(record, subset)
         caption = _image_caption(image_id, subset, run.images, record)
         figures.append(
             _embed(figure, figures_dir / "images" / _file_safe(image_id), image_id, caption, "png", dpi=100)
         )
-    note = ""
     if len(image_ids) > len(shown):
-        note = (
+        notes.append(
             f"Per-image figures are drawn for the first {len(shown)} of {len(image_ids)} images; "
             "the per-image table lists all of them."
         )
-    return figures, note
+    return figures, notes
+
+
+def _with_recomputed_crops(
+    record: ImageRecord, particles: pd.DataFrame, run: RunResults, notes: list[str]
+) -> ImageRecord:
+    try:
+        options = analysis_options_from_manifest(run.manifest)
+        crops = recompute_particle_crops(record, particles, options)
+    except (TypeError, ValueError) as error:
+        notes.append(f"Outlines of {record.image_id}: {error}; separated particles are drawn as boxes.")
+        return record
+    return dataclasses.replace(record, particle_masks=crops)
 
 
 def first_frame(particles: pd.DataFrame) -> pd.DataFrame:

@@ -168,6 +168,69 @@ def _record_from_store(store: Any, image_id: str) -> ImageRecord:
     return ImageRecord(image_id=image_id, image=array, pixel_size_nm=pixel_size, mask=mask)
 
 
+def analysis_options_from_manifest(manifest: dict[str, Any] | None) -> Any:
+    """The run's :class:`~antema_scale.particles.AnalysisOptions`, from
+    ``manifest["parameters"]["analysis"]`` (defaults without a manifest).
+
+    Raises
+    ------
+    TypeError
+        If the manifest names options that ``AnalysisOptions`` does not have.
+    """
+    from antema_scale.particles import AnalysisOptions
+
+    parameters = (manifest or {}).get("parameters")
+    recorded = parameters.get("analysis") if isinstance(parameters, dict) else None
+    if not isinstance(recorded, dict):
+        return AnalysisOptions()
+    return AnalysisOptions(**recorded)
+
+
+def recompute_particle_crops(
+    record: ImageRecord, particles: pd.DataFrame, options: Any
+) -> dict[int, tuple[np.ndarray, tuple[int, int]]]:
+    """Per-particle crops of one image, recomputed from its stored mask.
+
+    The pipeline keeps only the particle table, but the analysis is deterministic: the
+    same mask and options give the same particles. The crops are accepted only if the
+    recomputed particles match the table (same ids, areas within 0.1 %).
+
+    Parameters
+    ----------
+    record : ImageRecord
+        Image with its mask and pixel size.
+    particles : pandas.DataFrame
+        The image's particles from the results (one frame).
+    options : AnalysisOptions
+        The run's analysis options.
+
+    Returns
+    -------
+    dict
+        particle_id -> ``(crop mask, (row, col))``.
+
+    Raises
+    ------
+    ValueError
+        If the image has no mask, or the recomputed particles differ from the table.
+    """
+    from antema_scale.particles import analyze_mask
+
+    if record.mask is None:
+        raise ValueError(f"image {record.image_id} has no stored mask")
+    table = analyze_mask(record.mask, record.pixel_size_nm, options=options, image_id=record.image_id)
+    ours = table.particles.set_index("particle_id")["area_nm2"]
+    theirs = particles.set_index("particle_id")["area_nm2"]
+    if set(ours.index) != set(theirs.index) or not np.allclose(
+        ours.loc[theirs.index].to_numpy(float), theirs.to_numpy(float), rtol=1e-3
+    ):
+        raise ValueError(
+            f"re-analysing the stored mask of {record.image_id} gives {len(ours)} particles that do "
+            f"not match the {len(theirs)} in the results (different options or mask)"
+        )
+    return {int(crop.particle_id): (crop.mask, tuple(crop.offset)) for crop in table.masks}
+
+
 def find_store(results_dir: Path, manifest: dict[str, Any] | None) -> Path:
     """The run's image store: ``<results_dir>/store.zarr``, else a store path named in the
     manifest (``store``/``store_path``, top level or under ``parameters``) that exists."""
