@@ -290,7 +290,9 @@ def write_movie(
     """
     _check_formats(formats)
     out = Path(directory)
-    images_dir, _, truth_dir = _subfolders(out)
+    images_dir, truth_dir = out / "images", out / "truth"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    truth_dir.mkdir(parents=True, exist_ok=True)
     frames = movie.frames
     px = movie.pixel_size_nm
     written: dict[str, Path] = {}
