@@ -222,3 +222,16 @@ def test_cli_ingest_exit_status_and_tables(mixed_folder: Path, tmp_path: Path) -
 
     bad = runner.invoke(app, ["ingest", "x.png", "-o", str(store_path), "--pixel-size", "-1"])
     assert bad.exit_code == 2
+
+
+def test_threaded_ingest_leaves_stdout_alone(formats_dir: Path, tmp_path: Path) -> None:
+    """Readers run in many threads at once; none may swap sys.stdout or warning filters."""
+    import sys
+    import warnings
+
+    stdout, filters = sys.stdout, list(warnings.filters)
+    report = ingest([formats_dir], tmp_path / "s.zarr", scheduler="threads", progress=False)
+    assert report.ok
+    assert len(report.ingested) == 16
+    assert sys.stdout is stdout
+    assert warnings.filters == filters

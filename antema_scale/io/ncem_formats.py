@@ -6,11 +6,8 @@ exactly as stored in the file; conversion to nm happens in :mod:`antema_scale.io
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,14 +44,6 @@ _SER_INSTRUMENT_KEYS: dict[str, str] = {
     "FrameTime": "frame_time_s",
     "DwellTimePath": "dwell_time_s",
 }
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    """Silence ncempy's prints and warnings while it parses a file."""
-    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
 
 
 def _json_safe(value: Any) -> InstrumentValue | None:
@@ -107,7 +96,7 @@ def read_dm(path: Path) -> RawMicrograph:
     # on_memory=False: plain file reads. With the default memory map, arrays handed out by
     # ncempy can still view the map when the file closes ("BufferError: cannot close
     # exported pointers exist"), which we met on Dask process workers.
-    with _quiet(), dm.fileDM(path, on_memory=False) as dm_file:
+    with dm.fileDM(path, on_memory=False) as dm_file:
         dataset = dm_file.getDataset(0)
         tags = dict(dm_file.allTags)
     data = np.asarray(dataset["data"])
@@ -147,14 +136,13 @@ def read_ser(path: Path) -> RawMicrograph:
     """
     from ncempy.io import ser
 
-    with _quiet(), ser.fileSER(path) as ser_file:
+    with ser.fileSER(path) as ser_file:
         data_type = int(ser_file.head["DataTypeID"])
     if data_type == _SER_1D_SPECTRA:
         raise NotAnImageError(path, "TIA series of 1-D spectra, not images")
     if data_type != _SER_2D_IMAGES:
         raise CorruptFileError(path, f"unknown TIA data type 0x{data_type:04x}")
-    with _quiet():
-        content = ser.serReader(path)
+    content = ser.serReader(path)
     if "data" not in content:
         raise NotAnImageError(path, "TIA file holds no data set")
     data = np.asarray(content["data"])
@@ -212,7 +200,7 @@ def read_emd(path: Path) -> RawMicrograph:
 def _read_berkeley_emd(path: Path) -> RawMicrograph:
     from ncempy.io import emd
 
-    with _quiet(), emd.fileEMD(path) as emd_file:
+    with emd.fileEMD(path) as emd_file:
         loaded = emd_file.get_emdgroup(0)
         microscope = (
             {key: value for key, value in emd_file.microscope.attrs.items()}
@@ -295,8 +283,7 @@ def read_mrc(path: Path) -> RawMicrograph:
     """
     from ncempy.io import mrc
 
-    with _quiet():
-        content = mrc.mrcReader(path)
+    content = mrc.mrcReader(path)
     data = np.asarray(content["data"])
     steps = [float(step) for step in np.atleast_1d(content["pixelSize"])]
     if len(steps) != data.ndim:
