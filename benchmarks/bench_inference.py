@@ -1,0 +1,112 @@
+"""Segmentation inference speed: seconds per 1024 x 1024 micrograph, and network widths.
+
+Measured side by side in one run on the same images:
+
+1. the model (default: the shipped one) through :func:`antema_scale.segment.predict` on a
+   1024² synthetic image at three pixel sizes: inside the working range (no resampling),
+   finer than it (shrunk) and coarser than it (enlarged 2x per side, i.e. 4x the pixels);
+2. the bare network forward pass on 1024² for random-init ResNet-18 DeepLabV3+ of base
+   widths 16, 24, 32 and 64 (64 = the standard ResNet-18), as ratios to the shipped width;
+3. on a CUDA device, when there is one: images/s at 1024² with batches of 16 (autocast).
+
+Each measurement is the median of ``--repeat`` runs after one warm-up run.
+
+Usage::
+
+    python benchmarks/bench_inference.py [--model PATH] [--threads 2] [--repeat 3]
+        [--json benchmarks/results/bench_inference.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from antema_scale.provenance import hardware_fingerprint, software_versions
+from antema_scale.segment.datasets import standin_micrograph
+from antema_scale.segment.model_file import load_model
+from antema_scale.segment.network import NetworkConfig, build_network
+
+SIZE = 1024
+
+
+def _median_seconds(run: Callable[[], object], repeat: int) -> float:
+    run()
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Run the benchmark, print a table and optionally write JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None, help="model file (default: shipped)")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from antema_scale.segment.inference import predict
+
+    model = load_model(args.model, device="cpu")
+    lo, hi = model.preprocessing.pixel_size_range_nm
+    results: dict[str, object] = {
+        "threads": args.threads,
+        "model_width": model.network.config.base_width,
+        "model_sha256": model.metadata.get("weights_sha256"),
+        "working_range_nm": [lo, hi],
+    }
+    rows = []
+    for label, pixel in (("in range", (lo * hi) ** 0.5), ("finer", lo / 2), ("coarser", hi * 2)):
+        item = standin_micrograph(0, (SIZE, SIZE), pixel_size_nm=pixel)
+        seconds = _median_seconds(
+            lambda item=item: predict(model, [item.image], [item.pixel_size_nm], batch_size=4),
+            args.repeat,
+        )
+        rows.append({"case": f"predict 1024² {label} ({pixel:.3f} nm/px)", "seconds": seconds})
+    x = torch.zeros(1, 1, SIZE, SIZE)
+    forward: dict[int, float] = {}
+    for width in (16, 24, 32, 64):
+        net = build_network(NetworkConfig(base_width=width)).eval()
+        with torch.inference_mode():
+            forward[width] = _median_seconds(lambda net=net: net(x), args.repeat)
+    ref = forward.get(model.network.config.base_width, forward[24])
+    for width, seconds in forward.items():
+        rows.append(
+            {"case": f"forward 1024² width {width}", "seconds": seconds, "ratio": seconds / ref}
+        )
+    if torch.cuda.is_available():
+        gpu = load_model(args.model, device="cuda")
+        images = [np.random.default_rng(i).normal(size=(SIZE, SIZE)) for i in range(64)]
+        seconds = _median_seconds(
+            lambda: predict(gpu, images, [(lo * hi) ** 0.5] * 64, batch_size=16), args.repeat
+        )
+        torch.cuda.synchronize()
+        rows.append({"case": "cuda predict 64 x 1024², batch 16", "images_per_s": 64 / seconds})
+    results["rows"] = rows
+    results["hardware"] = hardware_fingerprint()
+    results["software"] = software_versions()
+    for row in rows:
+        extra = f"  x{row['ratio']:.2f}" if "ratio" in row else ""
+        value = (
+            f"{row['seconds']:.3f} s" if "seconds" in row else f"{row['images_per_s']:.1f} img/s"
+        )
+        print(f"{row['case']:<48} {value}{extra}")
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
