@@ -165,7 +165,7 @@ def _ingest_task(
 ) -> dict[str, Any]:
     """Pass 2 task: read one file and write it into its own store group."""
     try:
-        image = read_micrograph(path, pixel_size_nm=pixel_size_nm)
+        image = read_micrograph(path, pixel_size_nm=pixel_size_nm, sha256=sha256)
         row = write_image(store_path, image, image_id_for(path, sha256))
         return row | {"bytes": size}
     except (MicrographError, OSError, ValueError) as error:

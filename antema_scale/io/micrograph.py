@@ -248,7 +248,10 @@ def _frame_coords(
 
 
 def read_micrograph(
-    path: str | Path, *, pixel_size_nm: float | tuple[float, float] | None = None
+    path: str | Path,
+    *,
+    pixel_size_nm: float | tuple[float, float] | None = None,
+    sha256: str | None = None,
 ) -> xr.DataArray:
     """Read a microscope image or image series with its pixel size in nanometres.
 
@@ -260,6 +263,9 @@ def read_micrograph(
     pixel_size_nm : float or (float, float), optional
         Pixel size in nm, isotropic or ``(y, x)``. Overrides the file's calibration;
         needed for files without one (png, jpg, uncalibrated tif).
+    sha256 : str, optional
+        The file's SHA-256 when the caller has already computed it (ingest does), so the
+        file is not hashed twice; computed here otherwise.
 
     Returns
     -------
@@ -300,7 +306,8 @@ def read_micrograph(
     if data.dtype.kind == "b":
         data = data.astype(np.uint8)
     _check_values(source, data)
-    return _as_data_array(source, data, axes, raw, (y_nm, x_nm), origin)
+    checksum = sha256 or file_sha256(source)
+    return _as_data_array(source, data, axes, raw, (y_nm, x_nm), origin, checksum)
 
 
 def _as_data_array(
@@ -310,6 +317,7 @@ def _as_data_array(
     raw: RawMicrograph,
     pixel_nm: tuple[float, float],
     origin: str,
+    sha256: str,
 ) -> xr.DataArray:
     y_nm, x_nm = pixel_nm
     ny, nx = data.shape[-2:]
@@ -334,7 +342,7 @@ def _as_data_array(
             "pixel_size_origin": origin,
             "units_original": ",".join(axis.unit for axis in axes[-2:]),
             "source": str(source.resolve()),
-            "sha256": file_sha256(source),
+            "sha256": sha256,
             "format": raw.format,
         }
     )

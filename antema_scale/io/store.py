@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.codecs import BloscCodec
 
 __all__ = [
     "INDEX_COLUMNS",
@@ -57,6 +58,10 @@ STORE_FORMAT_VERSION = 1
 _IMAGES = "images"
 _INDEX_FILE = "index.parquet"
 _MAX_CHUNK_SIDE = 2048
+#: Blosc LZ4 with byte shuffle: on micrographs about 4x faster to write than zarr's default
+#: zstd and a better ratio (measured on the HAADF films + a TIA image: 288 vs 76 MB/s,
+#: ratio 1.53 vs 1.30).
+_IMAGE_COMPRESSORS = (BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),)
 _INTERNAL_ATTRS = ("ingest_complete", "image_id", "shape", "n_frames", "dtype", "dims")
 
 INDEX_COLUMNS = [
@@ -193,7 +198,7 @@ def write_image(store_path: str | Path, image: xr.DataArray, image_id: str) -> d
         mode="w",
         zarr_format=3,
         consolidated=False,
-        encoding={"image": {"chunks": chunks}},
+        encoding={"image": {"chunks": chunks, "compressors": _IMAGE_COMPRESSORS}},
     )
     zarr.create_array(
         store=str(store_path),
