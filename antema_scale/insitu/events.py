@@ -7,13 +7,17 @@ Heuristics (all distances in nm, on drift-corrected positions
   ``t'`` absorbs one or more tracks that end in ``t``. An ended track ``e`` is a candidate
   parent of ``c`` when its last centroid lies within
   ``(d_e + d_c) / 2 + search_range_nm`` of ``c``'s centroid (``d`` = equivalent
-  diameters: the two discs touch, give or take one step of motion). Candidates are added,
+  diameters: the two discs touch, give or take one step of motion). A merge of parents
+  with areas ``a_i`` can give a child area anywhere between the volume-conserving
+  ``(Σ a_i^1.5)^(2/3)`` (compact spheres) and the summed ``Σ a_i`` (particles that only
+  touch); the *gap* is the child area's distance from that range. Candidates are added,
   nearest first, to the child's own predecessor (the same track in ``t``, if any) while
-  they bring the parents' summed area closer to the child's area. The merge is accepted
-  when at least two parents remain, one of them ended in ``t``, the child's area is within
-  ``area_tolerance`` (relative) of the parents' summed area and, when the child has a
-  predecessor, the summed area explains the child's area better than the predecessor's
-  area alone. Each ended track is the parent of at most one coalescence.
+  each brings the gap down (the predecessor alone has gap ``|a_c - a_pred|``). The merge
+  is accepted when at least two parents remain, one of them ended in ``t``, and the gap is
+  at most ``area_tolerance`` times the volume-conserving area. Each ended track is the
+  parent of at most one coalescence. A tiny particle that dissolves while touching a
+  larger one whose area happens to grow by the same amount is indistinguishable from a
+  merge, and is reported as one.
 * **split** at frame ``t'``: the same test with time reversed: a particle of frame ``t``
   whose area is shared by tracks that start in ``t'`` (and its own continuation). Real
   particles rarely split; a split followed by a coalescence of the same tracks is usually
@@ -76,6 +80,18 @@ def _near_border(
     return bool(y < reach or x < reach or y > height - reach or x > width - reach)
 
 
+def _merged_area_gap(child_area: float, parent_areas: list[float]) -> float:
+    """Distance (nm²) of ``child_area`` from the range a merge of ``parent_areas`` can give.
+
+    The lower end conserves volume (spheres: area_after = (Σ a^1.5)^(2/3)), the upper end
+    conserves projected area (particles just touching): Σ a.
+    """
+    areas = np.asarray(parent_areas, dtype=float)
+    volume_conserving = float(np.sum(areas**1.5) ** (2.0 / 3.0))
+    summed = float(areas.sum())
+    return max(volume_conserving - child_area, 0.0, child_area - summed)
+
+
 def _coalescences_between(
     before: pd.DataFrame,
     after: pd.DataFrame,
@@ -92,6 +108,7 @@ def _coalescences_between(
     ended_area = ended["area_nm2"].to_numpy(float)
     ended_diameter = ended["equivalent_diameter_nm"].to_numpy(float)
     predecessor_area = before.set_index("track_id")["area_nm2"]
+    ended_set = set(ended_ids.tolist())
     assigned: set[int] = set()
     merges = []
     children = after.sort_values("area_nm2", ascending=False)
@@ -105,27 +122,24 @@ def _coalescences_between(
             for i in np.argsort(distance)
             if distance[i] <= reach[i] and int(ended_ids[i]) not in assigned
         ]
-        has_predecessor = child_id in predecessor_area.index and child_id not in set(
-            ended_ids.tolist()
-        )
+        has_predecessor = child_id in predecessor_area.index and child_id not in ended_set
         parents = [child_id] if has_predecessor else []
-        summed = float(predecessor_area[child_id]) if has_predecessor else 0.0
+        areas = [float(predecessor_area[child_id])] if has_predecessor else []
+        gap = abs(child_area - areas[0]) if has_predecessor else np.inf
         merged_ended: list[int] = []
         for i in candidates:
-            if abs(child_area - (summed + ended_area[i])) < abs(child_area - summed):
-                summed += ended_area[i]
+            trial_gap = _merged_area_gap(child_area, [*areas, float(ended_area[i])])
+            if trial_gap < gap:
+                areas.append(float(ended_area[i]))
                 merged_ended.append(int(ended_ids[i]))
+                gap = trial_gap
         parents += merged_ended
         if not merged_ended or len(parents) < 2:
             continue
-        if abs(child_area - summed) > area_tolerance * summed:
-            continue
-        if has_predecessor and abs(child_area - summed) >= abs(
-            child_area - float(predecessor_area[child_id])
-        ):
+        if gap > area_tolerance * _merged_area_gap(0.0, areas):
             continue
         assigned.update(merged_ended)
-        merges.append((child, sorted(parents), summed))
+        merges.append((child, sorted(parents), float(np.sum(areas))))
     return merges
 
 
@@ -335,3 +349,75 @@ def detect_events(
         ["frame", "event", "track_id"], key=lambda s: s.map(order) if s.name == "event" else s
     )
     return events.reset_index(drop=True)
+
+
+def coalescence_scores(
+    events: pd.DataFrame,
+    true_events: pd.DataFrame,
+    tracks: pd.DataFrame,
+    *,
+    truth_column: str = "truth_id",
+    frame_window: tuple[int, int] = (-1, 1),
+) -> dict[str, float]:
+    """Precision and recall of detected coalescences against known ones.
+
+    A true coalescence (``event == "coalescence"``, ``frame``, the surviving
+    ``particle_id`` and the absorbed ``related_particle_ids``, ``;``-separated, as in
+    ``antema_scale.synth.generate_movie``) is found when a detected coalescence whose frame
+    minus the true frame lies in ``frame_window`` involves tracks whose true identities
+    (majority of each track's ``truth_column``) include the survivor and at least one
+    absorbed particle. In images, touching particles often segment as one blob before
+    they have truly merged; a window reaching back, e.g. ``(-10, 1)``, credits those.
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Output of :func:`detect_events`.
+    true_events : pandas.DataFrame
+        Known events with ``event``, ``frame``, ``particle_id``, ``related_particle_ids``.
+    tracks : pandas.DataFrame
+        The tracks the events came from, with ``truth_column``.
+    truth_column : str
+        Column of ``tracks`` holding the true identity of each detection.
+    frame_window : (int, int)
+        Smallest and largest accepted (detected frame - true frame).
+
+    Returns
+    -------
+    dict
+        ``precision`` (matched detections / detections), ``recall`` (found true
+        coalescences / true ones; NaN without any), ``n_detected``, ``n_true``.
+    """
+    identity = (
+        tracks.dropna(subset=[truth_column])
+        .groupby("track_id")[truth_column]
+        .agg(lambda values: values.mode().iloc[0])
+    )
+    detected = events[events["event"] == "coalescence"]
+    true = true_events[true_events["event"] == "coalescence"]
+    involved = []
+    for _, row in detected.iterrows():
+        ids = {
+            int(row["track_id"]),
+            *(int(t) for t in str(row["related_track_ids"]).split(";") if t),
+        }
+        involved.append({identity[t] for t in ids if t in identity.index})
+    matched_detections: set[int] = set()
+    found = 0
+    for _, truth in true.iterrows():
+        absorbed = {int(p) for p in str(truth["related_particle_ids"]).split(";") if p}
+        for position, (frame, members) in enumerate(zip(detected["frame"], involved, strict=True)):
+            lead = int(frame) - int(truth["frame"])
+            if not frame_window[0] <= lead <= frame_window[1] or position in matched_detections:
+                continue
+            if int(truth["particle_id"]) in members and members & absorbed:
+                matched_detections.add(position)
+                found += 1
+                break
+    n_detected, n_true = len(detected), len(true)
+    return {
+        "precision": len(matched_detections) / n_detected if n_detected else np.nan,
+        "recall": found / n_true if n_true else np.nan,
+        "n_detected": float(n_detected),
+        "n_true": float(n_true),
+    }
