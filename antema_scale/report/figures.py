@@ -271,15 +271,46 @@ def _histogram_panel(axis: Axes, values: np.ndarray, label: str, unit: str, colo
     if finite.size == 0:
         axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes)
         return
-    bins = np.histogram_bin_edges(finite, bins="auto")
+    low, high = histogram_range(finite)
+    shown = finite[(finite >= low) & (finite <= high)]
+    bins = np.histogram_bin_edges(shown, bins="auto", range=(low, high))
     if bins.size > 61:
-        bins = np.histogram_bin_edges(finite, bins=60)
-    axis.hist(finite, bins=bins, color=colour, edgecolor="white", linewidth=0.5)
+        bins = np.histogram_bin_edges(shown, bins=60, range=(low, high))
+    axis.hist(shown, bins=bins, color=colour, edgecolor="white", linewidth=0.5)
     mean = finite.mean()
     std = finite.std(ddof=1) if finite.size > 1 else 0.0
     axis.axvspan(mean - std, mean + std, color="grey", alpha=0.15, lw=0)
     axis.axvline(mean, color="black", lw=1.2)
     axis.set_title(f"{label}: {format_mean_std(finite, unit)}\n(n = {finite.size})", fontsize=10)
+    outside = finite.size - shown.size
+    if outside:
+        axis.text(
+            0.98, 0.97, f"{outside} outside\nshown range", transform=axis.transAxes,
+            ha="right", va="top", fontsize=8, color="#5b6676",
+        )
+
+
+def histogram_range(values: np.ndarray, tail_percent: float = 0.5) -> tuple[float, float]:
+    """x range of a histogram: the central ``100 - 2 * tail_percent`` % of the values,
+    widened by 5 % of its span, so that a few outliers do not squash the distribution.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Finite values.
+    tail_percent : float
+        Percent of values that may fall outside on each side.
+
+    Returns
+    -------
+    tuple of float
+        ``(low, high)``; mean ± 0.5 for constant values.
+    """
+    low, high = np.percentile(values, [tail_percent, 100.0 - tail_percent])
+    span = high - low
+    if span <= 0:
+        return float(low) - 0.5, float(high) + 0.5
+    return float(max(low - 0.05 * span, values.min())), float(min(high + 0.05 * span, values.max()))
 
 
 # --------------------------------------------------------------------------- image helpers
@@ -590,6 +621,9 @@ def draw_outlines(axis: Axes, outlines: ParticleOutlines) -> None:
 # --------------------------------------------------------------------------- gallery
 
 
+#: Smallest side, in pixels, of a gallery cell (tiny particles are shown with context).
+GALLERY_MIN_FIELD_PX = 32
+
 #: Gallery rows: title -> (column to sort by, ascending).
 GALLERY_ROWS: dict[str, tuple[str, bool]] = {
     "Largest": ("equivalent_diameter_nm", False),
@@ -652,10 +686,9 @@ def plot_particle_gallery(
     selection = gallery_selection(particles, per_row)
     if not selection:
         return None
-    cache: dict[str, ImageRecord | None] = {}
     figure = new_figure(1.9 * per_row, 2.15 * len(selection) + 0.3)
     axes = figure.subplots(len(selection), per_row, squeeze=False)
-    drawn = 0
+    cells: dict[str, list[tuple[Axes, object]]] = {}
     for axes_row, (title, rows) in zip(axes, selection.items(), strict=True):
         for axis in axes_row:
             axis.set_axis_off()
@@ -664,10 +697,11 @@ def plot_particle_gallery(
             ha="right", va="center", fontsize=10, fontweight="bold",
         )
         for axis, row in zip(axes_row, rows.itertuples(index=False), strict=False):
-            image_id = str(row.image_id)
-            if image_id not in cache:
-                cache[image_id] = load_image(image_id)
-            record = cache[image_id]
+            cells.setdefault(str(row.image_id), []).append((axis, row))
+    drawn = 0
+    for image_id, image_cells in cells.items():  # one image in memory at a time
+        record = load_image(image_id)
+        for axis, row in image_cells:
             if record is None or _bbox(row) is None:
                 axis.text(0.5, 0.5, "image\nunavailable", ha="center", va="center", fontsize=8)
                 continue
@@ -680,7 +714,8 @@ def plot_particle_gallery(
 
 def _draw_gallery_cell(axis: Axes, record: ImageRecord, row: object, padding: float) -> None:
     min_row, min_col, max_row, max_col = _bbox(row)  # type: ignore[misc]
-    pad = int(math.ceil(padding * max(max_row - min_row, max_col - min_col))) + 2
+    size = max(max_row - min_row, max_col - min_col)
+    pad = max(int(math.ceil(padding * size)) + 2, (GALLERY_MIN_FIELD_PX - size) // 2)
     rows, cols = record.image.shape
     r0, r1 = max(0, min_row - pad), min(rows, max_row + pad)
     c0, c1 = max(0, min_col - pad), min(cols, max_col + pad)

@@ -131,8 +131,11 @@ def write_report(
     particles = assign_samples(run.particles, run.images, samples)
     overall = summary_statistics(particles, n_resamples=n_resamples, seed=seed)
     per_sample = summary_statistics(particles, by="sample", n_resamples=n_resamples, seed=seed)
+    image_notes: list[str] = []
+    if run.load_image is not None:
+        run.load_image = OutlinedImages(run, particles, image_notes)
     figures = _run_figures(particles, run, figures_dir)
-    image_figures, image_notes = _image_figures(particles, run, figures_dir, max_image_figures)
+    image_figures = _image_figures(particles, run, figures_dir, max_image_figures, image_notes)
     page = render_page(
         title=title or f"antema-scale report: {run.results_dir.resolve().name}",
         run=run,
@@ -235,21 +238,22 @@ def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) ->
 
 
 def _image_figures(
-    particles: pd.DataFrame, run: RunResults, figures_dir: Path, max_image_figures: int
-) -> tuple[list[EmbeddedFigure], list[str]]:
+    particles: pd.DataFrame,
+    run: RunResults,
+    figures_dir: Path,
+    max_image_figures: int,
+    notes: list[str],
+) -> list[EmbeddedFigure]:
     if run.load_image is None:
-        return [], []
+        return []
     image_ids = _image_ids(particles, run.images)
     shown = image_ids[:max_image_figures]
     figures = []
-    notes: list[str] = []
     for image_id in shown:
         record: ImageRecord | None = run.load_image(image_id)
         if record is None or not np.all(np.isfinite(record.pixel_size_nm)):
             continue
         subset = first_frame(particles[particles["image_id"].astype(str) == image_id])
-        if record.particle_masks is None and record.mask is not None and len(subset):
-            record = _with_recomputed_crops(record, subset, run, notes)
         figure = plot_image_overview(record, subset)
         caption = _image_caption(image_id, subset, run.images, record)
         figures.append(
@@ -260,19 +264,51 @@ def _image_figures(
             f"Per-image figures are drawn for the first {len(shown)} of {len(image_ids)} images; "
             "the per-image table lists all of them."
         )
-    return figures, notes
+    return figures
 
 
-def _with_recomputed_crops(
-    record: ImageRecord, particles: pd.DataFrame, run: RunResults, notes: list[str]
-) -> ImageRecord:
-    try:
-        options = analysis_options_from_manifest(run.manifest)
-        crops = recompute_particle_crops(record, particles, options)
-    except (TypeError, ValueError) as error:
-        notes.append(f"Outlines of {record.image_id}: {error}; separated particles are drawn as boxes.")
-        return record
-    return dataclasses.replace(record, particle_masks=crops)
+class OutlinedImages:
+    """Image loader that adds per-particle crops, recomputed from the stored mask once per
+    image (only the small crops are cached, never the images).
+
+    Parameters
+    ----------
+    run : RunResults
+        The run (its ``load_image`` and manifest are used).
+    particles : pandas.DataFrame
+        The run's particle table.
+    notes : list of str
+        Receives a sentence for each image whose crops could not be recomputed.
+    """
+
+    def __init__(self, run: RunResults, particles: pd.DataFrame, notes: list[str]) -> None:
+        self._load = run.load_image
+        self._manifest = run.manifest
+        self._particles = first_frame(particles)
+        self._notes = notes
+        self._crops: dict[str, dict[int, Any] | None] = {}
+
+    def __call__(self, image_id: str) -> ImageRecord | None:
+        record = self._load(image_id) if self._load is not None else None
+        if record is None or record.particle_masks is not None or record.mask is None:
+            return record
+        if image_id not in self._crops:
+            self._crops[image_id] = self._recompute(record)
+        crops = self._crops[image_id]
+        return record if crops is None else dataclasses.replace(record, particle_masks=crops)
+
+    def _recompute(self, record: ImageRecord) -> dict[int, Any] | None:
+        subset = self._particles[self._particles["image_id"].astype(str) == record.image_id]
+        if not len(subset):
+            return None
+        try:
+            options = analysis_options_from_manifest(self._manifest)
+            return recompute_particle_crops(record, subset, options)
+        except (TypeError, ValueError) as error:
+            self._notes.append(
+                f"Outlines of {record.image_id}: {error}; separated particles are drawn as boxes."
+            )
+            return None
 
 
 def first_frame(particles: pd.DataFrame) -> pd.DataFrame:
