@@ -44,9 +44,9 @@ class OverlapSpec:
 #: The overlap levels of the paper's Fig. 7, as placement rules.
 OVERLAP_LEVELS: dict[str, OverlapSpec] = {
     "none": OverlapSpec(0.0, 0.0, 0.0),
-    "low": OverlapSpec(0.15, 0.02, 0.2),
-    "medium": OverlapSpec(0.4, 0.1, 0.35),
-    "high": OverlapSpec(0.75, 0.15, 0.55),
+    "low": OverlapSpec(0.08, 0.02, 0.2),
+    "medium": OverlapSpec(0.3, 0.1, 0.35),
+    "high": OverlapSpec(0.7, 0.15, 0.55),
 }
 
 
