@@ -31,7 +31,7 @@ from antema_scale.pipeline.cluster import (
     connect,
     gpu_resource_available,
 )
-from antema_scale.pipeline.graph import GraphOptions, run_graph
+from antema_scale.pipeline.graph import GraphOptions, GraphRun, run_graph
 from antema_scale.pipeline.manifest import build_manifest, utc_now, write_manifest
 from antema_scale.pipeline.model_plugin import SegmenterPlugin
 from antema_scale.pipeline.results import (
@@ -49,7 +49,7 @@ from antema_scale.pipeline.settings import (
     parameter_hash,
     result_key,
 )
-from antema_scale.pipeline.store_access import COLLECT_STAGE, StoreEntries, prepare_store
+from antema_scale.pipeline.store_access import StoreEntries, prepare_store
 from antema_scale.pipeline.tasks import ImageOutcome, ImageWork, RunContext
 
 if TYPE_CHECKING:
@@ -104,9 +104,8 @@ class RunResult:
 
     @property
     def ok(self) -> bool:
-        """Whether every input was analysed: no error rows (files in input folders that are
-        not micrographs, stage ``"collect"``, are listed but do not count) and no early stop."""
-        return bool((self.errors["stage"] == COLLECT_STAGE).all()) and not self.stopped_early
+        """Whether every input was analysed without error and the run was not stopped early."""
+        return self.errors.empty and not self.stopped_early
 
 
 def default_analysis_options(**fields: Any) -> Any:
@@ -348,8 +347,11 @@ def run_analysis(
             bar = rich_progress(len(todo))
         else:
             bar = nullcontext(None)
-        with bar as callback:
-            graph = run_graph(active, todo, context, options, on_outcome=callback)
+        if fail_fast and entries.errors:
+            graph = GraphRun(stopped_early=True)
+        else:
+            with bar as callback:
+                graph = run_graph(active, todo, context, options, on_outcome=callback)
     failed = {outcome.image_id for outcome in graph.failed}
     finished = {outcome.image_id for outcome in graph.outcomes if not outcome.error_type}
     reused_ids = {item.image_id for item in reused}
@@ -379,7 +381,8 @@ def run_analysis(
         + [
             {"source": record["source"], "status": "failed", "error_type": record["error_type"]}
             for record in entries.errors
-        ],
+        ]
+        + [{"source": source, "status": "skipped: not a micrograph file type"} for source in entries.skipped],
         parameters={
             "segmentation": options_as_dict(segmentation),
             "analysis": options_as_dict(analysis_options),

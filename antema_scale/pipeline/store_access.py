@@ -19,9 +19,6 @@ import xarray as xr
 #: Name of the store the pipeline ingests into, inside the run folder.
 STORE_NAME = "store.zarr"
 
-#: Stage name and error type of files found in input folders that are not micrographs.
-COLLECT_STAGE = "collect"
-NOT_A_MICROGRAPH = "NotAMicrographFile"
 
 
 @dataclass(frozen=True)
@@ -46,11 +43,15 @@ class StoreEntries:
     errors : list of dict
         Error rows (``image_id, source, stage, error_type, message``) for inputs that
         were not ingested.
+    skipped : list of str
+        Files found in input folders that are not micrograph formats (notes, truth
+        tables, ...): listed in the manifest, not errors.
     """
 
     store_path: Path
     images: list[StoreImage] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
 
 
 def is_store(path: str | Path) -> bool:
@@ -123,19 +124,12 @@ def prepare_store(
         }
         for row in report.errors.itertuples()
     ]
-    errors += [
-        {
-            "image_id": "",
-            "source": str(row.source),
-            "stage": COLLECT_STAGE,
-            "error_type": NOT_A_MICROGRAPH,
-            "message": f"{row.source}: skipped, {row.reason}",
-        }
-        for row in report.skipped.itertuples()
-        if not row.image_id
-    ]
+    skipped = [str(row.source) for row in report.skipped.itertuples() if not row.image_id]
     return StoreEntries(
-        store_path=store.path, images=_images_from_index(store.index, covered), errors=errors
+        store_path=store.path,
+        images=_images_from_index(store.index, covered),
+        errors=errors,
+        skipped=skipped,
     )
 
 

@@ -1,0 +1,215 @@
+"""The whole pipeline on small synthetic micrographs with an in-process Dask cluster.
+
+Images are written as calibrated HDF5 files (dataset ``data``, attrs ``scale`` and
+``scale_unit``, as the HAADF films in ../shared/data), segmented with the threshold
+baseline so that the tests need no trained model.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+
+from antema_scale.io import open_store, read_micrograph
+from antema_scale.particles import analyze_mask
+from antema_scale.pipeline import ImageFailedError, SegmentationSettings, analyze, run_analysis
+from antema_scale.pipeline.results import PER_IMAGE_DIR
+from antema_scale.segment import threshold_segment
+from antema_scale.synth import SynthConfig, generate_micrograph
+
+THRESHOLD = SegmentationSettings(segmenter="threshold")
+N_GOOD = 5
+
+
+def write_h5(path: Path, image: np.ndarray, scale: float, unit: str = "nm") -> Path:
+    """A calibrated HDF5 micrograph as the readers expect it."""
+    with h5py.File(path, "w") as handle:
+        data = handle.create_dataset("data", data=image)
+        data.attrs["scale"] = scale
+        data.attrs["scale_unit"] = unit
+    return path
+
+
+def synthetic_folder(folder: Path, n: int, *, size: int = 160, first_seed: int = 0) -> list[Path]:
+    """``n`` small HAADF micrographs at 0.3 nm/px."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seed in range(first_seed, first_seed + n):
+        config = SynthConfig(mode="haadf", image_size=size, pixel_size_nm=0.3, overlap="low")
+        micrograph = generate_micrograph(config, seed=seed)
+        paths.append(write_h5(folder / f"particles_{seed:02d}.h5", micrograph.image, micrograph.pixel_size_nm))
+    return paths
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[Client]:
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as active,
+    ):
+        yield active
+
+
+@pytest.fixture(scope="module")
+def good_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("good")
+    synthetic_folder(folder, N_GOOD)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def reference(good_folder: Path, client: Client, tmp_path_factory: pytest.TempPathFactory):
+    """One uninterrupted run over the good folder."""
+    return run_analysis(good_folder, tmp_path_factory.mktemp("reference"), segmentation=THRESHOLD, client=client)
+
+
+def direct_particles(paths: list[Path]) -> pd.DataFrame:
+    """The per-image functions called one after another, without Dask."""
+    tables = []
+    for path in paths:
+        image = read_micrograph(path)
+        size = float(image.attrs["pixel_size_nm"])
+        mask = threshold_segment(np.asarray(image.values), size).mask
+        image_id = f"{path.stem}-{image.attrs['sha256'][:8]}"
+        tables.append(analyze_mask(mask, size, image_id=image_id).particles)
+    return pd.concat(tables, ignore_index=True).sort_values(["image_id", "particle_id"]).reset_index(drop=True)
+
+
+def test_pipeline_results_equal_direct_per_image_calls(good_folder: Path, reference) -> None:
+    assert reference.ok
+    expected = direct_particles(sorted(good_folder.glob("*.h5")))
+    assert len(expected) > 20
+    pd.testing.assert_frame_equal(reference.particles, expected, check_dtype=False)
+    assert len(reference.images) == N_GOOD
+    counts = reference.particles.groupby("image_id").size()
+    assert (reference.images.set_index("image_id")["n_particles"] == counts.reindex(reference.images.image_id).fillna(0)).all()
+
+
+def test_masks_are_written_back_into_the_store(good_folder: Path, reference) -> None:
+    store = open_store(reference.output_dir / "store.zarr")
+    for image_id in reference.images.image_id:
+        image = store.read_image(image_id)
+        mask = store.read_mask(image_id).values
+        expected = threshold_segment(np.asarray(image.values), float(image.attrs["pixel_size_nm"])).mask
+        np.testing.assert_array_equal(mask, expected)
+
+
+def test_run_writes_tables_and_manifest(reference) -> None:
+    out = reference.output_dir
+    for name in ("particles.parquet", "images.parquet", "errors.parquet", "errors.csv", "manifest.json"):
+        assert (out / name).is_file(), name
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "particles.parquet"), reference.particles)
+    assert len(list((out / PER_IMAGE_DIR).glob("*.parquet"))) == N_GOOD
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == {"segmenter": "threshold", "path": "", "sha256": "threshold-segmenter"}
+    assert {entry["sha256"] for entry in manifest["inputs"]} == set(reference.images.sha256)
+    assert manifest["parameters"]["analysis"]["separation"] == "uecs"
+    assert manifest["counts"]["analysed"] == N_GOOD
+    assert manifest["software"]["dask"] != "not installed"
+    assert manifest["hardware"]["cpu_count"] >= 1
+    assert manifest["cluster"]["workers"] == 2
+
+
+def test_rerun_reuses_every_finished_image(good_folder: Path, reference, client: Client) -> None:
+    again = run_analysis(good_folder, reference.output_dir, segmentation=THRESHOLD, client=client)
+    assert again.analysed == []
+    assert sorted(again.reused) == sorted(reference.images.image_id)
+    pd.testing.assert_frame_equal(again.particles, reference.particles)
+
+
+def test_changed_parameters_recompute(good_folder: Path, reference, client: Client, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    shutil.copytree(reference.output_dir, out)
+    table = analyze(good_folder, out, segmenter="threshold", separation="watershed", client=client)
+    assert len(table) > 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["counts"] == {**manifest["counts"], "analysed": N_GOOD, "reused": 0}
+    assert manifest["parameters"]["analysis"]["separation"] == "watershed"
+
+
+def wait_until_idle(client: Client, timeout_s: float = 60.0) -> None:
+    """Wait until no task is processing on any worker."""
+    deadline = time.monotonic() + timeout_s
+    while any(client.processing().values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+class StopAfter(Exception):
+    """Raised from the progress callback to interrupt a run."""
+
+
+def test_interrupted_run_resumes_only_unfinished_images(good_folder: Path, reference, client: Client, tmp_path: Path) -> None:
+    seen: list[str] = []
+
+    def interrupt_after_two(outcome) -> None:
+        seen.append(outcome.image_id)
+        if len(seen) == 2:
+            raise StopAfter
+
+    out = tmp_path / "run"
+    with pytest.raises(StopAfter):
+        run_analysis(good_folder, out, segmentation=THRESHOLD, client=client, progress=interrupt_after_two, max_in_flight=2)
+    wait_until_idle(client)
+    finished_before = {p.stem for p in (out / PER_IMAGE_DIR).glob("*.parquet")}
+    assert 2 <= len(finished_before) < N_GOOD
+    resumed = run_analysis(good_folder, out, segmentation=THRESHOLD, client=client)
+    assert set(resumed.reused) == finished_before
+    assert set(resumed.analysed) == set(reference.images.image_id) - finished_before
+    pd.testing.assert_frame_equal(resumed.particles, reference.particles)
+
+
+def test_store_input_is_analysed_in_place(reference, client: Client, tmp_path: Path) -> None:
+    result = run_analysis(reference.output_dir / "store.zarr", tmp_path / "from-store", segmentation=THRESHOLD, client=client)
+    assert not (tmp_path / "from-store" / "store.zarr").exists()
+    pd.testing.assert_frame_equal(result.particles, reference.particles)
+
+
+@pytest.fixture(scope="module")
+def mixed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Good images among a corrupt file, a diffraction pattern, a spectrum and a note."""
+    folder = tmp_path_factory.mktemp("mixed")
+    synthetic_folder(folder, 3, first_seed=10)
+    good = (folder / "particles_10.h5").read_bytes()
+    (folder / "truncated.h5").write_bytes(good[: len(good) // 3])
+    write_h5(folder / "diffraction.h5", np.random.default_rng(0).random((64, 64)).astype(np.float32), 0.05, "1/nm")
+    write_h5(folder / "spectrum.h5", np.random.default_rng(1).random(2048).astype(np.float32), 0.01, "nm")
+    (folder / "notes.txt").write_text("sample from batch 7")
+    return folder
+
+
+def test_bad_files_become_error_rows_and_good_ones_are_analysed(mixed_folder: Path, client: Client, tmp_path: Path) -> None:
+    result = run_analysis(mixed_folder, tmp_path / "run", segmentation=THRESHOLD, client=client)
+    assert not result.ok
+    assert len(result.images) == 3
+    assert set(result.particles.image_id) == set(result.images.image_id)
+    errors = result.errors.set_index(result.errors.source.map(lambda s: Path(s).name))
+    assert errors.loc["truncated.h5", "error_type"] == "CorruptFileError"
+    assert errors.loc["diffraction.h5", "error_type"] == "ReciprocalSpaceError"
+    assert errors.loc["spectrum.h5", "error_type"] == "NotAnImageError"
+    assert "notes.txt" not in errors.index
+    for name in ("truncated.h5", "diffraction.h5", "spectrum.h5"):
+        assert name in errors.loc[name, "message"]
+    on_disk = pd.read_csv(tmp_path / "run" / "errors.csv")
+    assert sorted(on_disk.error_type) == sorted(result.errors.error_type)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert any(entry["status"].startswith("skipped") and entry["source"].endswith("notes.txt") for entry in manifest["inputs"])
+
+
+def test_fail_fast_raises_with_the_first_error(mixed_folder: Path, client: Client, tmp_path: Path) -> None:
+    with pytest.raises(ImageFailedError, match="analysis stopped at the first failure"):
+        analyze(mixed_folder, tmp_path / "run", segmenter="threshold", fail_fast=True, client=client)
+    assert (tmp_path / "run" / "errors.csv").is_file()
+
+
+def test_unknown_option_names_the_valid_ones(good_folder: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown option 'separaton'.*separation"):
+        analyze(good_folder, tmp_path, separaton="none")
