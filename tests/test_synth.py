@@ -25,7 +25,7 @@ def _brute_force_feret(mask: np.ndarray) -> tuple[float, float]:
                               for dr in (-0.5, 0.5) for dc in (-0.5, 0.5)])
     diffs = corners[:, None, :] - corners[None, :, :]
     max_feret = float(np.sqrt((diffs**2).sum(-1)).max())
-    angles = np.linspace(0.0, np.pi, 20_001)
+    angles = np.linspace(0.0, np.pi, 3_601)
     directions = np.column_stack([np.cos(angles), np.sin(angles)])
     projections = corners @ directions.T
     min_feret = float((projections.max(axis=0) - projections.min(axis=0)).min())

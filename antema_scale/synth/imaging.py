@@ -225,8 +225,15 @@ def _defocus_propagate(wave: np.ndarray, strength: float, pixel_size_nm: float) 
     k_ref = min(0.5 / pixel_size_nm, 1.0 / DEFOCUS_REFERENCE_PERIOD_NM)
     chi = np.float32(strength / k_ref**2) * k2
     envelope = np.exp(-k2 * np.float32(INFORMATION_LIMIT_NM**2 * 4.0))
-    transfer = (envelope * np.exp(-1j * chi)).astype(np.complex64)
-    return sfft.ifft2(sfft.fft2(wave, workers=1) * transfer, workers=1)
+    return sfft.ifft2(sfft.fft2(wave, workers=1) * _unit_phasor(-chi, envelope), workers=1)
+
+
+def _unit_phasor(phase: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
+    """``magnitude * exp(1j * phase)`` as complex64, without complex128 temporaries."""
+    out = np.empty(phase.shape, np.complex64)
+    out.real = magnitude * np.cos(phase)
+    out.imag = magnitude * np.sin(phase)
+    return out
 
 
 def _shot_noise(rng: np.random.Generator, expected: np.ndarray) -> np.ndarray:
@@ -309,7 +316,7 @@ def render_hrtem(
         + np.float32(0.07 * config.carbon_texture) * carbon
         + np.float32(0.3) * lattice
     )
-    wave = np.exp(amplitude + 1j * phase).astype(np.complex64)
+    wave = _unit_phasor(phase, np.exp(amplitude))
     wave = _defocus_propagate(wave, config.defocus, px)
     intensity = (wave.real**2 + wave.imag**2).astype(np.float32)
     intensity *= 1.0 + np.float32(config.gradient) * backdrop.support
