@@ -16,7 +16,7 @@ DEMO_CONFIGS: dict[str, SynthConfig] = {
     "haadf_film": SynthConfig(
         mode="haadf", image_size=768, pixel_size_nm=0.33, diameter_mean_nm=10.0,
         diameter_spread=0.08, area_fraction=0.4, overlap="low", arrangement="rafts",
-        profile_exponent=0.25, dose=80.0, gradient=0.2, specks=3.0,
+        profile_exponent=0.25, dose=80.0, gradient=0.2, specks=3.0, blur_px=1.3,
     ),
     "hrtem_gold_2nm": SynthConfig(
         mode="hrtem", image_size=512, pixel_size_nm=0.08, diameter_mean_nm=2.0,

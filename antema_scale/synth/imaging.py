@@ -283,13 +283,24 @@ def draw_backdrop(
         phase = 0.12 * config.contrast * rng.uniform(0.5, 1.5)
         grain_nm = 0.35
     else:
-        absorption = 3.0 * config.contrast * rng.uniform(0.6, 1.4)
+        absorption = 4.0 * config.contrast * rng.uniform(0.6, 1.4)
         phase = 0.0
         grain_nm = 0.4
     # Amorphous grain (~0.35-0.4 nm), never coarser than a few pixels on screen.
     texture = correlated_noise(rng, shape, corr_px=float(np.clip(grain_nm / px, 0.0, 3.0)))
     support = smooth_field(rng, shape)
     return Backdrop(texture, support, float(absorption), float(phase))
+
+
+def _mottling(backdrop: Backdrop) -> np.ndarray:
+    """Gentle multiplicative texture inside particles (crystallites, strain, thickness).
+
+    The support texture shifted by a third of the frame, so it is not aligned with the
+    background grain.
+    """
+    rows, cols = backdrop.texture.shape
+    shifted = np.roll(backdrop.texture, (rows // 3, cols // 3), axis=(0, 1))
+    return np.clip(1.0 + np.float32(0.08) * shifted, 0.5, 1.5)
 
 
 def render_hrtem(
@@ -306,6 +317,7 @@ def render_hrtem(
     thickness, lattice = accumulate_particles(
         shape, particles, specs, looks, px, with_lattice=config.lattice_fringes
     )
+    thickness *= _mottling(backdrop)
     carbon = backdrop.texture
     amplitude = (
         np.float32(-0.5 * backdrop.absorption) * thickness * (1.0 + np.float32(0.35) * lattice)
@@ -342,6 +354,7 @@ def render_haadf(
     thickness, lattice = accumulate_particles(
         shape, particles, specs, looks, px, columns=True, with_lattice=config.lattice_fringes
     )
+    thickness *= _mottling(backdrop)
     reference = max(config.diameter_mean_nm * config.thickness_ratio, 0.5)
     signal = thickness / np.float32(reference)
     signal = signal * (1.0 + 0.5 * lattice)

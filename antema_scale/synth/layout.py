@@ -155,7 +155,7 @@ def _raft_sites(
     config: SynthConfig, rng: np.random.Generator, n: int, extent_nm: tuple[float, float]
 ) -> np.ndarray:
     """Hexagonal lattice sites (nm) inside blob-shaped domains, best-first, for rafts."""
-    spacing = config.diameter_mean_nm * (1.0 + 2.0 * config.diameter_spread + rng.uniform(0.08, 0.3))
+    spacing = config.diameter_mean_nm * (1.0 + 1.5 * config.diameter_spread + rng.uniform(0.04, 0.25))
     theta = rng.uniform(0.0, np.pi / 3.0)
     reach = np.hypot(*extent_nm)
     n_a = int(reach / spacing) + 2

@@ -99,7 +99,7 @@ def haadf_film(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig:
         dose=_log_uniform(rng, 20.0, 400.0), contrast=float(rng.uniform(0.6, 1.5)),
         carbon_texture=float(rng.uniform(0.5, 1.5)), scan_noise=float(rng.uniform(0.0, 0.03)),
         detector_offset=float(rng.choice([0.0, rng.uniform(100.0, 5000.0)])),
-        **_common(rng),
+        **(_common(rng) | {"blur_px": float(rng.uniform(0.8, 1.8))}),
     )
 
 
