@@ -115,8 +115,8 @@ def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: Synthet
 
     page = write_report(synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50).read_text(encoding="utf-8")
     assert page.count('alt="img-') == 2
-    # the fixture's table was not made by analyze_mask: outlines fall back to boxes, with a note
-    assert "Outlines of img-a: re-analysing the stored mask" in page
+    # the fixture's table was not made by analyze_mask: what does not match is noted
+    assert "Outlines of img-a: " in page
     assert (tmp_path / "r_figures" / "particle_gallery.png").stat().st_size > 0
 
 
@@ -127,14 +127,20 @@ def test_particle_crops_are_recomputed_from_the_stored_mask(synthetic_run: Synth
     table = analyze_mask(record.mask, record.pixel_size_nm, image_id="img-a")
     assert table.particles["separated"].any()
     bare = ImageRecord("img-a", record.image, record.pixel_size_nm, mask=record.mask)
-    crops = recompute_particle_crops(bare, table.particles, analysis_options_from_manifest(None))
+    crops, unmatched = recompute_particle_crops(bare, table.particles, analysis_options_from_manifest(None))
+    assert unmatched == 0
     assert set(crops) == set(table.particles["particle_id"])
     for crop in table.masks:
         mask, offset = crops[int(crop.particle_id)]
         np.testing.assert_array_equal(mask, crop.mask)
         assert offset == tuple(crop.offset)
-    with pytest.raises(ValueError, match="do not match"):
-        recompute_particle_crops(bare, table.particles.iloc[1:], AnalysisOptions())
+    moved = table.particles.copy()
+    moved.loc[moved.index[0], "area_nm2"] *= 1.1  # this particle no longer matches
+    crops, unmatched = recompute_particle_crops(bare, moved, AnalysisOptions())
+    assert unmatched == 1 and int(moved["particle_id"].iloc[0]) not in crops
+    moved["centroid_x_nm"] += 5.0  # nothing matches
+    with pytest.raises(ValueError, match="matches none"):
+        recompute_particle_crops(bare, moved, AnalysisOptions())
     manifest = {"parameters": {"analysis": {"separation": "watershed", "border": "keep"}}}
     assert analysis_options_from_manifest(manifest).separation == "watershed"
 

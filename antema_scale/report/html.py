@@ -303,12 +303,19 @@ class OutlinedImages:
             return None
         try:
             options = analysis_options_from_manifest(self._manifest)
-            return recompute_particle_crops(record, subset, options)
+            crops, unmatched = recompute_particle_crops(record, subset, options)
         except (TypeError, ValueError) as error:
             self._notes.append(
                 f"Outlines of {record.image_id}: {error}; separated particles are drawn as boxes."
             )
             return None
+        if unmatched:
+            self._notes.append(
+                f"Outlines of {record.image_id}: {unmatched} of {len(subset)} particles could not "
+                "be matched when re-analysing the stored mask; separated ones among them are "
+                "drawn as boxes."
+            )
+        return crops
 
 
 def first_frame(particles: pd.DataFrame) -> pd.DataFrame:

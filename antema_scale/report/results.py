@@ -188,17 +188,18 @@ def analysis_options_from_manifest(manifest: dict[str, Any] | None) -> Any:
 
 def recompute_particle_crops(
     record: ImageRecord, particles: pd.DataFrame, options: Any
-) -> dict[int, tuple[np.ndarray, tuple[int, int]]]:
+) -> tuple[dict[int, tuple[np.ndarray, tuple[int, int]]], int]:
     """Per-particle crops of one image, recomputed from its stored mask.
 
     The pipeline keeps only the particle table, but the analysis is deterministic: the
-    same mask and options give the same particles. The crops are accepted only if the
-    recomputed particles match the table (same ids, areas within 0.1 %).
+    same mask and options give the same particles. A recomputed crop is used only for a
+    particle of the table with the same id, an area within 0.1 % and a centroid within
+    half a pixel, so a different software version or option can never draw a wrong outline.
 
     Parameters
     ----------
     record : ImageRecord
-        Image with its mask and pixel size.
+        Image with its mask and pixel size (nm).
     particles : pandas.DataFrame
         The image's particles from the results (one frame).
     options : AnalysisOptions
@@ -206,29 +207,43 @@ def recompute_particle_crops(
 
     Returns
     -------
-    dict
-        particle_id -> ``(crop mask, (row, col))``.
+    tuple
+        ``(crops, n_unmatched)``: particle_id -> ``(crop mask, (row, col))`` for every
+        matching particle, and how many particles of the table had no match.
 
     Raises
     ------
     ValueError
-        If the image has no mask, or the recomputed particles differ from the table.
+        If the image has no mask, or no particle of the table is matched.
     """
     from antema_scale.particles import analyze_mask
 
     if record.mask is None:
         raise ValueError(f"image {record.image_id} has no stored mask")
     table = analyze_mask(record.mask, record.pixel_size_nm, options=options, image_id=record.image_id)
-    ours = table.particles.set_index("particle_id")["area_nm2"]
-    theirs = particles.set_index("particle_id")["area_nm2"]
-    if set(ours.index) != set(theirs.index) or not np.allclose(
-        ours.loc[theirs.index].to_numpy(float), theirs.to_numpy(float), rtol=1e-3
-    ):
-        raise ValueError(
-            f"re-analysing the stored mask of {record.image_id} gives {len(ours)} particles that do "
-            f"not match the {len(theirs)} in the results (different options or mask)"
+    recomputed = table.particles.set_index("particle_id")
+    crops_by_id = {int(crop.particle_id): crop for crop in table.masks}
+    tolerance_nm = 0.5 * min(record.pixel_size_nm)
+    crops: dict[int, tuple[np.ndarray, tuple[int, int]]] = {}
+    for row in particles.itertuples(index=False):
+        particle_id = int(row.particle_id)
+        if particle_id not in recomputed.index or particle_id not in crops_by_id:
+            continue
+        other = recomputed.loc[particle_id]
+        same_area = np.isclose(other["area_nm2"], row.area_nm2, rtol=1e-3)
+        same_place = (
+            abs(other["centroid_y_nm"] - row.centroid_y_nm) <= tolerance_nm
+            and abs(other["centroid_x_nm"] - row.centroid_x_nm) <= tolerance_nm
         )
-    return {int(crop.particle_id): (crop.mask, tuple(crop.offset)) for crop in table.masks}
+        if same_area and same_place:
+            crop = crops_by_id[particle_id]
+            crops[particle_id] = (crop.mask, (int(crop.offset[0]), int(crop.offset[1])))
+    if not crops and len(particles):
+        raise ValueError(
+            f"re-analysing the stored mask of {record.image_id} matches none of its "
+            f"{len(particles)} particles in the results (different options, mask or version)"
+        )
+    return crops, len(particles) - len(crops)
 
 
 def find_store(results_dir: Path, manifest: dict[str, Any] | None) -> Path:
