@@ -283,6 +283,12 @@ def test_spectrum_is_not_an_image(tmp_path: Path) -> None:
         read_micrograph(path, pixel_size_nm=1.0)
 
 
+def test_single_row_is_a_spectrum_not_an_image(tmp_path: Path) -> None:
+    path = _write_h5(tmp_path / "row.h5", _noise((1, 2048)), scale=1.0, scale_unit="nm")
+    with pytest.raises(NotAnImageError, match="1-D data of length 2048"):
+        read_micrograph(path)
+
+
 def test_energy_axis_is_a_spectrum_image(tmp_path: Path) -> None:
     path = _write_berkeley_emd(tmp_path / "eels.emd", _noise((8, 16, 16)), 0.5, "eV")
     with pytest.raises(NotAnImageError, match="energy"):

@@ -146,10 +146,10 @@ def _read_raw(path: Path) -> RawMicrograph:
 
 
 def _squeeze(raw: RawMicrograph) -> tuple[np.ndarray, list[AxisCalibration]]:
-    """Drop length-1 axes and their calibration."""
+    """Drop length-1 axes and their calibration (a (1, 2048) array is a spectrum)."""
+    if raw.data.size == 0:
+        return raw.data, list(raw.axes)
     keep = [index for index, size in enumerate(raw.data.shape) if size != 1]
-    if len(keep) < 2 and raw.data.ndim >= 2:
-        keep = list(range(raw.data.ndim))[-2:]
     data = raw.data.reshape([raw.data.shape[index] for index in keep])
     return data, [raw.axes[index] for index in keep]
 
