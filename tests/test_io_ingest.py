@@ -235,3 +235,19 @@ def test_threaded_ingest_leaves_stdout_alone(formats_dir: Path, tmp_path: Path) 
     assert len(report.ingested) == 16
     assert sys.stdout is stdout
     assert warnings.filters == filters
+
+
+def test_interrupted_write_is_invisible_and_redone(mixed_folder: Path, tmp_path: Path) -> None:
+    import zarr
+
+    store_path = tmp_path / "store.zarr"
+    ingest([mixed_folder / "small.h5"], store_path, progress=False)
+    image_id = open_store(store_path).image_ids[0]
+    group = zarr.open_group(str(store_path), path=f"images/{image_id}", mode="r+")
+    group.attrs["ingest_complete"] = False  # as if the worker died before finishing
+    (store_path / "index.parquet").unlink()
+
+    assert open_store(store_path).index.empty
+    again = ingest([mixed_folder / "small.h5"], store_path, progress=False)
+    assert list(again.ingested["image_id"]) == [image_id]
+    assert open_store(store_path).image_ids == [image_id]
