@@ -182,6 +182,7 @@ def register(app: typer.Typer) -> None:
         xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write particles.xlsx (with the MeanValues sheet).", rich_help_panel=_OUTPUT_PANEL)] = False,
         report: Annotated[bool, typer.Option("--report", help="Also write report.html (figures, statistics, errors, manifest).", rich_help_panel=_OUTPUT_PANEL)] = False,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.", rich_help_panel=_OUTPUT_PANEL)] = False,
+        track: Annotated[bool, typer.Option("--track/--no-track", help="Movies (files with a frame axis): track particles across frames into OUTPUT/tracking/ (see 'antema-scale track').", rich_help_panel=_OUTPUT_PANEL)] = True,
         analysis_fields: dict[str, Any] | None = None,
     ) -> None:
         """Measure every particle in many micrographs with a Dask cluster.
@@ -251,6 +252,10 @@ def register(app: typer.Typer) -> None:
             written = report_run(output, table_formats=tables)
             result.files.update({f"report_{name}": path for name, path in written.items()})
         print_run(result, console)
+        if track:
+            from antema_scale.cli.track import track_after_analyze
+
+            track_after_analyze(Path(output), console)
         if not result.ok:
             raise typer.Exit(EXIT_SOME_FAILED)
 

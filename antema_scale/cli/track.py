@@ -124,3 +124,28 @@ def print_tracking_summary(console: Console, result: TrackingResult) -> None:
         console.print(f"[yellow]note:[/yellow] {note}")
     for path in result.files.values():
         console.print(f"wrote {path}")
+
+
+def track_after_analyze(output: Path, console: Console) -> None:
+    """Track the movies of a finished ``analyze`` run (no-op when it holds no movie).
+
+    Tracking problems are printed, never raised: the analysis itself succeeded.
+    """
+    from antema_scale.insitu import MovieTableError, TrackingInputError, track_results
+
+    particles_path = output / "particles.parquet"
+    if not particles_path.is_file():
+        return
+    import pyarrow.parquet as pq
+
+    if "frame" not in pq.read_schema(particles_path).names:
+        return
+    try:
+        with console.status("Tracking particles across movie frames…"):
+            result = track_results(output)
+    except TrackingInputError:
+        return  # frame column present but no movie rows
+    except (MovieTableError, ValueError) as error:
+        console.print(f"[yellow]tracking skipped:[/yellow] {error}")
+        return
+    print_tracking_summary(console, result)

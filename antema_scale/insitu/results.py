@@ -17,7 +17,7 @@ Outputs, in the tracking folder:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,6 +53,17 @@ class MovieFrames:
 
 #: Callable giving the contact-sheet frames of a movie by image id (None when unavailable).
 MovieLoader = Callable[[str], "MovieFrames | None"]
+
+
+#: Seconds between frames: one value, one per movie id, or None (unknown).
+FrameInterval = float | Mapping[object, float] | None
+
+
+def _interval_of(frame_interval_s: FrameInterval, movie_id: object) -> float | None:
+    if isinstance(frame_interval_s, Mapping):
+        value = frame_interval_s.get(movie_id)
+        return None if value is None else float(value)
+    return frame_interval_s
 
 
 class TrackingInputError(ValueError):
@@ -136,7 +147,7 @@ def _movies(table: pd.DataFrame) -> list[tuple[object, pd.DataFrame]]:
 
 
 def _summaries(
-    particles: pd.DataFrame, images: pd.DataFrame | None, frame_interval_s: float | None
+    particles: pd.DataFrame, images: pd.DataFrame | None, frame_interval_s: FrameInterval
 ) -> pd.DataFrame:
     pieces = []
     for movie_id, movie in _movies(particles):
@@ -145,7 +156,10 @@ def _summaries(
         frames = None if n_frames is None else pd.DataFrame({"frame": np.arange(n_frames)})
         area = None if field_of_view is None else field_of_view[0] * field_of_view[1]
         summary = frame_summaries(
-            movie, image_area_nm2=area, frames=frames, frame_interval_s=frame_interval_s
+            movie,
+            image_area_nm2=area,
+            frames=frames,
+            frame_interval_s=_interval_of(frame_interval_s, movie_id),
         )
         if movie_id is not None:
             summary.insert(0, MOVIE_COLUMN, movie_id)
@@ -162,7 +176,7 @@ def track_movies(
     *,
     search_range_nm: float | None = None,
     memory: int = 0,
-    frame_interval_s: float | None = None,
+    frame_interval_s: FrameInterval = None,
     correct_drift: bool = True,
     max_drift_nm: float | None = None,
     drift_nm: dict[object, pd.DataFrame] | None = None,
@@ -182,8 +196,9 @@ def track_movies(
         Linking search range in nm; default :func:`~.tracking.default_search_range_nm`.
     memory : int
         Frames a particle may be missed and keep its track.
-    frame_interval_s : float, optional
-        Seconds between frames, where the files gave no frame times.
+    frame_interval_s : float or mapping movie id -> float, optional
+        Seconds between frames, where the files gave no frame times (one value for all
+        movies, or one per ``image_id``).
     correct_drift : bool
         Estimate and remove stage drift before linking.
     max_drift_nm : float, optional
@@ -215,7 +230,7 @@ def track_movies(
                 movie,
                 search_range_nm=search,
                 memory=memory,
-                frame_interval_s=frame_interval_s,
+                frame_interval_s=_interval_of(frame_interval_s, movie_id),
                 correct_drift=correct_drift,
                 drift_nm=known_drift,
                 drift_search_range_nm=max_drift_nm,
@@ -416,9 +431,65 @@ def track_results(
     """
     folder = Path(results_dir)
     particles, images = load_movie_particles(folder)
+    store = run_store_path(folder)
+    notes: list[str] = []
+    if options.get("frame_interval_s") is None:
+        untimed = _untimed_movies(particles)
+        file_times = file_frame_intervals(store, untimed)
+        if file_times:
+            options["frame_interval_s"] = file_times
+            notes += [
+                f"{movie}: no frame times; using the file's frame time {interval:.4g} s "
+                "(instrument_frame_time_s) as the frame interval"
+                for movie, interval in file_times.items()
+            ]
     result = track_movies(particles, images, **options)  # type: ignore[arg-type]
+    result.notes[:0] = notes
     target = Path(output_dir) if output_dir is not None else folder / "tracking"
-    write_tracking_outputs(
-        result, target, figures=figures, movie_loader=store_movie_loader(folder / "store.zarr")
-    )
+    write_tracking_outputs(result, target, figures=figures, movie_loader=store_movie_loader(store))
     return result
+
+
+def run_store_path(results_dir: Path) -> Path:
+    """The run's Zarr store: ``store.zarr`` in the folder, or the one its manifest names."""
+    import json
+
+    from antema_scale.report.results import find_store
+
+    manifest_path = results_dir / "manifest.json"
+    try:
+        manifest = json.loads(manifest_path.read_text()) if manifest_path.is_file() else None
+    except (OSError, ValueError):
+        manifest = None
+    return find_store(results_dir, manifest if isinstance(manifest, dict) else None)
+
+
+def _untimed_movies(particles: pd.DataFrame) -> list[str]:
+    if "time_s" not in particles.columns:
+        return [str(m) for m, _ in _movies(particles) if m is not None]
+    return [
+        str(m) for m, movie in _movies(particles) if m is not None and movie["time_s"].isna().all()
+    ]
+
+
+def file_frame_intervals(store_path: Path, movie_ids: list[str]) -> dict[str, float]:
+    """Frame times the files recorded (``instrument_frame_time_s``) for movies without a
+    time axis, read from the store's image attributes; movies without one are left out."""
+    if not movie_ids:
+        return {}
+    try:
+        from antema_scale.io.store import open_store
+
+        store = open_store(store_path)
+    except (ImportError, FileNotFoundError, LookupError):
+        return {}
+    intervals = {}
+    for movie_id in movie_ids:
+        try:
+            attrs = store.read_image(movie_id, lazy=True).attrs
+        except (LookupError, OSError, ValueError):
+            continue
+        value = attrs.get("instrument_frame_time_s")
+        if isinstance(value, int | float) and np.isfinite(value) and value > 0:
+            intervals[movie_id] = float(value)
+    return intervals
