@@ -76,3 +76,41 @@ def test_tia_series_read_as_movie_and_tracked(series_path: Path, tmp_path: Path)
     )
     assert pd.read_parquet(files["tracks"])["track_id"].nunique() == tracks["track_id"].nunique()
     assert (tmp_path / "figures" / "series" / "contact_sheet.png").stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_analyze_command_tracks_the_series(series_path: Path, tmp_path: Path) -> None:
+    """``antema-scale analyze`` on the series writes per-frame rows and then tracks them."""
+    from typer.testing import CliRunner
+
+    from antema_scale.cli import app
+
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyze",
+            str(series_path),
+            "-o",
+            str(out),
+            "--segmenter",
+            "threshold",
+            "--workers",
+            "1",
+            "--threads-per-worker",
+            "1",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    particles = pd.read_parquet(out / "particles.parquet")
+    assert sorted(particles["frame"].unique()) == [0, 1, 2, 3, 4]
+    tracks = pd.read_parquet(out / "tracking" / "tracks.parquet")
+    assert (tracks.groupby("track_id").size() == 5).sum() >= 5
+    # no time axis in the file: the recorded frame time is used (and said so)
+    assert tracks["time_s"].notna().all() and tracks["time_s"].max() > 0
+    assert "instrument_frame_time_s" in result.output
+    summary = pd.read_csv(out / "tracking" / "frame_summary.csv")
+    assert summary["area_fraction"].between(0.01, 0.9).all()
+    figures = next((out / "tracking" / "figures").iterdir())
+    assert (figures / "contact_sheet.png").is_file()
