@@ -284,9 +284,11 @@ def _histogram_panel(axis: Axes, values: np.ndarray, label: str, unit: str, colo
     axis.set_title(f"{label}: {format_mean_std(finite, unit)}\n(n = {finite.size})", fontsize=10)
     outside = finite.size - shown.size
     if outside:
+        on_right = mean < (low + high) / 2  # write on the side away from the bulk
         axis.text(
-            0.98, 0.97, f"{outside} outside\nshown range", transform=axis.transAxes,
-            ha="right", va="top", fontsize=8, color="#5b6676",
+            0.98 if on_right else 0.02, 0.97, f"{outside} outside\nshown range",
+            transform=axis.transAxes, ha="right" if on_right else "left", va="top",
+            fontsize=8, color="#5b6676",
         )
 
 

@@ -212,8 +212,8 @@ def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) ->
         figures.append(
             _embed(
                 figure, figures_dir / "size_distributions_by_sample", "Size distributions by sample",
-                "Each sample's histogram as a share of its own particles, on shared bins; "
-                f"legend: mean ± standard deviation and number of particles{shown}.", "svg",
+                "Each sample's histogram as a share of its own particles, on shared bins "
+                f"(means and deviations per sample are in the statistics table){shown}.", "svg",
             )
         )
     figure = plot_shape_distributions(particles)
