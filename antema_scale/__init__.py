@@ -18,4 +18,13 @@ try:
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
     __version__ = "0.0.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "analyze"]
+
+
+def __getattr__(name: str) -> object:
+    """Lazy ``antema_scale.analyze`` (the Dask pipeline is imported on first use only)."""
+    if name == "analyze":
+        from antema_scale.pipeline import analyze
+
+        return analyze
+    raise AttributeError(f"module 'antema_scale' has no attribute {name!r}")

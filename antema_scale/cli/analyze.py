@@ -138,7 +138,7 @@ def print_run(result: Any, console: Any) -> None:
     if len(result.errors):
         console.print(errors_table(result.errors))
     for name, path in result.files.items():
-        console.print(f"  {name:<16} {path}")
+        console.print(f"  {name:<16} {path}", markup=False)
 
 
 def print_cluster(description: dict[str, Any], console: Any) -> None:
@@ -150,7 +150,8 @@ def print_cluster(description: dict[str, Any], console: Any) -> None:
         link += " (install bokeh to serve the dashboard)"
     console.print(
         f"Dask scheduler {description.get('scheduler')}: {description.get('workers')} workers, "
-        f"{description.get('threads')} threads, {description.get('gpu_workers')} with a GPU; dashboard {link}"
+        f"{description.get('threads')} threads, {description.get('gpu_workers')} with a GPU; dashboard {link}",
+        markup=False,
     )
 
 
@@ -243,7 +244,7 @@ def register(app: typer.Typer) -> None:
                 on_cluster=lambda description: print_cluster(description, console),
             )
         except ClusterBackendMissingError as error:
-            console.print(f"[red]{error}[/red]")
+            console.print(str(error), style="red", markup=False)
             raise typer.Exit(2) from error
         if report:
             from antema_scale.report import report_run

@@ -104,6 +104,6 @@ def register(app: typer.Typer) -> None:
         print_run(result, console)
         report = result.files.get("report_html")
         if report is not None:
-            console.print(f"Open the report: {report}")
+            console.print(f"Open the report: {report}", markup=False)
         if not result.ok:
             raise typer.Exit(1)
