@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 import scipy.ndimage as ndi
 
+from antema_scale.particles.arcs import arc_separate
 from antema_scale.particles.cleaning import CleanedMask, clean_mask, disc_area_px
 from antema_scale.particles.convexity import classify_region
 from antema_scale.particles.geometry import (
@@ -59,10 +60,10 @@ from antema_scale.particles.table import (
     typed_particles_frame,
 )
 from antema_scale.particles.uecs import UecsParticle, uecs_separate
-from antema_scale.particles.watershed import count_distance_maxima, watershed_separate
+from antema_scale.particles.watershed import watershed_separate
 
-SeparationMode = Literal["uecs", "uecs-paper", "watershed", "none"]
-SEPARATION_MODES: tuple[str, ...] = ("uecs", "uecs-paper", "watershed", "none")
+SeparationMode = Literal["hybrid", "uecs", "uecs-paper", "watershed", "none"]
+SEPARATION_MODES: tuple[str, ...] = ("hybrid", "uecs", "uecs-paper", "watershed", "none")
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class AnalysisOptions:
     convexity_threshold: float = 0.95
     min_convexity: float | None = None
     min_euler_number: int = -9
-    separation: SeparationMode = "uecs"
+    separation: SeparationMode = "hybrid"
     uecs_solidity_tolerance: float = 0.05
     uecs_min_marker_px: float = 30.0
     uecs_min_marker_diameter_nm: float = 0.5
@@ -338,22 +339,67 @@ def _region(
     )
 
 
-def _looks_like_overlap(
-    region: _Region, spacing: tuple[float, float], options: AnalysisOptions
-) -> bool:
-    """A convex-looking region that is probably two or more overlapping particles."""
+def _may_hide_overlap(region: _Region, options: AnalysisOptions) -> bool:
+    """Whether a convex-looking region is worth a shape split (solidity below the gate)."""
     if options.overlap_solidity is None or options.separation in ("uecs-paper", "none"):
         return False
     solidity = np.count_nonzero(region.crop) / convex_area_px(region.centre_hull)
-    if solidity >= options.overlap_solidity:
-        return False
-    cores = count_distance_maxima(
+    return solidity < options.overlap_solidity
+
+
+def _min_marker_px(options: AnalysisOptions, spacing: tuple[float, float]) -> float:
+    """UECS marker floor: ``max(uecs_min_marker_px, disc of uecs_min_marker_diameter_nm)``."""
+    return max(
+        options.uecs_min_marker_px, disc_area_px(options.uecs_min_marker_diameter_nm, spacing)
+    )
+
+
+def _shape_split(region: _Region, collector: _Collector) -> tuple[list[np.ndarray], str]:
+    """Split by the distance-map watershed, or by contour arcs when they find more.
+
+    In ``"watershed"`` mode only the distance-map markers are used; otherwise the contour
+    arcs (:mod:`antema_scale.particles.arcs`) are tried too and win when they find more
+    particles.
+
+    Returns the particle masks (empty when the region does not split) and the method.
+    """
+    options, spacing = collector.options, collector.spacing
+    pieces = watershed_separate(
         region.filled,
         spacing,
         h_nm=options.watershed_h_nm,
         h_fraction=options.watershed_h_fraction,
     )
-    return cores >= 2
+    method = "watershed"
+    if options.separation != "watershed":
+        arcs = arc_separate(
+            region.filled,
+            spacing,
+            min_coverage=options.uecs_min_coverage,
+            min_particle_px=_min_marker_px(options, spacing),
+        )
+        if arcs is not None and len(arcs) > len(pieces):
+            pieces, method = arcs, "arcs"
+    if region.holes:
+        pieces = [piece & region.crop for piece in pieces]
+    return (pieces if len(pieces) >= 2 else []), method
+
+
+def _add_split(
+    region: _Region, pieces: list[np.ndarray], method: str, collector: _Collector
+) -> None:
+    """Hand the particles of a split region to the collector."""
+    for piece in pieces:
+        collector.add_particle(
+            piece,
+            region.offset,
+            parent_region=region.label,
+            separated=True,
+            method=method,
+            erosion_steps=0,
+            touches_border=region.touches_border,
+            holes_filled=region.holes == 0,
+        )
 
 
 def _add_uecs_result(region: _Region, particles: list[UecsParticle], collector: _Collector) -> None:
@@ -384,10 +430,7 @@ def _add_uecs_result(region: _Region, particles: list[UecsParticle], collector: 
 def _run_uecs(region: _Region, collector: _Collector) -> bool:
     """UECS on a region; returns True when its result is final (no fallback needed)."""
     options, spacing = collector.options, collector.spacing
-    min_marker = max(
-        options.uecs_min_marker_px,
-        disc_area_px(options.uecs_min_marker_diameter_nm, spacing),
-    )
+    min_marker = _min_marker_px(options, spacing)
     particles = uecs_separate(
         region.crop,
         spacing,
@@ -411,39 +454,6 @@ def _run_uecs(region: _Region, collector: _Collector) -> bool:
             )
         return True
     return False
-
-
-def _run_watershed(region: _Region, collector: _Collector) -> None:
-    """Watershed separation of a region, or its exclusion when it has a single core."""
-    options = collector.options
-    pieces = watershed_separate(
-        region.crop,
-        collector.spacing,
-        h_nm=options.watershed_h_nm,
-        h_fraction=options.watershed_h_fraction,
-    )
-    if len(pieces) >= 2:
-        for piece in pieces:
-            collector.add_particle(
-                piece,
-                region.offset,
-                parent_region=region.label,
-                separated=True,
-                method="watershed",
-                erosion_steps=0,
-                touches_border=region.touches_border,
-                holes_filled=region.holes == 0,
-            )
-    elif options.keep_unseparated:
-        _add_whole_region(region, collector)
-    else:
-        collector.add_excluded(
-            region.crop,
-            region.offset,
-            region_id=region.label,
-            reason="separation failed",
-            convexity_value=region.convexity,
-        )
 
 
 def _add_whole_region(region: _Region, collector: _Collector) -> None:
@@ -494,15 +504,33 @@ def _analyze_region(
             convexity_value=region.convexity,
         )
         return
-    if options.separation == "none" or (
-        region_class == "convex" and not _looks_like_overlap(region, spacing, options)
-    ):
+    if options.separation == "none":
         _add_whole_region(region, collector)
         return
-    run_uecs = options.separation in ("uecs", "uecs-paper") and region_class == "to_separate"
-    if run_uecs and _run_uecs(region, collector):
+    if region_class == "convex":
+        pieces, method = (
+            _shape_split(region, collector) if _may_hide_overlap(region, options) else ([], "")
+        )
+        if pieces:
+            _add_split(region, pieces, method, collector)
+        else:
+            _add_whole_region(region, collector)
         return
-    _run_watershed(region, collector)
+    if options.separation in ("uecs", "uecs-paper") and _run_uecs(region, collector):
+        return
+    pieces, method = _shape_split(region, collector)
+    if pieces:
+        _add_split(region, pieces, method, collector)
+    elif options.keep_unseparated:
+        _add_whole_region(region, collector)
+    else:
+        collector.add_excluded(
+            region.crop,
+            region.offset,
+            region_id=region.label,
+            reason="separation failed",
+            convexity_value=region.convexity,
+        )
 
 
 def analyze_mask(

@@ -67,12 +67,15 @@ class UecsParticle:
         Whether the regrown particle passed the convexity threshold.
     convexity : float
         Its convexity.
+    marker : numpy.ndarray of bool
+        The marker it grew from.
     """
 
     mask: np.ndarray
     erosion_steps: int
     convex: bool
     convexity: float
+    marker: np.ndarray
 
 
 def uecs_markers(
@@ -204,6 +207,7 @@ def uecs_separate(
                 erosion_steps=marker.erosion_steps,
                 convex=value > convexity_threshold,
                 convexity=value,
+                marker=marker.mask,
             )
         )
     return particles

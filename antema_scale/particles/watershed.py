@@ -146,11 +146,52 @@ def watershed_separate(
     markers, count = distance_markers(distance, h)
     if count < 2:
         return [region.copy()]
+    return reconstruct_from_markers(region, spacing, markers, count, distance=distance, h=h)
+
+
+def reconstruct_from_markers(
+    region: np.ndarray,
+    spacing: tuple[float, float],
+    markers: np.ndarray,
+    count: int,
+    *,
+    distance: np.ndarray | None = None,
+    h: float | None = None,
+) -> list[np.ndarray]:
+    """Watershed basins of labelled markers, each grown back to its overlapping particle.
+
+    Parameters
+    ----------
+    region : numpy.ndarray of bool
+        The region crop.
+    spacing : tuple of float
+        Pixel size ``(dy, dx)`` in nm.
+    markers : numpy.ndarray of int
+        Marker labels ``1..count`` (e.g. distance maxima or UECS markers).
+    count : int
+        Number of markers.
+    distance : numpy.ndarray, optional
+        :func:`distance_map_nm` of ``region`` when already computed.
+    h : float, optional
+        Core depth in nm (default: :func:`marker_height_nm`).
+
+    Returns
+    -------
+    list of numpy.ndarray of bool
+        One particle mask per marker (particles may overlap).
+    """
+    if distance is None:
+        distance = distance_map_nm(region, spacing)
+    if h is None:
+        h = marker_height_nm(distance, spacing)
     basins = watershed(-distance, markers, mask=region)
     medial = medial_pixels(distance, spacing)
     particles = []
     for label in range(1, count + 1):
         basin = basins == label
+        if not basin.any():
+            particles.append(basin)
+            continue
         core = medial & basin & (distance >= distance[basin].max() - h)
         centres = np.argwhere(core)
         # distance is measured to the nearest background pixel *centre*, half a pixel
