@@ -123,6 +123,55 @@ def test_berkeley_emd_movie_with_time_axis(tmp_path: Path) -> None:
     np.testing.assert_allclose(image["time"].values, [0.0, 0.5, 1.0, 1.5])
 
 
+def _write_velox(
+    path: Path, frames: np.ndarray | None, width_m: float, height_m: float, unit: str = "m"
+) -> Path:
+    """A minimal Velox EMD: Data/Image/<uuid>/Data (y, x, frame) + JSON Metadata column."""
+    import json
+
+    metadata = {
+        "BinaryResult": {
+            "PixelSize": {"width": str(width_m), "height": str(height_m)},
+            "PixelUnitX": unit,
+            "PixelUnitY": unit,
+            "Detector": "HAADF",
+        },
+        "Optics": {"AccelerationVoltage": "300000"},
+        "Instrument": {"InstrumentModel": "Test"},
+    }
+    encoded = np.frombuffer(json.dumps(metadata).encode(), dtype=np.uint8)
+    with h5py.File(path, "w") as h5:
+        if frames is None:
+            h5.create_group("Data/Spectrum/0a1b")
+            return path
+        group = h5.create_group("Data/Image/0a1b")
+        group.create_dataset("Data", data=frames)
+        column = np.zeros((max(encoded.size + 16, 1024), 1), np.uint8)
+        column[: encoded.size, 0] = encoded
+        group.create_dataset("Metadata", data=column)
+    return path
+
+
+def test_velox_movie_anisotropic(tmp_path: Path) -> None:
+    frames = np.stack([_noise((20, 30), seed) for seed in range(3)], axis=-1)  # (y, x, frame)
+    image = read_micrograph(_write_velox(tmp_path / "v.emd", frames, 1e-9, 2e-10))
+    assert image.dims == ("frame", "y", "x")
+    assert image.shape == (3, 20, 30)
+    np.testing.assert_array_equal(image.values[1], frames[..., 1])
+    assert (image.attrs["pixel_size_nm_y"], image.attrs["pixel_size_nm_x"]) == pytest.approx(
+        (0.2, 1.0)
+    )
+    assert image.attrs["instrument_voltage_v"] == 300000.0
+
+
+def test_velox_diffraction_and_spectrum_only(tmp_path: Path) -> None:
+    frames = _noise((16, 16), 1)[..., None]
+    with pytest.raises(ReciprocalSpaceError, match="'1/m'"):
+        read_micrograph(_write_velox(tmp_path / "dp.emd", frames, 1e7, 1e7, unit="1/m"))
+    with pytest.raises(NotAnImageError, match="without image data"):
+        read_micrograph(_write_velox(tmp_path / "eds.emd", None, 1e-9, 1e-9))
+
+
 def test_tiff_fei_pixel_width_in_metres(tmp_path: Path) -> None:
     path = tmp_path / "fei.tif"
     header = "[User]\nUser=test\n[Scan]\nPixelWidth=2.5e-09\nPixelHeight=2.5e-09\n"
