@@ -209,7 +209,9 @@ def generate_movie(
     n_frames : int
         Number of frames (>= 1).
     seed : int
-        Seed; the same arguments give the same movie bit for bit.
+        Seed; the same arguments give the same movie bit for bit. The sample's history
+        (positions, sizes, events) uses its own random stream, so it does not change when
+        only imaging settings change.
     drift_nm_per_frame : (float, float) or None
         Constant stage drift (y, x) in nm per frame; None draws about 0.5 px per frame in
         a random direction.
@@ -235,7 +237,11 @@ def generate_movie(
         raise ValueError(f"n_frames must be >= 1, got {n_frames}")
     if frame_interval_s <= 0:
         raise ValueError(f"frame_interval_s must be > 0, got {frame_interval_s}")
-    rng = np.random.default_rng(seed)
+    # Two independent streams: the sample's history must not depend on imaging noise
+    # (Poisson sampling consumes a value-dependent number of draws).
+    dynamics_seed, imaging_seed = np.random.SeedSequence(seed).spawn(2)
+    rng = np.random.default_rng(dynamics_seed)
+    imaging_rng = np.random.default_rng(imaging_seed)
     px = config.pixel_size_nm
     rows, cols = config.shape
     if drift_nm_per_frame is None:
@@ -249,7 +255,7 @@ def generate_movie(
     drift = np.cumsum(np.vstack([np.zeros(2), np.tile(velocity, (n_frames - 1, 1))
                                  + rng.normal(0.0, 0.1 * px, size=(n_frames - 1, 2))]), axis=0)
     margin = int(np.ceil(np.abs(drift).max() / px)) + 2
-    backdrop = draw_backdrop(config, rng, (rows + 2 * margin, cols + 2 * margin))
+    backdrop = draw_backdrop(config, imaging_rng, (rows + 2 * margin, cols + 2 * margin))
 
     specs = place_particles(config, rng)
     looks = draw_looks(rng, len(specs), config.mode)
@@ -281,7 +287,7 @@ def generate_movie(
         shift = np.rint(drift[frame] / px).astype(int)
         window = backdrop.window(margin - int(shift[0]), margin - int(shift[1]), (rows, cols))
         micrographs.append(render_scene(
-            config, frame_specs, rng, seed=seed, looks=[alive[i].look for i in ids],
+            config, frame_specs, imaging_rng, seed=seed, looks=[alive[i].look for i in ids],
             backdrop=window, particle_ids=ids,
         ))
     return SyntheticMovie(
