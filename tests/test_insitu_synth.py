@@ -124,3 +124,13 @@ def test_growth_rate_of_synthetic_growing_particles_recovered_within_5_percent()
     full = rates[rates["n_points"] == 20]
     assert len(full) >= 10
     assert full["growth_rate_nm_per_s"].median() == pytest.approx(0.2, rel=0.05)
+
+
+def test_drift_measured_from_the_frames_matches_the_truth(evolving_movie: Any) -> None:
+    from antema_scale.insitu import drift_from_images
+
+    drift = drift_from_images(evolving_movie.frames, evolving_movie.pixel_size_nm)
+    error = np.abs(drift.to_numpy() - evolving_movie.drift_nm)
+    # the support texture is rendered at whole-pixel shifts (up to 0.25 nm off the true
+    # drift), so within half a pixel over 20 frames of growth, ripening and nucleation
+    assert error.max() < 0.25 + 0.1

@@ -8,6 +8,7 @@ import pytest
 
 from antema_scale.insitu import (
     MovieTableError,
+    drift_from_images,
     growth_rates,
     track_particles,
     tracking_scores,
@@ -222,3 +223,25 @@ def test_tracking_scores_follow_their_definitions() -> None:
             "n_true_particles": 1,
         }
     )
+
+
+def test_drift_from_images_recovers_known_subpixel_shifts() -> None:
+    from scipy.ndimage import gaussian_filter, shift
+
+    rng = np.random.default_rng(5)
+    scene = gaussian_filter(rng.normal(size=(128, 128)), 3.0)
+    true_px = np.array([[0.0, 0.0], [0.4, 1.3], [1.1, 2.5], [1.5, 4.2]])
+    frames = np.stack([shift(scene, offset, mode="grid-wrap") for offset in true_px])
+    drift = drift_from_images(frames, (0.5, 0.25), frame_indices=[3, 4, 5, 6])
+    assert drift.index.tolist() == [3, 4, 5, 6]
+    assert np.allclose(drift["drift_y_nm"], true_px[:, 0] * 0.5, atol=0.05)
+    assert np.allclose(drift["drift_x_nm"], true_px[:, 1] * 0.25, atol=0.05)
+    # large motion: the reference frame is renewed on the way, values stay right
+    far_px = np.array([[0.0, 0.0], [10.3, -4.0], [20.6, -8.0], [30.9, -12.0], [41.2, -16.0]])
+    far = np.stack([shift(scene, offset, mode="grid-wrap") for offset in far_px])
+    renewed = drift_from_images(far, 1.0, max_reference_shift=0.1)
+    assert np.allclose(renewed.to_numpy(), far_px, atol=0.1)
+    with pytest.raises(ValueError, match="2-D"):
+        drift_from_images(frames[:, :, :, None], 0.5)
+    with pytest.raises(ValueError, match="positive"):
+        drift_from_images(frames, 0.0)
