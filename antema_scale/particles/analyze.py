@@ -7,23 +7,29 @@ with the particle pixels, not with particles x image pixels.
 
 Separation modes (``AnalysisOptions.separation``)
 -------------------------------------------------
-``"uecs"`` (default)
-    UECS (see :mod:`antema_scale.particles.uecs`) on every region below the convexity
-    threshold; when UECS cannot explain the region (its convex regrown particles cover
-    less than ``uecs_min_coverage`` of it, e.g. the erosion collapsed into one marker),
-    the region falls back to the distance-transform watershed with overlap-preserving
-    reconstruction (:mod:`antema_scale.particles.watershed`). Regions that pass the
-    convexity threshold but have two or more significant distance-map cores and a
-    solidity below ``overlap_solidity`` (a pair of discs at >= 25 % overlap has a
-    convexity of 0.96-0.98, above the 0.95 threshold) are split by the watershed too.
-    No region is excluded for low convexity (``min_convexity=None``).
+Regions at or above the convexity threshold are single particles, except in
+``"hybrid"``, ``"uecs"`` and ``"watershed"`` modes when their solidity is below
+``overlap_solidity`` (0.99) *and* a shape split finds two or more particles: two discs at
+25-40 % linear overlap have a convexity of 0.96-0.98, above the paper's 0.95 threshold,
+and would otherwise count as one particle.
+
+``"hybrid"`` (default)
+    Every region below the threshold (none is excluded for low convexity:
+    ``min_convexity=None``) is split by the distance-map watershed with
+    overlap-preserving reconstruction (:mod:`antema_scale.particles.watershed`), or by
+    circles fitted to the outline arcs between concave points
+    (:mod:`antema_scale.particles.arcs`) when those find more particles (compact
+    triangles and clusters have a single distance-map core).
+``"uecs"``
+    The paper's UECS (:mod:`antema_scale.particles.uecs`) first; when its convex regrown
+    particles cover less than ``uecs_min_coverage`` of the region (e.g. the erosion
+    collapsed into one marker), the region falls back to the ``"hybrid"`` split.
 ``"uecs-paper"``
     The paper's method unchanged: regions below ``min_convexity`` (0.5) are excluded,
     regrown particles that are not convex are discarded, convex-looking overlaps are
     kept as one particle. Use ``AnalysisOptions.paper()``.
 ``"watershed"``
-    The watershed with reconstruction for every region below the threshold (and for
-    convex-looking overlaps as in ``"uecs"``).
+    The distance-map watershed alone.
 ``"none"``
     No separation: every region is one particle; ``convexity`` is reported and
     ``nonconvex`` flags regions below the threshold.
@@ -87,7 +93,7 @@ class AnalysisOptions:
         Regions below are excluded (paper: 0.5); None never excludes on convexity.
     min_euler_number : int
         Regions with a smaller Euler number are excluded (paper: Euler number <= -10).
-    separation : {"uecs", "uecs-paper", "watershed", "none"}
+    separation : {"hybrid", "uecs", "uecs-paper", "watershed", "none"}
         Separation mode, see the module docstring.
     uecs_solidity_tolerance : float
         UECS marker test: ``1 - area / convex_area`` must be below it.
@@ -97,15 +103,17 @@ class AnalysisOptions:
     uecs_min_marker_diameter_nm : float
         UECS marker floor as a disc diameter in nm.
     uecs_min_coverage : float
-        ``"uecs"`` mode: fall back to the watershed when the convex UECS particles cover
-        less than this fraction of the region.
+        ``"uecs"`` mode: fall back to the hybrid split when the convex UECS particles
+        cover less than this fraction of the region; also the coverage the arc split
+        must reach.
     watershed_h_nm : float or None
         Minimum h of the h-maxima markers (nm); None: only the relative rule.
     watershed_h_fraction : float
         h as a fraction of the region's largest inscribed radius.
     overlap_solidity : float or None
-        Convex regions with a solidity below this and two or more distance-map cores are
-        separated (``"uecs"``, ``"watershed"``); None disables the check.
+        Convex regions with a solidity below this are tried with the shape split
+        (``"hybrid"``, ``"uecs"``, ``"watershed"``) and split when it finds two or more
+        particles; None disables the check.
     keep_unseparated : bool
         Keep regions that could not be split as one (nonconvex) particle.
     perimeter : {"contour", "matlab"}

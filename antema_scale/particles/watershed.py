@@ -61,21 +61,6 @@ def distance_markers(distance: np.ndarray, h: float) -> tuple[np.ndarray, int]:
     return labels, int(count)
 
 
-def count_distance_maxima(
-    region: np.ndarray,
-    spacing: tuple[float, float],
-    *,
-    h_nm: float | None = None,
-    h_fraction: float = 0.1,
-) -> int:
-    """Number of significant distance-map maxima (likely particle cores) in a region."""
-    distance = distance_map_nm(region, spacing)
-    if not distance.any():
-        return 0
-    h = marker_height_nm(distance, spacing, h_nm=h_nm, h_fraction=h_fraction)
-    return distance_markers(distance, h)[1]
-
-
 def medial_pixels(distance: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
     """Centres of maximal inscribed discs: no 8-neighbour's disc contains this pixel's disc.
 
