@@ -7,8 +7,10 @@
 2. read each new file with :func:`~antema_scale.io.read_micrograph` and write it into its
    own store group (:func:`~antema_scale.io.store.write_image`).
 
-Both passes run on a ``distributed.Client`` when one is given (``client.map``), otherwise
-on Dask's local scheduler (threads by default). A file that fails becomes an error row
+Both passes run on a ``distributed.Client`` when one is given (``client.submit``),
+otherwise on Dask's local scheduler (threads by default). Workers open the input files and
+the store by absolute path, so on a multi-machine cluster both must be on a shared file
+system. A file that fails becomes an error row
 with the typed error's class name and message; the other files are still ingested.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import glob
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,6 @@ class IngestReport:
     skipped: pd.DataFrame
     errors: pd.DataFrame
     seconds: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:

@@ -254,7 +254,7 @@ class Store:
     """
 
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
+        self.path = Path(path).absolute()
         self._index: pd.DataFrame | None = None
 
     def __repr__(self) -> str:
