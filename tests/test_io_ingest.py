@@ -197,7 +197,7 @@ def test_ingest_on_a_distributed_client(mixed_folder: Path, tmp_path: Path) -> N
 
     with (
         LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
         ) as cluster,
         Client(cluster) as client,
     ):
