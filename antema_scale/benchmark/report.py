@@ -1,0 +1,260 @@
+"""Benchmark records: one JSON file (fingerprint + every number) and a markdown rendering.
+
+A record is a plain dict with ``"format": RECORD_FORMAT``; ``benchmarks/summarize.py``
+collects the records in ``benchmarks/results/`` into the summary table of
+``benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Identifies benchmark records among other JSON files.
+RECORD_FORMAT = "antema-scale-bench-v1"
+
+
+def fingerprint() -> dict[str, Any]:
+    """Hardware, software versions and git revision (:mod:`antema_scale.provenance`)."""
+    from antema_scale.provenance import git_revision, hardware_fingerprint, software_versions
+
+    return {
+        "hardware": hardware_fingerprint(),
+        "software": software_versions(),
+        "git_sha": git_revision(),
+    }
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_record(record: dict[str, Any], path: str | Path) -> tuple[Path, Path]:
+    """Write ``record`` as JSON at ``path`` and its markdown next to it (``.md``).
+
+    Returns
+    -------
+    (Path, Path)
+        The JSON and markdown files.
+    """
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(_json_safe(record), indent=2) + "\n")
+    markdown = target.with_suffix(".md")
+    markdown.write_text(record_markdown(record))
+    return target, markdown
+
+
+def read_records(paths: Iterable[str | Path]) -> list[dict[str, Any]]:
+    """The benchmark records among ``paths`` (other JSON files are skipped), with ``file``."""
+    records = []
+    for path in sorted(Path(p) for p in paths):
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(data, dict) and data.get("format") == RECORD_FORMAT:
+            data["file"] = path.name
+            records.append(data)
+    return records
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, bool) or isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "–"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def machine_line(record: dict[str, Any]) -> str:
+    """One line naming the machine: CPU model x cores, GPUs, memory."""
+    hardware = record.get("fingerprint", {}).get("hardware", {})
+    gpus = hardware.get("gpus") or []
+    gpu = ", ".join(f"{g['name']} ({g['memory_gib']} GiB)" for g in gpus) or "no GPU"
+    return (
+        f"{hardware.get('cpu_model', '?')} x {hardware.get('cpu_count', '?')} cores, "
+        f"{hardware.get('memory_gib', '?')} GiB RAM, {gpu}"
+    )
+
+
+def _speed_lines(speed: dict[str, Any]) -> list[str]:
+    lines = ["## Speed", ""]
+    lines += [
+        f"Segmenter: {speed.get('segmenter', '?')}; device `{speed.get('device', '?')}`; "
+        f"analysis mode `{speed.get('separation_mode', '?')}`.",
+        "",
+    ]
+    for size_block in speed.get("sizes", []):
+        size = size_block["size"]
+        serial = size_block.get("serial") or {}
+        lines += [f"### {size} x {size} px, {size_block['images']} images", ""]
+        if serial:
+            stages = serial["stage_seconds"]
+            n = serial["images"]
+            lines.append(
+                f"Serial per-image loop ({serial['threads']} torch threads): per image, s"
+            )
+            lines.append("")
+            lines += _table(
+                [*stages, "total"],
+                [[_fmt(v / n, 3) for v in stages.values()] + [_fmt(serial["seconds"] / n, 3)]],
+            )
+        rows = []
+        if serial:
+            rows.append(
+                [
+                    "serial loop",
+                    _fmt(serial["images_per_s"], 3),
+                    _fmt(serial["megapixels_per_s"], 2),
+                    _fmt(serial["model_load_s"] + serial["first_image_s"], 1),
+                    _fmt(serial["rss_peak_mib"], 0),
+                    _fmt(serial.get("gpu_peak_mib"), 0),
+                ]
+            )
+        for run in size_block.get("pipeline", []):
+            memory = run["worker_memory"]
+            rows.append(
+                [
+                    f"pipeline, {run['workers']} worker(s)",
+                    _fmt(run["images_per_s"], 3),
+                    _fmt(run["megapixels_per_s"], 2),
+                    _fmt(run["cold_start_s"], 1),
+                    _fmt(max(m["rss_peak_mib"] for m in memory), 0) if memory else "–",
+                    _fmt(max((m["gpu_peak_mib"] or 0) for m in memory), 0)
+                    if memory and any(m["gpu_peak_mib"] for m in memory)
+                    else "–",
+                ]
+            )
+        lines += _table(
+            ["run", "images/s", "MP/s", "cold start s", "peak RSS/worker MiB", "peak GPU MiB"],
+            rows,
+        )
+        scaling = size_block.get("scaling", [])
+        if scaling:
+            lines += _table(
+                ["workers", "seconds", "speed-up", "efficiency"],
+                [
+                    [r["workers"], _fmt(r["seconds"], 2), _fmt(r["speedup"], 2), _fmt(r["efficiency"], 2)]
+                    for r in scaling
+                ],
+            )
+        ratio = size_block.get("pipeline_vs_serial")
+        if ratio:
+            lines += [
+                f"Pipeline ({ratio['workers']} workers) vs serial loop: "
+                f"**{_fmt(ratio['speedup'], 2)}x** images/s.",
+                "",
+            ]
+    separation = speed.get("separation", {})
+    if separation.get("rows"):
+        lines += ["### Particle analysis of the true masks vs the full-frame reference port", ""]
+        has_ref = separation.get("reference_available")
+        header = ["image", "px", "true", "default s (found)", "uecs-paper s (found)"]
+        if has_ref:
+            header += ["reference s (found)", "speed-up default", "speed-up uecs-paper"]
+        rows = []
+        for r in separation["rows"]:
+            row = [
+                r["image"],
+                r["size"],
+                r["true_particles"],
+                f"{_fmt(r['default_s'])} ({r['default_found']})",
+                f"{_fmt(r['uecs_paper_s'])} ({r['uecs_paper_found']})",
+            ]
+            if has_ref:
+                row += [
+                    f"{_fmt(r['reference_s'])} ({r['reference_found']})",
+                    f"{_fmt(r['speedup_default_vs_reference'], 1)}x",
+                    f"{_fmt(r['speedup_uecs_paper_vs_reference'], 1)}x",
+                ]
+            rows.append(row)
+        lines += _table(header, rows)
+    return lines
+
+
+def _accuracy_lines(accuracy: dict[str, Any]) -> list[str]:
+    lines = ["## Accuracy", ""]
+    lines += [
+        f"Images per group: {accuracy.get('images', {})}. Default separation mode: "
+        f"`{accuracy.get('default_mode')}`. Model: {accuracy.get('model', '?')}.",
+        "",
+        "### Segmentation (pixel level)",
+        "",
+    ]
+    lines += _table(
+        ["segmenter", "group", "IoU particle", "Dice particle", "IoU background", "accuracy",
+         "component F1"],
+        [
+            [r["segmenter"], r["group"], _fmt(r["iou_particle"], 3), _fmt(r["dice_particle"], 3),
+             _fmt(r["iou_background"], 3), _fmt(r["global_accuracy"], 3),
+             _fmt(r["component_f1"], 3)]
+            for r in accuracy.get("pixel", [])
+        ],
+    )
+    lines += ["### Particles (instance F1 at IoU 0.5, diameters, split pairs)", ""]
+    lines += _table(
+        ["segmenter", "mode", "group", "F1", "precision", "recall", "ECD mean err nm",
+         "ECD std err nm", "|err| matched", "pairs split"],
+        [
+            [r["segmenter"], r["mode"], r["group"], _fmt(r["f1"], 3), _fmt(r["precision"], 3),
+             _fmt(r["recall"], 3), _fmt(r["diameter_mean_error_nm"], 2),
+             _fmt(r["diameter_std_error_nm"], 2), _fmt(r["matched_abs_relative_error"], 3),
+             f"{_fmt(r['split_fraction'], 2)} of {r['n_pairs']}"]
+            for r in accuracy.get("particles", [])
+        ],
+    )
+    return lines
+
+
+def record_markdown(record: dict[str, Any]) -> str:
+    """The record as markdown: machine, load, speed tables, accuracy tables, notes."""
+    fp = record.get("fingerprint", {})
+    software = fp.get("software", {})
+    lines = [
+        f"# antema-scale benchmark `{record.get('name', '')}`",
+        "",
+        f"- machine: {machine_line(record)}",
+        f"- software: antema-scale {software.get('antema-scale', '?')} (git "
+        f"{(fp.get('git_sha') or '?')[:10]}), torch {software.get('torch', '?')}, "
+        f"CUDA {fp.get('hardware', {}).get('cuda') or '–'}, dask {software.get('dask', '?')}, "
+        f"Python {software.get('python', '?')}",
+        f"- load average (1/5/15 min) at start {record.get('load_average_start')}, "
+        f"at end {record.get('load_average_end')}",
+        f"- started {record.get('started', '?')}, took {_fmt(record.get('total_seconds'), 0)} s; "
+        f"command `{record.get('command', '')}`",
+        "",
+    ]
+    if record.get("speed"):
+        lines += _speed_lines(record["speed"])
+    if record.get("accuracy"):
+        lines += _accuracy_lines(record["accuracy"])
+    notes = record.get("notes", [])
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    return "\n".join(lines)

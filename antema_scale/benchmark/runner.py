@@ -1,0 +1,283 @@
+"""One benchmark run: build the dataset, measure speed and accuracy, return the record."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from antema_scale.benchmark.dataset import DEFAULT_SIZES, build_dataset
+from antema_scale.benchmark.report import RECORD_FORMAT, fingerprint
+
+#: Where the EMPS training data lives beside a checkout (``../shared/data/emps-train``).
+DEFAULT_EMPS_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "emps-train"
+
+
+@dataclass
+class BenchConfig:
+    """What a benchmark run measures (sizes in px, times in s).
+
+    Parameters
+    ----------
+    name : str
+        Name of the run (file stem of the result).
+    sizes : tuple of int
+        Image sides of the speed dataset.
+    n_per_size : int
+        Images per size.
+    workers : tuple of int
+        Worker counts of the strong-scaling runs of the pipeline.
+    speed, serial, separation, accuracy : bool
+        Which parts run: the speed runs at all; within them the serial loop and the
+        separation comparison; the accuracy benchmark.
+    segmenter : {"model", "threshold"}
+        Segmenter of the speed runs.
+    model_path : str or None
+        Weights file (None: the shipped model, or an untrained stand-in for speed only).
+    device : str
+        ``auto|cpu|cuda|cuda:N|mps``.
+    batch_size : int
+        Tiles per forward pass.
+    serial_threads : int or None
+        torch threads of the serial loop (None: every usable core).
+    separation_images : int
+        True masks per size timed against the full-frame reference port.
+    synthetic_per_level : int
+        Synthetic accuracy images per overlap level.
+    synthetic_size : int
+        Side of the synthetic accuracy images, px.
+    emps_dir : str or None
+        EMPS folder (``images/`` + ``segmaps/``); None or missing: no EMPS rows.
+    emps_limit : int or None
+        Held-out EMPS images used (None: the whole test split).
+    workdir : str or None
+        Scratch folder (default: a temporary one, deleted after the run).
+    seed : int
+        Base seed of the synthetic images.
+    """
+
+    name: str = "bench"
+    sizes: tuple[int, ...] = DEFAULT_SIZES
+    n_per_size: int = 4
+    workers: tuple[int, ...] = (1, 2)
+    speed: bool = True
+    serial: bool = True
+    separation: bool = True
+    accuracy: bool = True
+    segmenter: str = "model"
+    model_path: str | None = None
+    device: str = "auto"
+    batch_size: int = 8
+    serial_threads: int | None = None
+    separation_images: int = 1
+    synthetic_per_level: int = 2
+    synthetic_size: int = 1024
+    emps_dir: str | None = str(DEFAULT_EMPS_DIR)
+    emps_limit: int | None = None
+    workdir: str | None = None
+    seed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.segmenter not in ("model", "threshold"):
+            raise ValueError(f"segmenter must be 'model' or 'threshold', not {self.segmenter!r}")
+        if not self.sizes or min(self.sizes) < 64:
+            raise ValueError(f"sizes must be >= 64 px, got {self.sizes}")
+        if not self.workers or min(self.workers) < 1:
+            raise ValueError(f"worker counts must be >= 1, got {self.workers}")
+        if self.n_per_size < 1:
+            raise ValueError(f"n_per_size must be >= 1, got {self.n_per_size}")
+        if self.synthetic_per_level < 0 or self.separation_images < 0:
+            raise ValueError("image counts must be >= 0")
+
+    @classmethod
+    def quick(cls, **changes: Any) -> BenchConfig:
+        """A run that finishes in about a minute on two cores (small images, few of them)."""
+        base = cls(
+            name="quick",
+            sizes=(512,),
+            n_per_size=3,
+            workers=(1, 2),
+            synthetic_per_level=1,
+            synthetic_size=384,
+            emps_limit=2,
+        )
+        return dataclasses.replace(base, **changes)
+
+
+Progress = Callable[[str], None]
+
+
+def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) -> dict[str, Any]:
+    from antema_scale.benchmark.speed import (
+        choose_model,
+        load_average,
+        pipeline_run,
+        run_serial_isolated,
+        separation_comparison,
+        strong_scaling,
+    )
+    from antema_scale.particles import AnalysisOptions
+
+    choice = choose_model(
+        config.segmenter, config.model_path, config.device, workdir, batch_size=config.batch_size
+    )
+    if not choice.trained:
+        notes.append(
+            "speed: no shipped model was found, so the network is an untrained "
+            "random-initialised one of the default architecture (same cost, masks meaningless)"
+        )
+    options = AnalysisOptions()
+    say(f"writing {config.n_per_size} synthetic images per size {list(config.sizes)}")
+    dataset = build_dataset(
+        workdir / "dataset", sizes=config.sizes, n_per_size=config.n_per_size, seed=config.seed
+    )
+    blocks = []
+    for size in dataset.sizes:
+        images = dataset.of_size(size)
+        paths = [image.path for image in images]
+        block: dict[str, Any] = {"size": size, "images": len(images), "pipeline": []}
+        if config.serial:
+            say(f"{size}²: serial per-image loop on {len(paths)} images")
+            block["serial_load_average"] = load_average()
+            block["serial"] = run_serial_isolated(
+                paths, choice.settings, options, workdir / f"serial-{size}",
+                threads=config.serial_threads,
+            )
+        for workers in sorted(set(config.workers)):
+            say(f"{size}²: pipeline with {workers} worker(s)")
+            load = load_average()
+            run = pipeline_run(
+                dataset.folder(size), paths[0], choice.settings, options,
+                workdir / f"pipeline-{size}-w{workers}", workers=workers,
+            )
+            run["load_average"] = load
+            block["pipeline"].append(run)
+        block["scaling"] = strong_scaling(block["pipeline"])
+        if block.get("serial") and block["pipeline"]:
+            widest = max(block["pipeline"], key=lambda run: run["workers"])
+            block["pipeline_vs_serial"] = {
+                "workers": widest["workers"],
+                "speedup": widest["images_per_s"] / block["serial"]["images_per_s"],
+            }
+        blocks.append(block)
+    separation: dict[str, Any] = {}
+    if config.separation and config.separation_images:
+        chosen = [i for s in dataset.sizes for i in dataset.of_size(s)[: config.separation_images]]
+        say(f"separation: analyse_mask vs the full-frame reference on {len(chosen)} true masks")
+        separation = separation_comparison(chosen)
+        if not separation["reference_available"]:
+            notes.append("separation: benchmarks/reference_fullframe.py not found; no baseline")
+    device = choice.settings.device
+    return {
+        "segmenter": choice.description,
+        "model_path": choice.settings.model_path,
+        "trained_model": choice.trained,
+        "device": device,
+        "separation_mode": options.separation,
+        "sizes": blocks,
+        "separation": separation,
+    }
+
+
+def _accuracy(config: BenchConfig, say: Progress, notes: list[str]) -> dict[str, Any]:
+    from antema_scale.benchmark.accuracy import (
+        accuracy_benchmark,
+        emps_truth,
+        segmenters,
+        synthetic_truth,
+    )
+    from antema_scale.segment import default_model_path, load_model
+
+    model = None
+    description = "none"
+    path = Path(config.model_path) if config.model_path else default_model_path()
+    if path.is_file():
+        model = load_model(path, device=config.device)
+        description = f"{path.name} (sha256 {str(model.metadata.get('weights_sha256'))[:12]})"
+    else:
+        notes.append(
+            f"accuracy: no trained model at {path}; only the threshold baseline and the true "
+            "masks were evaluated"
+        )
+    images = []
+    if config.synthetic_per_level:
+        say(f"accuracy: {config.synthetic_per_level} synthetic image(s) per overlap level")
+        images += synthetic_truth(
+            n_per_level=config.synthetic_per_level,
+            size=config.synthetic_size,
+            seed=1000 + config.seed,
+        )
+    emps = Path(config.emps_dir) if config.emps_dir else None
+    split_seed = _model_split_seed(model)
+    if emps is not None and (emps / "images").is_dir():
+        say(f"accuracy: reading held-out EMPS images (test split, seed {split_seed})")
+        images += emps_truth(emps, limit=config.emps_limit, split_seed=split_seed)
+    else:
+        notes.append(f"accuracy: EMPS folder {emps} not found; no EMPS rows")
+    if not images:
+        return {}
+    result = accuracy_benchmark(
+        images, segmenters(model, batch_size=config.batch_size), progress=say
+    )
+    result["model"] = description
+    result["emps_split_seed"] = split_seed
+    return result
+
+
+def _model_split_seed(model: Any) -> int:
+    """Seed of the train/val/test split the model was trained with (0 when not recorded)."""
+    training = model.metadata.get("training", {}) if model is not None else {}
+    seed = training.get("split_seed") if isinstance(training, dict) else None
+    return int(seed) if seed is not None else 0
+
+
+def run_benchmark(
+    config: BenchConfig, *, command: str = "", progress: Progress | None = None
+) -> dict[str, Any]:
+    """Run the benchmark described by ``config`` and return its record (see :mod:`.report`).
+
+    Parameters
+    ----------
+    config : BenchConfig
+        What to measure.
+    command : str
+        The command line, recorded for reproduction.
+    progress : callable, optional
+        Called with a short message before each step.
+
+    Returns
+    -------
+    dict
+        ``format, name, started, total_seconds, command, config, fingerprint,
+        load_average_start/end, speed, accuracy, notes``.
+    """
+    from antema_scale.benchmark.speed import load_average
+
+    say = progress or (lambda message: None)
+    notes = list(config.notes)
+    started = time.perf_counter()
+    record: dict[str, Any] = {
+        "format": RECORD_FORMAT,
+        "name": config.name,
+        "started": datetime.now(UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "config": dataclasses.asdict(config),
+        "fingerprint": fingerprint(),
+        "load_average_start": load_average(),
+    }
+    with tempfile.TemporaryDirectory(dir=config.workdir) as scratch:
+        workdir = Path(scratch)
+        if config.speed:
+            record["speed"] = _speed(config, workdir, say, notes)
+        if config.accuracy:
+            record["accuracy"] = _accuracy(config, say, notes)
+    record["load_average_end"] = load_average()
+    record["total_seconds"] = time.perf_counter() - started
+    record["notes"] = notes
+    return record
