@@ -31,6 +31,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "antema_scale.cli.report",
     "antema_scale.cli.track",
     "antema_scale.cli.synth",
+    "antema_scale.cli.bench",
 )
 
 
