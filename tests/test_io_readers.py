@@ -218,6 +218,25 @@ def test_real_file_shape_dtype_and_pixel_size(
         assert "pixel_size_nm" not in image.attrs
 
 
+def test_no_real_file_is_a_diffraction_pattern(formats_dir: Path) -> None:
+    """"Diffraction" in these names/modes is the STEM projector mode, not the data.
+
+    ``STEM HAADF Diffraction Micro.emd`` is a real-space HAADF image (pixel unit m,
+    87.37 nm/px) and the TIA STEM series report mode "STEM nP SA Zoom Diffraction"; only a
+    TEM-mode diffraction acquisition (or reciprocal units) is refused. The refusals are
+    tested on made-up files in test_io_errors.py.
+    """
+    from antema_scale.io.ncem_formats import _is_tem_diffraction_mode
+
+    image = read_micrograph(formats_dir / "ncempy/STEM HAADF Diffraction Micro.emd")
+    assert image.attrs["units_original"] == "m,m"
+    series = read_micrograph(formats_dir / "rosettasciio/03_Scanning Preview_1.ser")
+    assert "Diffraction" in series.attrs["instrument_mode"]
+    assert not _is_tem_diffraction_mode(series.attrs["instrument_mode"])
+    assert _is_tem_diffraction_mode(" TEM uP SA Zoom Diffraction")
+    assert not _is_tem_diffraction_mode(" TEM uP SA Zoom Image")
+
+
 def test_anisotropic_dm_keeps_both_axes_and_no_mean(formats_dir: Path) -> None:
     image = read_micrograph(formats_dir / "ncempy/dmTest_float32_nonSquare_diffPixelSize.dm4")
     assert image.attrs["pixel_size_nm_y"] == pytest.approx(0.2)
