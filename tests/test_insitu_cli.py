@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -142,3 +143,81 @@ def test_missing_frame_times_give_a_note_not_a_crash(tmp_path: Path) -> None:
     assert any("--frame-interval" in note for note in result.notes)
     timed = track_movies(particles, search_range_nm=3.0, frame_interval_s=0.5)
     assert np.allclose(timed.growth.sort_values("n_points")["growth_rate_nm_per_s"].iloc[-1], 0.2)
+
+
+def synthetic_run(folder: Path, *, drift_nm_per_frame: tuple[float, float]) -> Any:
+    """A results folder from a synthetic movie: store.zarr (frames + masks), particles and
+    images tables measured on the exact masks, ``truth_id`` from the nearest true particle."""
+    import xarray as xr
+
+    from antema_scale.io.store import create_store, open_store, write_image
+    from antema_scale.particles import analyze_mask
+
+    synth_movie = pytest.importorskip("antema_scale.synth.movie")
+    from antema_scale.synth import SynthConfig
+
+    config = SynthConfig(
+        image_size=160, pixel_size_nm=0.5, diameter_mean_nm=7.0, area_fraction=0.15, overlap="none"
+    )
+    movie = synth_movie.generate_movie(
+        config,
+        8,
+        seed=2,
+        drift_nm_per_frame=drift_nm_per_frame,
+        appearance_rate=0.0,
+        approach_nm_per_frame=0.0,
+    )
+    folder.mkdir(parents=True)
+    store_path = folder / "store.zarr"
+    create_store(store_path)
+    frames = xr.DataArray(movie.frames, dims=("frame", "y", "x"), coords={"frame": np.arange(8)})
+    frames.attrs.update(
+        pixel_size_nm_y=0.5, pixel_size_nm_x=0.5, pixel_size_nm=0.5, source="synthetic"
+    )
+    write_image(store_path, frames, "movie")
+    open_store(store_path).write_mask("movie", movie.masks)
+    tables = []
+    for frame, micrograph in enumerate(movie.micrographs):
+        particles = analyze_mask(micrograph.mask, 0.5, image_id="movie").particles
+        particles.insert(1, "frame", frame)
+        particles.insert(2, "time_s", float(frame))
+        truth = micrograph.truth
+        nearest = np.argmin(
+            np.hypot(
+                particles["centroid_y_nm"].to_numpy()[:, None] - truth["centroid_y_nm"].to_numpy(),
+                particles["centroid_x_nm"].to_numpy()[:, None] - truth["centroid_x_nm"].to_numpy(),
+            ),
+            axis=1,
+        )
+        particles["truth_id"] = truth["particle_id"].to_numpy()[nearest]
+        tables.append(particles)
+    pd.concat(tables).to_parquet(folder / "particles.parquet", index=False)
+    pd.DataFrame(
+        {
+            "image_id": ["movie"],
+            "pixel_size_nm_y": [0.5],
+            "pixel_size_nm_x": [0.5],
+            "height_px": [160],
+            "width_px": [160],
+            "frames": [8],
+        }
+    ).to_parquet(folder / "images.parquet", index=False)
+    return movie
+
+
+def test_drift_from_frames_and_contact_sheet_from_the_store(tmp_path: Path) -> None:
+    from antema_scale.insitu import tracking_scores
+
+    # 5 nm per frame: more than the 3 nm search range, so only a measured drift links them
+    movie = synthetic_run(tmp_path / "run", drift_nm_per_frame=(3.0, 4.0))
+    result = track_results(tmp_path / "run", search_range_nm=3.0, drift_from_frames=True)
+    scores = tracking_scores(result.tracks)
+    assert scores["purity"] >= 0.95 and scores["completeness"] >= 0.95
+    measured = result.tracks.groupby("frame")[["drift_y_nm", "drift_x_nm"]].first().to_numpy()
+    assert np.abs(measured - movie.drift_nm).max() < 0.5
+    sheet = tmp_path / "run" / "tracking" / "figures" / "movie" / "contact_sheet.png"
+    assert sheet.stat().st_size > 10_000
+    narrow = track_movies(
+        pd.read_parquet(tmp_path / "run" / "particles.parquet"), search_range_nm=3.0
+    )
+    assert tracking_scores(narrow.tracks)["completeness"] < 0.5

@@ -72,6 +72,14 @@ def register(app: typer.Typer) -> None:
                 "(the drift-measuring first pass searches this far).",
             ),
         ] = None,
+        drift_from_frames: Annotated[
+            bool,
+            typer.Option(
+                "--drift-from-frames",
+                help="Measure the drift by registering the movie frames (from the run's store) "
+                "instead of from a first linking pass; for drift larger than the particle spacing.",
+            ),
+        ] = False,
         area_tolerance: Annotated[
             float,
             typer.Option(
@@ -97,6 +105,7 @@ def register(app: typer.Typer) -> None:
                     results,
                     output,
                     figures=figures,
+                    drift_from_frames=drift_from_frames,
                     search_range_nm=search_range,
                     memory=memory,
                     frame_interval_s=frame_interval,

@@ -402,6 +402,7 @@ def track_results(
     output_dir: str | Path | None = None,
     *,
     figures: bool = True,
+    drift_from_frames: bool = False,
     **options: object,
 ) -> TrackingResult:
     """Track the movies of a results folder and write the tracking outputs.
@@ -414,6 +415,9 @@ def track_results(
         Tracking folder; default ``<results_dir>/tracking``.
     figures : bool
         Draw the time-series figures and contact sheets (pixels from ``store.zarr``).
+    drift_from_frames : bool
+        Measure the stage drift by registering the movie frames in the store
+        (:func:`~.drift.drift_from_images`) instead of from a first linking pass.
     **options
         Keywords of :func:`track_movies` (``search_range_nm``, ``memory``,
         ``frame_interval_s``, ``correct_drift``, ``max_drift_nm``, ``area_tolerance``,
@@ -443,6 +447,15 @@ def track_results(
                 "(instrument_frame_time_s) as the frame interval"
                 for movie, interval in file_times.items()
             ]
+    if drift_from_frames:
+        movie_ids = [str(m) for m, _ in _movies(particles) if m is not None]
+        drifts = frame_drifts(store, movie_ids)
+        missing = sorted(set(movie_ids) - set(drifts))
+        if missing:
+            notes.append(
+                f"no frames in the store for {missing}: their drift is estimated from links"
+            )
+        options["drift_nm"] = drifts
     result = track_movies(particles, images, **options)  # type: ignore[arg-type]
     result.notes[:0] = notes
     target = Path(output_dir) if output_dir is not None else folder / "tracking"
@@ -493,3 +506,29 @@ def file_frame_intervals(store_path: Path, movie_ids: list[str]) -> dict[str, fl
         if isinstance(value, int | float) and np.isfinite(value) and value > 0:
             intervals[movie_id] = float(value)
     return intervals
+
+
+def frame_drifts(store_path: Path, movie_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """Stage drift of each movie measured on its frames in the store (one frame in memory
+    at a time); movies the store cannot give back are left out."""
+    from antema_scale.insitu.drift import drift_from_images
+
+    try:
+        from antema_scale.io.store import open_store
+
+        store = open_store(store_path)
+    except (ImportError, FileNotFoundError, LookupError):
+        return {}
+    drifts = {}
+    for movie_id in movie_ids:
+        try:
+            image = store.read_image(movie_id, lazy=True)
+        except (LookupError, OSError, ValueError):
+            continue
+        if image.ndim != 3:
+            continue
+        pixel_size = (float(image.attrs["pixel_size_nm_y"]), float(image.attrs["pixel_size_nm_x"]))
+        frames = [image[index] for index in range(image.shape[0])]
+        indices = image.coords[image.dims[0]].values if image.dims[0] in image.coords else None
+        drifts[movie_id] = drift_from_images(frames, pixel_size, frame_indices=indices)
+    return drifts
