@@ -5,7 +5,7 @@ particle table with ``frame`` and ``time_s`` columns), in nm and seconds.
 """
 
 from antema_scale.insitu.drift import drift_from_images, drift_from_links
-from antema_scale.insitu.events import EVENT_COLUMNS, detect_events
+from antema_scale.insitu.events import EVENT_COLUMNS, coalescence_scores, detect_events
 from antema_scale.insitu.frames import (
     FRAME_SUMMARY_COLUMNS,
     MovieTableError,
@@ -37,6 +37,7 @@ __all__ = [
     "TRACK_COLUMNS",
     "TrackingInputError",
     "TrackingResult",
+    "coalescence_scores",
     "default_search_range_nm",
     "detect_events",
     "drift_from_images",
