@@ -14,6 +14,8 @@ from antema_scale.report.figures import (
     format_length_nm,
     format_mean_std,
     gallery_selection,
+    histogram_bins,
+    histogram_range,
     nice_scale_bar_length,
     particle_outlines,
     plot_image_overview,
@@ -42,6 +44,21 @@ def test_scale_bar_rejects_a_bad_field_and_labels_units() -> None:
         nice_scale_bar_length(0.0)
     assert format_length_nm(2000.0) == "2 µm"
     assert format_length_nm(50.0) == "50 nm"
+
+
+def test_histogram_bins_avoid_a_comb_on_quantised_lengths() -> None:
+    rng = np.random.default_rng(0)
+    smooth = rng.normal(10.0, 1.0, 3000)
+    auto = len(np.histogram_bin_edges(smooth, bins="auto", range=(6.0, 14.0))) - 1
+    assert len(histogram_bins(smooth, 6.0, 14.0)) - 1 == min(auto, 60)
+    # lengths on a 0.33 nm pixel grid: fine bins alternate full and nearly empty
+    quantised = np.round(smooth / 0.33) * 0.33 + rng.normal(0, 0.005, smooth.size)
+    edges = histogram_bins(quantised, 6.0, 14.0)
+    counts, _ = np.histogram(quantised, bins=edges)
+    middle = counts[(edges[:-1] > 8.5) & (edges[1:] < 11.5)]
+    assert len(edges) - 1 < min(auto, 60)
+    assert middle.min() > 0.3 * middle.max()
+    assert histogram_range(np.array([5.0, 5.0])) == (4.5, 5.5)
 
 
 def test_mean_std_text() -> None:

@@ -273,9 +273,7 @@ def _histogram_panel(axis: Axes, values: np.ndarray, label: str, unit: str, colo
         return
     low, high = histogram_range(finite)
     shown = finite[(finite >= low) & (finite <= high)]
-    bins = np.histogram_bin_edges(shown, bins="auto", range=(low, high))
-    if bins.size > 61:
-        bins = np.histogram_bin_edges(shown, bins=60, range=(low, high))
+    bins = histogram_bins(shown, low, high)
     axis.hist(shown, bins=bins, color=colour, edgecolor="white", linewidth=0.5)
     mean = finite.mean()
     std = finite.std(ddof=1) if finite.size > 1 else 0.0
@@ -290,6 +288,22 @@ def _histogram_panel(axis: Axes, values: np.ndarray, label: str, unit: str, colo
             transform=axis.transAxes, ha="right" if on_right else "left", va="top",
             fontsize=8, color="#5b6676",
         )
+
+
+def histogram_bins(values: np.ndarray, low: float, high: float, max_bins: int = 60) -> np.ndarray:
+    """Bin edges over ``[low, high]``: numpy's "auto" count (at most ``max_bins``), halved
+    while the histogram is a comb (more than a fifth of the well-filled bins hold less than
+    half of their neighbours' mean), as quantised measurements on a pixel grid produce."""
+    count = min(len(np.histogram_bin_edges(values, bins="auto", range=(low, high))) - 1, max_bins)
+    while count > 8:
+        counts, _ = np.histogram(values, bins=count, range=(low, high))
+        neighbours = (counts[:-2] + counts[2:]) / 2.0
+        considered = neighbours >= 5
+        dips = (counts[1:-1] < 0.5 * neighbours) & considered
+        if not considered.any() or dips.sum() <= 0.2 * considered.sum():
+            break
+        count = max(8, count // 2)
+    return np.linspace(low, high, max(count, 1) + 1)
 
 
 def histogram_range(values: np.ndarray, tail_percent: float = 0.5) -> tuple[float, float]:

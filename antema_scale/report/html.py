@@ -562,8 +562,11 @@ def _errors_html(errors: pd.DataFrame | None) -> str:
 def _manifest_html(manifest: Mapping[str, Any] | None) -> str:
     if manifest is None:
         return "<p>No manifest.</p>"
-    keys = [key for key in MANIFEST_SECTIONS if key in manifest] + [key for key in manifest if key not in MANIFEST_SECTIONS]
-    parts = []
+    scalars = {key: value for key, value in manifest.items() if not isinstance(value, Mapping | list)}
+    keys = [key for key in MANIFEST_SECTIONS if key in manifest] + [
+        key for key in manifest if key not in MANIFEST_SECTIONS and key not in scalars
+    ]
+    parts = [f"<h3>Run</h3>{_value_html(scalars)}"] if scalars else []
     for key in keys:
         parts.append(f"<h3>{_esc(str(key).replace('_', ' ').capitalize())}</h3>{_value_html(manifest[key])}")
     parts.append(
