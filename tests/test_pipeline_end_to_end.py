@@ -20,7 +20,7 @@ import pytest
 from distributed import Client, LocalCluster
 
 from antema_scale.io import open_store, read_micrograph
-from antema_scale.particles import analyze_mask
+from antema_scale.particles import AnalysisOptions, analyze_mask
 from antema_scale.pipeline import ImageFailedError, SegmentationSettings, analyze, run_analysis
 from antema_scale.pipeline.results import PER_IMAGE_DIR
 from antema_scale.segment import threshold_segment
@@ -112,7 +112,7 @@ def test_run_writes_tables_and_manifest(reference) -> None:
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["model"] == {"segmenter": "threshold", "path": "", "sha256": "threshold-segmenter"}
     assert {entry["sha256"] for entry in manifest["inputs"]} == set(reference.images.sha256)
-    assert manifest["parameters"]["analysis"]["separation"] == "uecs"
+    assert manifest["parameters"]["analysis"]["separation"] == AnalysisOptions().separation
     assert manifest["counts"]["analysed"] == N_GOOD
     assert manifest["software"]["dask"] != "not installed"
     assert manifest["hardware"]["cpu_count"] >= 1

@@ -79,37 +79,41 @@ def _task_key(prefix: str, image_id: str) -> str:
     return f"antema-{prefix}-{image_id[:40]}-{uuid.uuid4().hex[:12]}"
 
 
-def submit_group(
-    client: Client, group: Sequence[ImageWork], context: RunContext, options: GraphOptions
-) -> list[Future]:
-    """Submit one segmentation task for ``group`` and one measurement task per image.
+def submit_groups(
+    client: Client, groups: Sequence[Sequence[ImageWork]], context: RunContext, options: GraphOptions
+) -> list[tuple[Future, ImageWork]]:
+    """Submit one segmentation task per group and one measurement task per image.
+
+    Uses two batched :meth:`distributed.Client.map` calls, so submitting thousands of
+    images costs two scheduler round trips rather than one per task.
 
     Returns
     -------
-    list of distributed.Future
-        The measurement futures, in the order of ``group``.
+    list of (distributed.Future, ImageWork)
+        The measurement future of every image, in order.
     """
-    segmentation = client.submit(
+    if not groups:
+        return []
+    segmentations = client.map(
         segment_group,
-        context,
-        list(group),
-        key=_task_key("segment", group[0].image_id),
+        [context] * len(groups),
+        [list(group) for group in groups],
+        key=[_task_key("segment", group[0].image_id) for group in groups],
         resources=GPU_TASK_RESOURCES if options.use_gpu_resources else None,
         retries=options.retries,
         pure=False,
     )
-    return [
-        client.submit(
-            measure_image,
-            context,
-            work,
-            segmentation,
-            key=_task_key("measure", work.image_id),
-            retries=options.retries,
-            pure=False,
-        )
-        for work in group
-    ]
+    items = [(segmentation, work) for segmentation, group in zip(segmentations, groups, strict=True) for work in group]
+    measurements = client.map(
+        measure_image,
+        [context] * len(items),
+        [work for _, work in items],
+        [segmentation for segmentation, _ in items],
+        key=[_task_key("measure", work.image_id) for _, work in items],
+        retries=options.retries,
+        pure=False,
+    )
+    return list(zip(measurements, [work for _, work in items], strict=True))
 
 
 def outcome_of(future: Future, work: ImageWork) -> ImageOutcome:
@@ -159,15 +163,17 @@ def run_graph(
     run = GraphRun()
 
     def fill_window() -> None:
-        while len(owners) < options.max_in_flight:
+        batch: list[list[ImageWork]] = []
+        room = options.max_in_flight - len(owners)
+        while room > 0:
             group = next(groups, None)
             if group is None:
-                return
-            for future, item in zip(
-                submit_group(client, group, context, options), group, strict=True
-            ):
-                owners[future.key] = (future, item)
-                completed.add(future)
+                break
+            batch.append(group)
+            room -= len(group)
+        for future, item in submit_groups(client, batch, context, options):
+            owners[future.key] = (future, item)
+            completed.add(future)
 
     fill_window()
     for future in completed:
