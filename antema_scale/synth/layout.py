@@ -120,23 +120,41 @@ def _count_for_area_fraction(
 
 
 class _Placed:
-    """Growing arrays of placed centres and radii (nm) for vectorised distance checks."""
+    """Placed centres and radii (nm), with a uniform grid for neighbour look-ups.
 
-    def __init__(self, capacity: int) -> None:
+    ``cell_nm`` must be at least the largest distance at which two particles can still
+    interact (twice the largest bounding radius plus a pixel), so a candidate's possible
+    conflicts all lie in the 3 x 3 cells around it.
+    """
+
+    def __init__(self, capacity: int, cell_nm: float) -> None:
         self.y = np.empty(capacity)
         self.x = np.empty(capacity)
         self.r_bound = np.empty(capacity)
         self.r_eq = np.empty(capacity)
         self.n = 0
+        self.cell_nm = cell_nm
+        self.grid: dict[tuple[int, int], list[int]] = {}
+
+    def _key(self, y: float, x: float) -> tuple[int, int]:
+        return int(np.floor(y / self.cell_nm)), int(np.floor(x / self.cell_nm))
 
     def add(self, y: float, x: float, r_bound: float, r_eq: float) -> None:
         self.y[self.n], self.x[self.n] = y, x
         self.r_bound[self.n], self.r_eq[self.n] = r_bound, r_eq
+        self.grid.setdefault(self._key(y, x), []).append(self.n)
         self.n += 1
 
-    def distances(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
-        """Distances (candidates x placed), nm."""
-        return np.hypot(ys[:, None] - self.y[None, : self.n], xs[:, None] - self.x[None, : self.n])
+    def neighbours(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Indices of placed particles in the 3 x 3 cells around any of the candidates."""
+        keys = {self._key(y, x) for y, x in zip(ys, xs, strict=True)}
+        cells = {(ky + dy, kx + dx) for ky, kx in keys for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+        found = [i for cell in cells for i in self.grid.get(cell, ())]
+        return np.array(sorted(found), dtype=np.int64)
+
+    def distances(self, ys: np.ndarray, xs: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Distances (candidates x ``idx``), nm."""
+        return np.hypot(ys[:, None] - self.y[None, idx], xs[:, None] - self.x[None, idx])
 
 
 def _inside_field(
@@ -200,7 +218,9 @@ def place_particles(config: SynthConfig, rng: np.random.Generator) -> list[Parti
     px = config.pixel_size_nm
     extent = ((rows - 1) * px, (cols - 1) * px)
     rule = config.overlap_spec
-    placed = _Placed(len(specs))
+    largest = max((sp.bounding_radius_nm for sp in specs), default=1.0)
+    reach = 2.0 * largest * max(1.0, 1.0 - config.overlap_spec.depth_max)
+    placed = _Placed(len(specs), reach + 2.0 * config.pixel_size_nm)
     out: list[ParticleSpec] = []
     sites = _raft_sites(config, rng, n, extent) if config.arrangement == "rafts" else None
     n_clusters = max(1, n // int(rng.integers(6, 25)))
@@ -232,14 +252,14 @@ def _partner_position(
     phi = rng.uniform(0.0, 2.0 * np.pi, size=_PARTNER_TRIES)
     ys = placed.y[partner] + distance * np.sin(phi)
     xs = placed.x[partner] + distance * np.cos(phi)
-    others = np.ones(placed.n, dtype=bool)
-    others[partner] = False
 
     def acceptable(idx: slice) -> np.ndarray:
         y, x = ys[idx], xs[idx]
         ok = _inside_field(y, x, rb, extent, px, border_particles)
-        limit = (re + placed.r_eq[None, : placed.n]) * (1.0 - depth_max) - 1e-9
-        return ok & np.all((placed.distances(y, x) >= limit) | ~others[None, :], axis=1)
+        near = placed.neighbours(y, x)
+        near = near[near != partner]
+        limit = (re + placed.r_eq[None, near]) * (1.0 - depth_max) - 1e-9
+        return ok & np.all(placed.distances(y, x, near) >= limit, axis=1)
 
     return _first_acceptable(ys, xs, acceptable)
 
@@ -279,10 +299,9 @@ def _free_position(
     def acceptable(idx: slice) -> np.ndarray:
         y, x = ys[idx], xs[idx]
         ok = _inside_field(y, x, rb, extent, px, config.border_particles)
-        if placed.n:
-            clearance = rb + placed.r_bound[None, : placed.n] + px
-            ok &= np.all(placed.distances(y, x) >= clearance, axis=1)
-        return ok
+        near = placed.neighbours(y, x)
+        clearance = rb + placed.r_bound[None, near] + px
+        return ok & np.all(placed.distances(y, x, near) >= clearance, axis=1)
 
     return _first_acceptable(ys, xs, acceptable)
 
