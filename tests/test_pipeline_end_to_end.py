@@ -213,3 +213,50 @@ def test_fail_fast_raises_with_the_first_error(mixed_folder: Path, client: Clien
 def test_unknown_option_names_the_valid_ones(good_folder: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown option 'separaton'.*separation"):
         analyze(good_folder, tmp_path, separaton="none")
+
+
+def test_groups_of_images_segmented_together_give_the_same_table(good_folder: Path, reference, client: Client, tmp_path: Path) -> None:
+    grouped = SegmentationSettings(segmenter="threshold", images_per_task=3)
+    result = run_analysis(good_folder, tmp_path / "run", segmentation=grouped, client=client)
+    assert result.ok
+    pd.testing.assert_frame_equal(result.particles, reference.particles)
+
+
+#: Calls of :func:`flaky_measure` (module level: tasks run in this process and find it by reference).
+FLAKY_CALLS: list[str] = []
+
+
+def flaky_measure(context, work, segmentation):  # noqa: ANN001, ANN201 - same signature as measure_image
+    """``measure_image`` that loses its connection on the first call per image."""
+    from antema_scale.pipeline.tasks import measure_image
+
+    FLAKY_CALLS.append(work.image_id)
+    if FLAKY_CALLS.count(work.image_id) == 1:
+        raise ConnectionResetError(f"simulated lost connection for {work.image_id}")
+    return measure_image(context, work, segmentation)
+
+
+def test_transient_task_failures_are_retried(good_folder: Path, reference, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import antema_scale.pipeline.graph as graph
+
+    FLAKY_CALLS.clear()
+    monkeypatch.setattr(graph, "measure_image", flaky_measure)
+    result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, retries=1)
+    assert result.ok, result.errors
+    assert sorted(FLAKY_CALLS) == sorted(2 * list(reference.images.image_id))
+    pd.testing.assert_frame_equal(result.particles, reference.particles)
+
+
+def test_failures_after_all_retries_become_error_rows(good_folder: Path, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import antema_scale.pipeline.graph as graph
+
+    def always_failing(context, work, segmentation):  # noqa: ANN001, ANN202 - same signature as measure_image
+        raise TimeoutError(f"disk of {work.image_id} timed out")
+
+    monkeypatch.setattr(graph, "measure_image", always_failing)
+    result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, retries=1)
+    assert not result.ok
+    assert len(result.errors) == N_GOOD
+    assert set(result.errors.error_type) == {"TimeoutError"}
+    assert set(result.errors.stage) == {"task"}
+    assert result.errors.message.str.contains("timed out").all()

@@ -173,8 +173,18 @@ def _mean_quality(qualities: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def _segment_one(store: Any, work: ImageWork, segmenter: Any) -> SegmentedImage:
-    from antema_scale.pipeline.store_access import read_image, write_mask
+@dataclass
+class _LoadedImage:
+    work: ImageWork
+    frames: list[np.ndarray]
+    times: list[float]
+    pixel_size_nm: tuple[float, float]
+    seconds: float
+
+
+def _load(store: Any, work: ImageWork) -> _LoadedImage | SegmentedImage:
+    """The frames of one stored image, or a read error as a :class:`SegmentedImage`."""
+    from antema_scale.pipeline.store_access import read_image
 
     started = time.perf_counter()
     try:
@@ -185,25 +195,59 @@ def _segment_one(store: Any, work: ImageWork, segmenter: Any) -> SegmentedImage:
         raise
     except Exception as error:
         return SegmentedImage(stage="read", error_type=type(error).__name__, message=str(error))
-    try:
-        predictions = segmenter.segment(frames, [_segmenter_pixel_size(size)] * len(frames))
-    except TRANSIENT_ERRORS:
-        raise
-    except Exception as error:
-        return SegmentedImage(stage="segment", error_type=type(error).__name__, message=str(error))
+    return _LoadedImage(work, frames, times, size, time.perf_counter() - started)
+
+
+def _predict(segmenter: Any, loaded: Sequence[_LoadedImage]) -> list[list[Any]]:
+    """Segment every frame of ``loaded`` in one call; per-image predictions."""
+    frames = [frame for image in loaded for frame in image.frames]
+    sizes = [_segmenter_pixel_size(image.pixel_size_nm) for image in loaded for _ in image.frames]
+    predictions = list(segmenter.segment(frames, sizes))
+    per_image, start = [], 0
+    for image in loaded:
+        per_image.append(predictions[start : start + len(image.frames)])
+        start += len(image.frames)
+    return per_image
+
+
+def _store_segmentation(store: Any, image: _LoadedImage, predictions: list[Any], seconds: float) -> SegmentedImage:
+    from antema_scale.pipeline.store_access import write_mask
+
     masks = [np.asarray(prediction.mask, dtype=bool) for prediction in predictions]
-    write_mask(store, work.image_id, np.stack(masks) if times else masks[0])
+    write_mask(store, image.work.image_id, np.stack(masks) if image.times else masks[0])
     return SegmentedImage(
         masks=masks,
-        pixel_size_nm=size,
+        pixel_size_nm=image.pixel_size_nm,
         quality=_mean_quality([dict(prediction.quality) for prediction in predictions]),
-        frame_times_s=times,
-        seconds=time.perf_counter() - started,
+        frame_times_s=image.times,
+        seconds=image.seconds + seconds,
     )
+
+
+def _segment_each(store: Any, segmenter: Any, loaded: Sequence[_LoadedImage]) -> dict[str, SegmentedImage]:
+    """Segment images one by one, so that one bad image fails alone."""
+    results: dict[str, SegmentedImage] = {}
+    for image in loaded:
+        started = time.perf_counter()
+        try:
+            [predictions] = _predict(segmenter, [image])
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception as error:
+            results[image.work.image_id] = SegmentedImage(
+                stage="segment", error_type=type(error).__name__, message=str(error)
+            )
+            continue
+        results[image.work.image_id] = _store_segmentation(store, image, predictions, time.perf_counter() - started)
+    return results
 
 
 def segment_group(context: RunContext, group: Sequence[ImageWork]) -> dict[str, SegmentedImage]:
     """Read, segment and store the masks of a group of images (one model load per process).
+
+    The frames of all readable images of the group go to the segmenter in one call (the
+    network batches their tiles); if that call fails, the images are segmented one by one
+    so that only the image at fault becomes an error.
 
     Parameters
     ----------
@@ -221,7 +265,29 @@ def segment_group(context: RunContext, group: Sequence[ImageWork]) -> dict[str, 
 
     store = open_run_store(context.store_path)
     segmenter = cached_segmenter(context.segmenter)
-    return {work.image_id: _segment_one(store, work, segmenter) for work in group}
+    results: dict[str, SegmentedImage] = {}
+    loaded: list[_LoadedImage] = []
+    for work in group:
+        image = _load(store, work)
+        if isinstance(image, SegmentedImage):
+            results[work.image_id] = image
+        else:
+            loaded.append(image)
+    if len(loaded) == 1:
+        results.update(_segment_each(store, segmenter, loaded))
+    elif loaded:
+        started = time.perf_counter()
+        try:
+            per_image = _predict(segmenter, loaded)
+        except TRANSIENT_ERRORS:
+            raise
+        except Exception:
+            results.update(_segment_each(store, segmenter, loaded))
+        else:
+            share = (time.perf_counter() - started) / len(loaded)
+            for image, predictions in zip(loaded, per_image, strict=True):
+                results[image.work.image_id] = _store_segmentation(store, image, predictions, share)
+    return {work.image_id: results[work.image_id] for work in group}
 
 
 def _frame_table(table: Any, frame: int | None, time_s: float) -> pd.DataFrame:
