@@ -148,22 +148,23 @@ def overlapping_pairs(crops: list[ParticleCrop]) -> list[tuple[int, int, int]]:
         return []
     boxes = np.array([c.bbox for c in crops])
     r0, c0, r1, c1 = boxes.T
-    candidates = (
-        (r0[:, None] < r1[None, :])
-        & (r0[None, :] < r1[:, None])
-        & (c0[:, None] < c1[None, :])
-        & (c0[None, :] < c1[:, None])
-    )
+    order = np.argsort(r0, kind="stable")
+    sorted_r0 = r0[order]
     pairs: list[tuple[int, int, int]] = []
-    for i, j in zip(*np.nonzero(np.triu(candidates, k=1)), strict=True):
-        top, left = max(r0[i], r0[j]), max(c0[i], c0[j])
-        bottom, right = min(r1[i], r1[j]), min(c1[i], c1[j])
-        a = crops[i].mask[top - r0[i] : bottom - r0[i], left - c0[i] : right - c0[i]]
-        b = crops[j].mask[top - r0[j] : bottom - r0[j], left - c0[j] : right - c0[j]]
-        shared = int(np.count_nonzero(a & b))
-        if shared:
-            pairs.append((int(i), int(j), shared))
-    return pairs
+    # Sweep over rows: only boxes starting before this one ends can intersect it.
+    for position, i in enumerate(order):
+        end = int(np.searchsorted(sorted_r0, r1[i], side="left"))
+        others = order[position + 1 : end]
+        others = others[(c0[others] < c1[i]) & (c0[i] < c1[others]) & (r0[i] < r1[others])]
+        for j in others:
+            top, left = max(r0[i], r0[j]), max(c0[i], c0[j])
+            bottom, right = min(r1[i], r1[j]), min(c1[i], c1[j])
+            a = crops[i].mask[top - r0[i] : bottom - r0[i], left - c0[i] : right - c0[i]]
+            b = crops[j].mask[top - r0[j] : bottom - r0[j], left - c0[j] : right - c0[j]]
+            shared = int(np.count_nonzero(a & b))
+            if shared:
+                pairs.append((int(min(i, j)), int(max(i, j)), shared))
+    return sorted(pairs)
 
 
 def union_mask(crops: list[ParticleCrop], shape: tuple[int, int]) -> np.ndarray:
