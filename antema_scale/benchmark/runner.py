@@ -43,8 +43,9 @@ class BenchConfig:
         ``auto|cpu|cuda|cuda:N|mps``.
     batch_size : int
         Tiles per forward pass.
-    serial_threads : int or None
-        torch threads of the serial loop (None: every usable core).
+    serial_threads : tuple of int
+        torch threads of extra serial loops; the loop with every usable core (what a
+        plain script gets) always runs first and is the reference of the ratios.
     separation_images : int
         True masks per size timed against the full-frame reference port.
     synthetic_per_level : int
@@ -73,7 +74,7 @@ class BenchConfig:
     model_path: str | None = None
     device: str = "auto"
     batch_size: int = 8
-    serial_threads: int | None = None
+    serial_threads: tuple[int, ...] = ()
     separation_images: int = 1
     synthetic_per_level: int = 2
     synthetic_size: int = 1024
@@ -94,6 +95,12 @@ class BenchConfig:
             raise ValueError(f"n_per_size must be >= 1, got {self.n_per_size}")
         if self.synthetic_per_level < 0 or self.separation_images < 0:
             raise ValueError("image counts must be >= 0")
+        if self.synthetic_size < 64:
+            raise ValueError(f"synthetic_size must be >= 64 px, got {self.synthetic_size}")
+        if self.emps_limit is not None and self.emps_limit < 0:
+            raise ValueError(f"emps_limit must be >= 0, got {self.emps_limit}")
+        if any(t < 1 for t in self.serial_threads):
+            raise ValueError(f"serial thread counts must be >= 1, got {self.serial_threads}")
 
     @classmethod
     def quick(cls, **changes: Any) -> BenchConfig:
@@ -111,6 +118,15 @@ class BenchConfig:
 
 
 Progress = Callable[[str], None]
+
+
+def _serial_threads(config: BenchConfig) -> tuple[int, ...]:
+    """torch thread counts of the serial loops: every usable core first, then the others."""
+    from antema_scale.pipeline.cluster import usable_cores
+
+    first = usable_cores()
+    extra = [t for t in config.serial_threads if t != first]
+    return (first, *dict.fromkeys(extra))
 
 
 def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) -> dict[str, Any]:
@@ -142,13 +158,16 @@ def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) 
         images = dataset.of_size(size)
         paths = [image.path for image in images]
         block: dict[str, Any] = {"size": size, "images": len(images), "pipeline": []}
-        if config.serial:
-            say(f"{size}²: serial per-image loop on {len(paths)} images")
-            block["serial_load_average"] = load_average()
-            block["serial"] = run_serial_isolated(
-                paths, choice.settings, options, workdir / f"serial-{size}",
-                threads=config.serial_threads,
+        block["serial"] = []
+        for threads in _serial_threads(config) if config.serial else ():
+            say(f"{size}²: serial per-image loop on {len(paths)} images, {threads} thread(s)")
+            load = load_average()
+            serial = run_serial_isolated(
+                paths, choice.settings, options, workdir / f"serial-{size}-t{threads}",
+                threads=threads,
             )
+            serial["load_average"] = load
+            block["serial"].append(serial)
         for workers in sorted(set(config.workers)):
             say(f"{size}²: pipeline with {workers} worker(s)")
             load = load_average()
@@ -159,12 +178,16 @@ def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) 
             run["load_average"] = load
             block["pipeline"].append(run)
         block["scaling"] = strong_scaling(block["pipeline"])
-        if block.get("serial") and block["pipeline"]:
+        if block["pipeline"]:
             widest = max(block["pipeline"], key=lambda run: run["workers"])
-            block["pipeline_vs_serial"] = {
-                "workers": widest["workers"],
-                "speedup": widest["images_per_s"] / block["serial"]["images_per_s"],
-            }
+            block["pipeline_vs_serial"] = [
+                {
+                    "workers": widest["workers"],
+                    "serial_threads": serial["threads"],
+                    "speedup": widest["images_per_s"] / serial["images_per_s"],
+                }
+                for serial in block["serial"]
+            ]
         blocks.append(block)
     separation: dict[str, Any] = {}
     if config.separation and config.separation_images:

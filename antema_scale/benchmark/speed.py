@@ -29,7 +29,6 @@ from __future__ import annotations
 import importlib.util
 import multiprocessing
 import os
-import resource
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -138,8 +137,16 @@ def untrained_model(path: Path) -> Path:
 
 def peak_memory_mib() -> dict[str, float | None]:
     """Peak resident memory of this process and peak CUDA memory allocated by torch (MiB)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    rss_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows: peak working set from psutil
+        import psutil
+
+        info = psutil.Process().memory_info()
+        rss_mib = getattr(info, "peak_wset", info.rss) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10
     gpu_mib: float | None = None
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
@@ -380,7 +387,7 @@ def pipeline_run(
 
     spec = SegmenterSpec.from_settings(settings)
     shape = local_cluster_shape(
-        ClusterSpec(workers=workers, threads_per_worker=1, dashboard_address=None),
+        ClusterSpec(workers=workers, threads_per_worker=1, dashboard_address=":0"),
         cores=usable_cores(),
         gpus=cuda_device_count(),
     )

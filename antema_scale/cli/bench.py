@@ -59,6 +59,13 @@ def register(app: typer.Typer) -> None:
         emps_limit: Annotated[
             int | None, typer.Option(help="Held-out EMPS images used (default: all; --quick: 2).")
         ] = None,
+        serial_threads: Annotated[
+            str | None,
+            typer.Option(help="Extra torch thread counts of the serial loop, e.g. 1 (all cores always run)."),
+        ] = None,
+        synthetic_size: Annotated[
+            int | None, typer.Option(help="Side of the synthetic accuracy images, px.")
+        ] = None,
         synthetic_per_level: Annotated[
             int | None, typer.Option(help="Synthetic accuracy images per overlap level.")
         ] = None,
@@ -96,6 +103,10 @@ def register(app: typer.Typer) -> None:
             changes["emps_dir"] = str(emps)
         if emps_limit is not None:
             changes["emps_limit"] = emps_limit
+        if serial_threads is not None:
+            changes["serial_threads"] = parse_int_list(serial_threads, "--serial-threads")
+        if synthetic_size is not None:
+            changes["synthetic_size"] = synthetic_size
         if synthetic_per_level is not None:
             changes["synthetic_per_level"] = synthetic_per_level
         if workdir is not None:

@@ -1,0 +1,169 @@
+"""Speed-benchmark building blocks: dataset, serial loop, scaling arithmetic, summaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from antema_scale.benchmark.dataset import BENCH_PIXEL_SIZE_NM, build_dataset
+from antema_scale.benchmark.report import (
+    SUMMARY_END,
+    SUMMARY_START,
+    replace_summary,
+    summary_markdown,
+)
+from antema_scale.benchmark.speed import (
+    STAGES,
+    StageClock,
+    separation_comparison,
+    serial_loop,
+    strong_scaling,
+)
+
+
+@pytest.fixture(scope="module")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory):
+    return build_dataset(tmp_path_factory.mktemp("bench"), sizes=(128,), n_per_size=2)
+
+
+def test_dataset_layout_and_truth(tiny_dataset) -> None:
+    assert tiny_dataset.sizes == [128]
+    images = tiny_dataset.of_size(128)
+    assert len(images) == 2
+    for image in images:
+        assert image.path.parent == tiny_dataset.folder(128)
+        assert image.pixel_size_nm == BENCH_PIXEL_SIZE_NM
+        mask = image.read_true_mask()
+        assert mask.shape == (128, 128) and mask.any()
+        assert image.megapixels == pytest.approx(128 * 128 / 1e6)
+    with pytest.raises(ValueError, match="at least one image per size"):
+        build_dataset(tiny_dataset.directory / "x", sizes=(128,), n_per_size=0)
+    with pytest.raises(ValueError, match="at least 64 px"):
+        build_dataset(tiny_dataset.directory / "y", sizes=(32,), n_per_size=1)
+
+
+def test_serial_loop_times_every_stage_and_writes_tables(tiny_dataset, tmp_path: Path) -> None:
+    from antema_scale.io import read_micrograph
+    from antema_scale.particles import AnalysisOptions, analyze_mask
+    from antema_scale.pipeline import SegmentationSettings
+    from antema_scale.segment import threshold_segment
+
+    paths = [image.path for image in tiny_dataset.of_size(128)]
+    result = serial_loop(
+        paths, SegmentationSettings(segmenter="threshold"), AnalysisOptions(), tmp_path, threads=1
+    )
+    assert set(result["stage_seconds"]) == set(STAGES)
+    assert result["images"] == 2 and result["threads"] == 1
+    assert result["megapixels"] == pytest.approx(2 * 128 * 128 / 1e6)
+    assert result["images_per_s"] == pytest.approx(2 / result["seconds"])
+    assert result["rss_peak_mib"] > 0
+    expected = 0
+    for path in paths:
+        image = read_micrograph(path)
+        values = np.asarray(image.values, dtype=np.float32)
+        mask = threshold_segment(values, image.attrs["pixel_size_nm"]).mask
+        table = analyze_mask(mask, image.attrs["pixel_size_nm"], image_id=path.stem)
+        written = pd.read_parquet(tmp_path / f"{path.stem}.parquet")
+        assert len(written) == len(table.particles)
+        np.testing.assert_array_equal(np.load(tmp_path / f"{path.stem}_mask.npz")["mask"], mask)
+        expected += len(table.particles)
+    assert result["particles"] == expected
+
+
+def test_separation_comparison_counts_match_direct_analysis(tiny_dataset) -> None:
+    from antema_scale.particles import AnalysisOptions, analyze_mask
+
+    image = tiny_dataset.of_size(128)[0]
+    result = separation_comparison([image])
+    row = result["rows"][0]
+    mask = image.read_true_mask()
+    assert row["default_found"] == len(analyze_mask(mask, image.pixel_size_nm).particles)
+    assert row["uecs_paper_found"] == len(
+        analyze_mask(mask, image.pixel_size_nm, options=AnalysisOptions.paper()).particles
+    )
+    if result["reference_available"]:
+        assert row["speedup_default_vs_reference"] == pytest.approx(
+            row["reference_s"] / row["default_s"]
+        )
+
+
+def test_strong_scaling_arithmetic() -> None:
+    rows = strong_scaling([{"workers": 4, "seconds": 3.0}, {"workers": 1, "seconds": 10.0}])
+    assert [r["workers"] for r in rows] == [1, 4]
+    assert rows[0]["speedup"] == 1.0 and rows[0]["efficiency"] == 1.0
+    assert rows[1]["speedup"] == pytest.approx(10 / 3)
+    assert rows[1]["efficiency"] == pytest.approx(10 / 3 / 4)
+    assert strong_scaling([]) == []
+
+
+def test_stage_clock_rejects_unknown_stage() -> None:
+    clock = StageClock()
+    with clock("read"):
+        pass
+    assert clock.seconds["read"] >= 0
+    with pytest.raises(ValueError, match="unknown stage 'decode'"):
+        clock("decode")
+
+
+def _record(name: str, serial_ips: float, pipeline_ips: float) -> dict:
+    return {
+        "format": "antema-scale-bench-v1",
+        "file": f"{name}.json",
+        "fingerprint": {"hardware": {"cpu_model": "TestCPU", "cpu_count": 2, "gpus": []}},
+        "load_average_start": [3.5, 3.0, 2.0],
+        "speed": {
+            "trained_model": True,
+            "sizes": [
+                {
+                    "size": 1024,
+                    "images": 4,
+                    "serial": [{"images_per_s": serial_ips}],
+                    "pipeline": [
+                        {"workers": 2, "images_per_s": pipeline_ips, "megapixels_per_s": 1.5,
+                         "cold_start_s": 12.0, "worker_memory": [{"rss_peak_mib": 700.0}]},
+                    ],
+                    "scaling": [{"workers": 2, "seconds": 1.0, "speedup": 1.0, "efficiency": 0.8}],
+                    "pipeline_vs_serial": [{"speedup": pipeline_ips / serial_ips}],
+                }
+            ],
+            "separation": {"rows": [{"speedup_default_vs_reference": 7.0}]},
+        },
+        "accuracy": {
+            "default_mode": "hybrid",
+            "pixel": [{"segmenter": "model", "group": "emps", "iou_particle": 0.81,
+                       "dice_particle": 0.9}],
+            "particles": [
+                {"segmenter": "model", "mode": "hybrid", "group": "emps", "images": 3, "f1": 0.75,
+                 "split_fraction": 0.5, "n_pairs": 8, "diameter_mean_error_nm": -0.2,
+                 "diameter_std_error_nm": 0.1},
+                {"segmenter": "model", "mode": "watershed", "group": "emps", "images": 3, "f1": 0.7,
+                 "split_fraction": 0.4, "n_pairs": 8, "diameter_mean_error_nm": -0.3,
+                 "diameter_std_error_nm": 0.1},
+            ],
+        },
+    }
+
+
+def test_summary_tables_come_from_the_records() -> None:
+    text = summary_markdown([_record("cpu", 0.5, 1.25)])
+    speed_line = next(line for line in text.splitlines() if line.startswith("| cpu.json"))
+    cells = [c.strip() for c in speed_line.strip("|").split("|")]
+    assert cells[1] == "TestCPU x2" and cells[2] == "3.5" and cells[4] == "1024² x 4"
+    assert cells[5] == "0.500" and cells[6] == "1.250 (2 w)" and cells[8] == "2.50x"
+    assert cells[9] == "0.80" and cells[11] == "700" and cells[12] == "7.0x"
+    accuracy = [line for line in text.splitlines() if "| model | " in line]
+    assert len(accuracy) == 1  # default mode only (no uecs-paper row in this record)
+    assert "0.810" in accuracy[0] and "0.750" in accuracy[0] and "0.50 of 8" in accuracy[0]
+
+
+def test_replace_summary_keeps_the_rest_of_the_readme() -> None:
+    readme = f"# Title\n\nintro\n\n{SUMMARY_START}\nold table\n{SUMMARY_END}\n\nfooter\n"
+    updated = replace_summary(readme, "new table")
+    assert updated.startswith("# Title\n\nintro\n\n") and updated.endswith("\n\nfooter\n")
+    assert "new table" in updated and "old table" not in updated
+    assert replace_summary(updated, "new table") == updated
+    appended = replace_summary("# Bare\n", "table")
+    assert appended.startswith("# Bare\n") and SUMMARY_START in appended and SUMMARY_END in appended
