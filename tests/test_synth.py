@@ -159,3 +159,12 @@ def test_chain_and_cluster_scenes(kind: str) -> None:
     assert mic.truth["overlaps"].all()
     assert len(label(mic.mask).ravel().nonzero()[0]) == mic.mask.sum()
     assert label(mic.mask).max() == 1
+
+
+def test_empty_scene_has_an_empty_typed_truth_table() -> None:
+    mic = generate_micrograph(SMALL.with_(n_particles=0), seed=0)
+    assert len(mic.truth) == 0 and not mic.mask.any() and mic.particles == []
+    assert mic.truth["area_nm2"].dtype == float and mic.truth["overlaps"].dtype == bool
+    assert "solidity" in mic.truth.columns
+    with pytest.raises(ValueError, match="image_size must be an int or"):
+        SynthConfig(image_size=(5, 6, 7))  # type: ignore[arg-type]

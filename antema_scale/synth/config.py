@@ -147,6 +147,8 @@ class SynthConfig:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.arrangement not in ARRANGEMENTS:
             raise ValueError(f"arrangement must be one of {ARRANGEMENTS}, got {self.arrangement!r}")
+        if not isinstance(self.image_size, int | np.integer) and len(self.image_size) != 2:
+            raise ValueError(f"image_size must be an int or (rows, cols), got {self.image_size!r}")
         height, width = self.shape
         if not (8 <= height <= 16384 and 8 <= width <= 16384):
             raise ValueError(f"image_size must be between 8 and 16384 px, got {self.image_size}")
@@ -174,6 +176,8 @@ class SynthConfig:
             raise ValueError(f"dose must be > 0 electrons per pixel, got {self.dose}")
         if self.aspect_range[0] < 1.0 or self.aspect_range[1] < self.aspect_range[0]:
             raise ValueError(f"aspect_range must be 1 <= low <= high, got {self.aspect_range}")
+        if self.min_particle_px < 1:
+            raise ValueError(f"min_particle_px must be >= 1, got {self.min_particle_px}")
         for name in ("contrast", "blur_px", "gradient", "specks", "carbon_texture", "scan_noise"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")

@@ -52,6 +52,7 @@ TRUTH_COLUMNS: tuple[str, ...] = (
     "perimeter_nm",
     "circularity",
     "convexity",
+    "solidity",
     "centroid_y_nm",
     "centroid_x_nm",
     "bbox_min_row",
@@ -243,5 +244,8 @@ def truth_table(
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
     if n == 0:
-        table = table.astype({"overlaps": bool, "touches_border": bool, "particle_id": np.int64})
+        numeric = {c: float for c in _MEASURED_COLUMNS} | {"area_px": np.int64, "n_overlaps": np.int64,
+                                                           "overlap_area_nm2": float}
+        table = table.astype(numeric | {"overlaps": bool, "touches_border": bool,
+                                        "particle_id": np.int64})
     return table
