@@ -8,7 +8,7 @@ per image or movie: pixel size, ``height_px``, ``width_px``, ``frames``) and
 Outputs, in the tracking folder:
 
 * ``tracks.parquet`` -- the tracks table (:func:`~.tracking.track_particles`);
-* ``events.csv`` -- appearance, disappearance, coalescence (:func:`~.events.detect_events`);
+* ``events.csv`` -- appearance, disappearance, coalescence, split (:func:`~.events.detect_events`);
 * ``frame_summary.csv`` -- per movie and frame: count, mean/std diameter, area fraction;
 * ``growth_rates.csv`` -- per track: linear growth rate of the diameter (nm/s) ± s.e.;
 * ``figures/<movie>/*.png`` -- time-series figures and a contact sheet.

@@ -249,6 +249,7 @@ def _draw_frame(
     title: str,
 ) -> None:
     from matplotlib.patches import Ellipse
+    from matplotlib.patheffects import withStroke
     from skimage.measure import find_contours
 
     ax.imshow(image, cmap="gray", interpolation="nearest")
@@ -277,9 +278,11 @@ def _draw_frame(
                 y_px,
                 str(int(row["track_id"])),
                 color=colour,
-                fontsize=6,
+                fontsize=7,
+                fontweight="bold",
                 ha="center",
                 va="center",
+                path_effects=[withStroke(linewidth=2, foreground="black")],
             )
     ax.set_title(title, fontsize=8)
     ax.set_axis_off()
