@@ -11,9 +11,12 @@ For every (density, drift) condition the same movie is tracked three times in th
 process: without drift correction, with it (first pass at the 4 nm search range), and with
 a wide 12 nm drift-measuring first pass (``drift_search_range_nm``); reported side by side
 with wall-time ratios. A last block measures the growth rate of growing particles (known rate) and the
-relative error of the recovered rates.
+relative error of the recovered rates. A third block runs synthetic movies
+(``antema_scale.synth.generate_movie``) through tracking and event detection from their
+truth tables, from their exact masks and from threshold-segmented frames.
 
-Run: ``nice -n 10 python benchmarks/bench_tracking.py [--frames 100] [--seeds 0 1 2]``
+Run: ``nice -n 10 python benchmarks/bench_tracking.py [--frames 100] [--seeds 0 1 2]
+[--synthetic-seeds 1 2 3]``
 Writes ``benchmarks/results/bench_tracking.json``.
 """
 
@@ -191,10 +194,113 @@ def growth_block(frames: int, seeds: list[int]) -> dict[str, float]:
     }
 
 
+def _true_identities(detections: pd.DataFrame, truth: pd.DataFrame) -> np.ndarray:
+    """Particle id of the nearest true particle, NaN beyond its equivalent radius."""
+    from scipy.spatial import cKDTree
+
+    identities = np.full(len(detections), np.nan)
+    if truth.empty or detections.empty:
+        return identities
+    tree = cKDTree(truth[["centroid_y_nm", "centroid_x_nm"]].to_numpy())
+    distance, index = tree.query(detections[["centroid_y_nm", "centroid_x_nm"]].to_numpy())
+    inside = distance <= 0.5 * truth["equivalent_diameter_nm"].to_numpy()[index]
+    identities[inside] = truth["particle_id"].to_numpy()[index[inside]]
+    return identities
+
+
+def _measured_table(movie: object, source: str) -> pd.DataFrame:
+    """Per-frame particles of a synthetic movie measured on exact or threshold masks."""
+    from antema_scale.particles import analyze_mask
+    from antema_scale.segment import threshold_segment
+
+    tables = []
+    for frame, micrograph in enumerate(movie.micrographs):
+        if source == "exact masks":
+            mask = micrograph.mask
+        else:
+            mask = threshold_segment(micrograph.image, movie.pixel_size_nm).mask
+        particles = analyze_mask(mask, movie.pixel_size_nm).particles
+        particles.insert(0, "frame", frame)
+        particles.insert(1, "time_s", frame * movie.frame_interval_s)
+        particles["truth_id"] = _true_identities(
+            particles, movie.tracks[movie.tracks["frame"] == frame]
+        )
+        tables.append(particles)
+    return pd.concat(tables, ignore_index=True)
+
+
+def synthetic_block(seeds: list[int], n_frames: int = 20) -> list[dict[str, object]]:
+    """Tracking and events on synthetic movies (antema_scale.synth.generate_movie).
+
+    256² px at 0.5 nm/px, ~8 nm particles at 15 % coverage, drift (0.6, 1.0) nm/frame,
+    growth + Ostwald ripening + coalescence + nucleation. Three inputs per movie: the exact
+    truth tables, particles measured on the exact masks, and on threshold-segmented frames.
+    """
+    from antema_scale.insitu import coalescence_scores, detect_events, drift_from_images
+    from antema_scale.synth import SynthConfig
+    from antema_scale.synth.movie import generate_movie
+
+    rows = []
+    for mode in ("hrtem", "haadf"):
+        config = SynthConfig(
+            mode=mode,
+            image_size=256,
+            pixel_size_nm=0.5,
+            diameter_mean_nm=8.0,
+            area_fraction=0.15,
+            overlap="none",
+        )
+        for seed in seeds:
+            movie = generate_movie(
+                config,
+                n_frames,
+                seed=seed,
+                drift_nm_per_frame=(0.6, 1.0),
+                growth_nm_per_frame=0.02,
+                appearance_rate=0.3,
+            )
+            truth = movie.tracks[~movie.tracks["touches_border"]].assign(
+                truth_id=lambda t: t["particle_id"]
+            )
+            image_drift = drift_from_images(movie.frames, movie.pixel_size_nm).to_numpy()
+            for source in ("truth tables", "exact masks", "threshold"):
+                table = truth if source == "truth tables" else _measured_table(movie, source)
+                tracks = track_particles(table, search_range_nm=4.0, memory=1)
+                scores = tracking_scores(tracks)
+                events = detect_events(tracks, search_range_nm=4.0)
+                window = (-1, 1) if source == "truth tables" else (-10, 1)
+                merges = coalescence_scores(events, movie.events, tracks, frame_window=window)
+                link_drift = (
+                    tracks.groupby("frame")[["drift_y_nm", "drift_x_nm"]].first().to_numpy()
+                )
+                row = {
+                    "mode": mode,
+                    "seed": seed,
+                    "input": source,
+                    "purity": scores["purity"],
+                    "completeness": scores["completeness"],
+                    "coalescence_precision": merges["precision"],
+                    "coalescence_recall": merges["recall"],
+                    "true_coalescences": merges["n_true"],
+                    "max_drift_error_links_nm": float(np.abs(link_drift - movie.drift_nm).max()),
+                    "max_drift_error_images_nm": float(np.abs(image_drift - movie.drift_nm).max()),
+                }
+                rows.append(row)
+                print(
+                    f"synthetic {mode} seed {seed} {source:12s}: P {row['purity']:.4f} C {row['completeness']:.4f} "
+                    f"coalescence P {row['coalescence_precision']:.2f} R {row['coalescence_recall']:.2f} "
+                    f"(of {merges['n_true']:.0f}); drift error links {row['max_drift_error_links_nm']:.2f} nm, "
+                    f"images {row['max_drift_error_images_nm']:.2f} nm",
+                    flush=True,
+                )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--synthetic-seeds", type=int, nargs="*", default=[1, 2, 3])
     parser.add_argument(
         "--output", type=Path, default=Path(__file__).parent / "results" / "bench_tracking.json"
     )
@@ -207,6 +313,7 @@ def main() -> None:
     )
     tracking = tracking_block(args.frames, args.seeds)
     growth = growth_block(args.frames, args.seeds)
+    synthetic = synthetic_block(args.synthetic_seeds) if args.synthetic_seeds else []
     print(
         f"growth 0.5 nm/s over {growth['tracks']} tracks: median relative error "
         f"{growth['median_relative_error']:.4f}, {100 * growth['fraction_within_5_percent']:.1f} % within 5 %"
@@ -219,6 +326,7 @@ def main() -> None:
         "memory": 1,
         "tracking": tracking,
         "growth": growth,
+        "synthetic_movies": synthetic,
         "hardware": hardware_fingerprint(),
         "software": software_versions() | {"trackpy": _trackpy_version()},
         "git_revision": git_revision(Path(__file__).parent),
