@@ -108,11 +108,11 @@ class BenchConfig:
         base = cls(
             name="quick",
             sizes=(512,),
-            n_per_size=3,
+            n_per_size=2,
             workers=(1, 2),
             synthetic_per_level=1,
-            synthetic_size=384,
-            emps_limit=2,
+            synthetic_size=256,
+            emps_limit=1,
         )
         return dataclasses.replace(base, **changes)
 
