@@ -168,3 +168,21 @@ def test_empty_scene_has_an_empty_typed_truth_table() -> None:
     assert "solidity" in mic.truth.columns
     with pytest.raises(ValueError, match="image_size must be an int or"):
         SynthConfig(image_size=(5, 6, 7))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["hrtem", "haadf"])
+def test_support_hole_is_free_of_particles_and_changes_the_background(mode: str) -> None:
+    cfg = SMALL.with_(mode=mode, holes=0.4, area_fraction=0.3, image_size=200)
+    rng = np.random.default_rng(9)
+    from antema_scale.synth.layout import draw_hole
+
+    hole = draw_hole(cfg, rng)
+    mic = generate_micrograph(cfg, seed=9)
+    assert hole is not None
+    rows, cols = np.mgrid[0:200, 0:200] * cfg.pixel_size_nm
+    deep_inside = hole.contains(rows, cols, margin_nm=3.0)
+    assert 0.2 < hole.contains(rows, cols).mean() < 0.6
+    assert not mic.mask[deep_inside].any()
+    film = ~hole.contains(rows, cols, margin_nm=-3.0) & ~mic.mask
+    vacuum, support = mic.image[deep_inside].mean(), mic.image[film].mean()
+    assert vacuum > support if mode == "hrtem" else vacuum < 0.5 * support

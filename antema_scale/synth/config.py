@@ -111,6 +111,9 @@ class SynthConfig:
         HAADF line-to-line scan noise, relative to the background level.
     detector_offset : float
         Constant added to every pixel, counts (real detectors have a pedestal).
+    holes : float
+        Fraction of the field that is vacuum: a hole in the support film whose edge
+        crosses the image (no particles inside; brighter in bright field, dark in HAADF).
     min_particle_px : int
         Particles whose truth mask is smaller than this many pixels are not placed.
     """
@@ -140,6 +143,7 @@ class SynthConfig:
     defocus: float = 1.0
     scan_noise: float = 0.01
     detector_offset: float = 0.0
+    holes: float = 0.0
     min_particle_px: int = 4
 
     def __post_init__(self) -> None:
@@ -176,6 +180,8 @@ class SynthConfig:
             raise ValueError(f"dose must be > 0 electrons per pixel, got {self.dose}")
         if self.aspect_range[0] < 1.0 or self.aspect_range[1] < self.aspect_range[0]:
             raise ValueError(f"aspect_range must be 1 <= low <= high, got {self.aspect_range}")
+        if not 0.0 <= self.holes <= 0.8:
+            raise ValueError(f"holes must be a fraction in [0, 0.8], got {self.holes}")
         if self.min_particle_px < 1:
             raise ValueError(f"min_particle_px must be >= 1, got {self.min_particle_px}")
         for name in ("contrast", "blur_px", "gradient", "specks", "carbon_texture", "scan_noise"):

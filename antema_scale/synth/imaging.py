@@ -18,14 +18,14 @@ reproducible bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
 from antema_scale.synth.config import SynthConfig
-from antema_scale.synth.layout import LATTICE_SPACINGS_NM
+from antema_scale.synth.layout import LATTICE_SPACINGS_NM, Hole
 from antema_scale.synth.shapes import ParticleSpec, RasterizedParticle
 
 #: Lattice fringes are drawn only when their period spans at least this many pixels.
@@ -264,11 +264,31 @@ class Backdrop:
     support: np.ndarray
     absorption: float
     phase_per_nm: float
+    vacuum: np.ndarray | None = None
+    rim: np.ndarray | None = None
 
     def window(self, row: int, col: int, shape: tuple[int, int]) -> Backdrop:
         """The part of a larger backdrop seen by a frame whose corner is at (row, col) px."""
         sl = (slice(row, row + shape[0]), slice(col, col + shape[1]))
-        return Backdrop(self.texture[sl], self.support[sl], self.absorption, self.phase_per_nm)
+        return Backdrop(
+            self.texture[sl], self.support[sl], self.absorption, self.phase_per_nm,
+            None if self.vacuum is None else self.vacuum[sl],
+            None if self.rim is None else self.rim[sl],
+        )
+
+    def with_hole(self, hole: Hole | None, pixel_size_nm: float) -> Backdrop:
+        """Add a vacuum region (1 inside the hole, soft 1 px edge) and the film's thicker rim."""
+        if hole is None:
+            return self
+        rows, cols = self.texture.shape
+        y = (np.arange(rows, dtype=np.float32) * np.float32(pixel_size_nm))[:, None]
+        x = (np.arange(cols, dtype=np.float32) * np.float32(pixel_size_nm))[None, :]
+        outside = np.hypot(y - np.float32(hole.center_y_nm), x - np.float32(hole.center_x_nm))
+        outside -= np.float32(hole.radius_nm)  # nm beyond the edge, negative inside
+        vacuum = np.clip(0.5 - outside / np.float32(pixel_size_nm), 0.0, 1.0)
+        width = np.float32(max(2.0, 3.0 * pixel_size_nm))
+        rim = np.exp(-((np.clip(outside, 0.0, None) / width) ** 2)) * (1.0 - vacuum)
+        return replace(self, vacuum=vacuum.astype(np.float32), rim=rim.astype(np.float32))
 
 
 def draw_backdrop(
@@ -335,6 +355,9 @@ def render_hrtem(
     wave = _defocus_propagate(wave, config.defocus, px)
     intensity = (wave.real**2 + wave.imag**2).astype(np.float32)
     intensity *= 1.0 + np.float32(config.gradient) * backdrop.support
+    if backdrop.vacuum is not None and backdrop.rim is not None:
+        # no film: about 12 % more transmitted; the film thickens at its edge
+        intensity *= 1.0 + np.float32(0.12) * backdrop.vacuum - np.float32(0.08) * backdrop.rim
     if config.blur_px > 0:
         intensity = ndimage.gaussian_filter(intensity, config.blur_px)
     add_specks(intensity, rng, config.specks, sign=-1.0)
@@ -364,6 +387,10 @@ def render_haadf(
     signal = signal / (1.0 + 0.15 * signal)  # mild saturation of thick regions
     support = 1.0 + np.float32(2.0 * config.gradient) * backdrop.support
     texture = np.float32(0.12 * config.carbon_texture) * backdrop.texture
+    if backdrop.vacuum is not None and backdrop.rim is not None:
+        # vacuum scatters almost nothing to the annular detector; the film edge is thicker
+        support = support * (1.0 - np.float32(0.85) * backdrop.vacuum) + np.float32(0.4) * backdrop.rim
+        texture = texture * (1.0 - backdrop.vacuum)
     expected = np.clip(support + texture, 0.05, None) + np.float32(backdrop.absorption) * signal
     if config.blur_px > 0:
         expected = ndimage.gaussian_filter(expected, config.blur_px)
@@ -384,16 +411,19 @@ def render(
     *,
     looks: list[ParticleLook] | None = None,
     backdrop: Backdrop | None = None,
+    hole: Hole | None = None,
 ) -> np.ndarray:
     """Render a micrograph in the configured mode; returns float32 counts.
 
     ``looks`` (per-particle imaging attributes) and ``backdrop`` (support, contrast) are
     drawn from ``rng`` when not given; movies pass them to keep them fixed over frames.
+    ``hole`` adds a vacuum region of the support (and its thicker rim).
     """
     if looks is None:
         looks = draw_looks(rng, len(particles), config.mode)
     if backdrop is None:
         backdrop = draw_backdrop(config, rng)
+    backdrop = backdrop.with_hole(hole, config.pixel_size_nm)
     if config.mode == "hrtem":
         return render_hrtem(config, particles, specs, looks, backdrop, rng)
     return render_haadf(config, particles, specs, looks, backdrop, rng)

@@ -14,7 +14,7 @@ exact configurations such as "two 5 nm discs at 25 % overlap" for separation ben
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import ndimage
@@ -194,7 +194,43 @@ def _raft_sites(
     return np.column_stack([ys[order], xs[order]]) + jitter
 
 
-def place_particles(config: SynthConfig, rng: np.random.Generator) -> list[ParticleSpec]:
+@dataclass(frozen=True)
+class Hole:
+    """A circular hole in the support film, nm (centre may lie outside the image)."""
+
+    center_y_nm: float
+    center_x_nm: float
+    radius_nm: float
+
+    def contains(self, ys: np.ndarray, xs: np.ndarray, margin_nm: float = 0.0) -> np.ndarray:
+        """Which points (nm) lie inside the hole shrunk by ``margin_nm``."""
+        return np.hypot(ys - self.center_y_nm, xs - self.center_x_nm) < self.radius_nm - margin_nm
+
+
+def draw_hole(config: SynthConfig, rng: np.random.Generator) -> Hole | None:
+    """A hole covering about ``config.holes`` of the field, its edge crossing the image.
+
+    The centre is drawn outside the field (beyond a random side) and the radius solved so
+    that the covered fraction, evaluated on a coarse grid, matches ``config.holes``.
+    Returns None when ``config.holes`` is 0 (and then draws nothing from ``rng``).
+    """
+    if config.holes <= 0:
+        return None
+    rows, cols = config.shape
+    h, w = rows * config.pixel_size_nm, cols * config.pixel_size_nm
+    side = int(rng.integers(4))
+    along = rng.uniform(0.1, 0.9)
+    reach = rng.uniform(0.3, 1.5) * max(h, w)
+    cy, cx = [(-reach, along * w), (h + reach, along * w), (along * h, -reach), (along * h, w + reach)][side]
+    gy, gx = np.meshgrid(np.linspace(0, h, 48), np.linspace(0, w, 48), indexing="ij")
+    distance = np.sort(np.hypot(gy - cy, gx - cx).ravel())
+    radius = float(distance[min(int(config.holes * distance.size), distance.size - 1)])
+    return Hole(float(cy), float(cx), radius)
+
+
+def place_particles(
+    config: SynthConfig, rng: np.random.Generator, hole: Hole | None = None
+) -> list[ParticleSpec]:
     """Draw and place the particles of one micrograph.
 
     Parameters
@@ -203,6 +239,9 @@ def place_particles(config: SynthConfig, rng: np.random.Generator) -> list[Parti
         Size, arrangement, overlap rule, border handling.
     rng : numpy.random.Generator
         Source of randomness.
+    hole : Hole, optional
+        Vacuum region of the support: no particle centre inside it (particles may hang
+        over its edge by up to half their size).
 
     Returns
     -------
@@ -231,8 +270,13 @@ def place_particles(config: SynthConfig, rng: np.random.Generator) -> list[Parti
         position = None
         if placed.n and rng.random() < rule.fraction:
             position = _partner_position(placed, rb, re, rule.depth_min, rule.depth_max, rng, extent, px, config.border_particles)
+        if position is not None and hole is not None and hole.contains(
+            np.array([position[0]]), np.array([position[1]]), -0.5 * rb
+        ).any():
+            position = None
         if position is None:
-            position = _free_position(config, placed, rb, rng, extent, px, sites, cluster_centres, cluster_sigma)
+            position = _free_position(config, placed, rb, rng, extent, px, sites, cluster_centres,
+                                      cluster_sigma, hole)
         if position is None:
             continue
         y, x = position
@@ -279,7 +323,7 @@ def _first_acceptable(
 def _free_position(
     config: SynthConfig, placed: _Placed, rb: float, rng: np.random.Generator,
     extent: tuple[float, float], px: float, sites: np.ndarray | None,
-    cluster_centres: np.ndarray, cluster_sigma: float,
+    cluster_centres: np.ndarray, cluster_sigma: float, hole: Hole | None = None,
 ) -> tuple[float, float] | None:
     """A centre where the bounding circle clears every placed particle by 1 px, or None."""
     if config.arrangement == "rafts" and sites is not None and placed.n < len(sites):
@@ -299,6 +343,8 @@ def _free_position(
     def acceptable(idx: slice) -> np.ndarray:
         y, x = ys[idx], xs[idx]
         ok = _inside_field(y, x, rb, extent, px, config.border_particles)
+        if hole is not None:
+            ok &= ~hole.contains(y, x, -0.5 * rb)
         near = placed.neighbours(y, x)
         clearance = rb + placed.r_bound[None, near] + px
         return ok & np.all(placed.distances(y, x, near) >= clearance, axis=1)

@@ -11,7 +11,14 @@ import pandas as pd
 
 from antema_scale.synth.config import SynthConfig
 from antema_scale.synth.imaging import Backdrop, ParticleLook, render
-from antema_scale.synth.layout import chain_specs, cluster_specs, pair_specs, place_particles
+from antema_scale.synth.layout import (
+    Hole,
+    chain_specs,
+    cluster_specs,
+    draw_hole,
+    pair_specs,
+    place_particles,
+)
 from antema_scale.synth.shapes import ParticleSpec, RasterizedParticle, rasterize_particle
 from antema_scale.synth.truth import ParticleCrop, truth_table, union_mask
 
@@ -144,12 +151,14 @@ def render_scene(
     looks: list[ParticleLook] | None = None,
     backdrop: Backdrop | None = None,
     particle_ids: list[int] | None = None,
+    hole: Hole | None = None,
 ) -> SyntheticMicrograph:
     """Image an explicit list of particles (nm geometry) with the configured imaging model.
 
     ``looks`` (one per spec) and ``backdrop`` fix the particles' imaging attributes and the
     support (movies); they are drawn from ``rng`` otherwise. ``particle_ids`` (one per
     spec) name the particles in the truth table (default 1..n over the visible ones).
+    ``hole`` is a vacuum region of the support (see :func:`draw_hole`).
     """
     kept, rasters = rasterize_scene(config, specs)
     visible = [specs[i] for i in kept]
@@ -160,6 +169,7 @@ def render_scene(
         rng,
         looks=None if looks is None else [looks[i] for i in kept],
         backdrop=backdrop,
+        hole=hole,
     )
     crops = [ParticleCrop(mask=r.mask, offset=r.offset).tight() for r in rasters]
     return SyntheticMicrograph(
@@ -192,8 +202,9 @@ def generate_micrograph(config: SynthConfig, seed: int) -> SyntheticMicrograph:
         the truth table.
     """
     rng = np.random.default_rng(seed)
-    specs = place_particles(config, rng)
-    return render_scene(config, specs, rng, seed=seed)
+    hole = draw_hole(config, rng)
+    specs = place_particles(config, rng, hole)
+    return render_scene(config, specs, rng, seed=seed, hole=hole)
 
 
 def generate_scene(

@@ -41,6 +41,8 @@ def _common(rng: np.random.Generator) -> dict[str, float]:
         "blur_px": float(rng.uniform(0.3, 1.4)),
         "gradient": float(rng.uniform(0.0, 0.35)),
         "specks": float(rng.uniform(0.0, 10.0)),
+        # one image in five shows the edge of a hole in the support film
+        "holes": float(rng.uniform(0.05, 0.4)) if rng.random() < 0.2 else 0.0,
     }
 
 
