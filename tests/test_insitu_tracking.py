@@ -8,6 +8,7 @@ import pytest
 
 from antema_scale.insitu import (
     MovieTableError,
+    default_search_range_nm,
     drift_from_images,
     growth_rates,
     track_particles,
@@ -245,3 +246,16 @@ def test_drift_from_images_recovers_known_subpixel_shifts() -> None:
         drift_from_images(frames[:, :, :, None], 0.5)
     with pytest.raises(ValueError, match="positive"):
         drift_from_images(frames, 0.0)
+
+
+def test_default_search_range_is_size_or_spacing_limited() -> None:
+    # two frames of a square grid, 20 nm pitch: nearest neighbour 20 nm -> 0.4 * 20 = 8 nm
+    y, x = np.meshgrid(np.arange(5) * 20.0, np.arange(5) * 20.0)
+    grid = pd.DataFrame({"centroid_y_nm": y.ravel(), "centroid_x_nm": x.ravel()})
+    movie = pd.concat([grid.assign(frame=0), grid.assign(frame=1)], ignore_index=True)
+    big = movie.assign(equivalent_diameter_nm=12.0, area_nm2=np.pi * 36.0)
+    small = movie.assign(equivalent_diameter_nm=5.0, area_nm2=np.pi * 6.25)
+    assert default_search_range_nm(big) == pytest.approx(8.0)
+    assert default_search_range_nm(small) == pytest.approx(5.0)
+    with pytest.raises(ValueError, match="finite diameter"):
+        default_search_range_nm(big.assign(equivalent_diameter_nm=np.nan))
