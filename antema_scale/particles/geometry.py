@@ -7,7 +7,7 @@ point is scaled per axis *before* any distance is taken.
 Conventions
 -----------
 * Feret diameters use the convex hull of the pixel **corners** (each pixel is a unit
-  square, as MATLAB's ``MinFeretProperties``), so a one-pixel particle has a minimum
+  square), so a one-pixel particle has a minimum
   Feret diameter of one pixel and a maximum of one pixel diagonal, and a digital disc of
   diameter ``d`` pixels has Feret diameters between ``d`` and ``d + 1.5`` px. The corner
   hull is the Minkowski sum of the pixel-centre hull and one pixel, so both diameters
@@ -26,8 +26,9 @@ Conventions
       digital discs of radius 5-30 px +0.6..+1.4 % (3 px: -1.4 %); axis-aligned squares
       of 10 / 20 / 50 px -5.8 / -2.9 / -1.2 % (the blur rounds corners); rotated squares
       of 30-60 px within +0.5 %. Convexity of digital discs >= 0.985. Coordinates are
-      scaled per axis, so it is valid for anisotropic pixels. The same contour and its
-      convex hull give the convexity.
+      scaled per axis, so it is valid for anisotropic pixels. The same contour and the
+      perimeter of its convex hull (Cauchy's formula) give the convexity, whatever
+      estimator is chosen for the reported perimeter.
   ``"matlab"``
       MATLAB ``regionprops`` ``'Perimeter'``: the 8-connected outer boundary pixels are
       traced and the distances between consecutive pixel *centres* are summed (steps of 1
