@@ -105,6 +105,13 @@ def machine_line(record: dict[str, Any]) -> str:
     )
 
 
+def _stage_cell(seconds: float, serial: dict[str, Any]) -> str:
+    """``"s/image (MP/s)"`` of one stage of a serial loop."""
+    if seconds <= 0:
+        return "0"
+    return f"{_fmt(seconds / serial['images'], 3)} ({_fmt(serial['megapixels'] / seconds, 2)})"
+
+
 def _speed_lines(speed: dict[str, Any]) -> list[str]:
     lines = ["## Speed", ""]
     lines += [
@@ -117,13 +124,13 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
         serials = size_block.get("serial") or []
         lines += [f"### {size} x {size} px, {size_block['images']} images", ""]
         if serials:
-            lines += ["Serial per-image loop, seconds per image by stage:", ""]
+            lines += ["Serial per-image loop by stage: seconds per image (megapixels/s):", ""]
             lines += _table(
                 ["torch threads", *STAGES, "total"],
                 [
                     [s["threads"]]
-                    + [_fmt(s["stage_seconds"][stage] / s["images"], 3) for stage in STAGES]
-                    + [_fmt(s["seconds"] / s["images"], 3)]
+                    + [_stage_cell(s["stage_seconds"][stage], s) for stage in STAGES]
+                    + [_stage_cell(s["seconds"], s)]
                     for s in serials
                 ],
             )
