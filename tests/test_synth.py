@@ -186,3 +186,17 @@ def test_support_hole_is_free_of_particles_and_changes_the_background(mode: str)
     film = ~hole.contains(rows, cols, margin_nm=-3.0) & ~mic.mask
     vacuum, support = mic.image[deep_inside].mean(), mic.image[film].mean()
     assert vacuum > support if mode == "hrtem" else vacuum < 0.5 * support
+
+
+def test_annotations_are_burned_in_but_never_truth() -> None:
+    from antema_scale.synth.annotations import scale_bar_length_nm, text_bitmap
+
+    plain = generate_micrograph(SMALL.with_(image_size=256), seed=4)
+    annotated = generate_micrograph(SMALL.with_(image_size=256, annotations=True), seed=4)
+    np.testing.assert_array_equal(plain.mask, annotated.mask)
+    assert plain.truth.equals(annotated.truth)
+    changed = plain.image != annotated.image
+    assert 0.002 < changed.mean() < 0.1
+    assert scale_bar_length_nm(64.0) == 10.0 and scale_bar_length_nm(30.0) == 5.0
+    assert scale_bar_length_nm(0.9) == pytest.approx(0.1)
+    assert text_bitmap("10 nm", 2).shape == (10, 2 * (5 * 3 + 4))

@@ -114,6 +114,9 @@ class SynthConfig:
     holes : float
         Fraction of the field that is vacuum: a hole in the support film whose edge
         crosses the image (no particles inside; brighter in bright field, dark in HAADF).
+    annotations : bool
+        Burn in a scale bar with its label and sometimes a panel letter, as exported
+        figures have (never part of the truth).
     min_particle_px : int
         Particles whose truth mask is smaller than this many pixels are not placed.
     """
@@ -144,6 +147,7 @@ class SynthConfig:
     scan_noise: float = 0.01
     detector_offset: float = 0.0
     holes: float = 0.0
+    annotations: bool = False
     min_particle_px: int = 4
 
     def __post_init__(self) -> None:

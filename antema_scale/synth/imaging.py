@@ -24,6 +24,7 @@ import numpy as np
 from scipy import fft as sfft
 from scipy import ndimage
 
+from antema_scale.synth.annotations import add_annotations
 from antema_scale.synth.config import SynthConfig
 from antema_scale.synth.layout import LATTICE_SPACINGS_NM, Hole
 from antema_scale.synth.shapes import ParticleSpec, RasterizedParticle
@@ -425,5 +426,9 @@ def render(
         backdrop = draw_backdrop(config, rng)
     backdrop = backdrop.with_hole(hole, config.pixel_size_nm)
     if config.mode == "hrtem":
-        return render_hrtem(config, particles, specs, looks, backdrop, rng)
-    return render_haadf(config, particles, specs, looks, backdrop, rng)
+        image = render_hrtem(config, particles, specs, looks, backdrop, rng)
+    else:
+        image = render_haadf(config, particles, specs, looks, backdrop, rng)
+    if config.annotations:
+        add_annotations(image, rng, config.pixel_size_nm)
+    return image

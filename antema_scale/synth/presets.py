@@ -36,13 +36,15 @@ def _overlap(rng: np.random.Generator) -> str:
     return str(rng.choice(["none", "low", "low", "medium", "high"]))
 
 
-def _common(rng: np.random.Generator) -> dict[str, float]:
+def _common(rng: np.random.Generator) -> dict[str, float | bool]:
     return {
         "blur_px": float(rng.uniform(0.3, 1.4)),
         "gradient": float(rng.uniform(0.0, 0.35)),
         "specks": float(rng.uniform(0.0, 10.0)),
         # one image in five shows the edge of a hole in the support film
         "holes": float(rng.uniform(0.05, 0.4)) if rng.random() < 0.2 else 0.0,
+        # one in four carries a burned-in scale bar, as exported figures do
+        "annotations": bool(rng.random() < 0.25),
     }
 
 
