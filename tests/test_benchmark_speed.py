@@ -167,3 +167,21 @@ def test_replace_summary_keeps_the_rest_of_the_readme() -> None:
     assert replace_summary(updated, "new table") == updated
     appended = replace_summary("# Bare\n", "table")
     assert appended.startswith("# Bare\n") and SUMMARY_START in appended and SUMMARY_END in appended
+
+
+def test_choose_model_threshold_explicit_and_untrained_fallback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import antema_scale.segment as segment
+    from antema_scale.benchmark.speed import choose_model
+    from antema_scale.segment import NetworkConfig, load_model
+
+    threshold = choose_model("threshold", None, "cpu", tmp_path)
+    assert threshold.settings.segmenter == "threshold" and threshold.trained
+    monkeypatch.setattr(segment, "default_model_path", lambda: tmp_path / "absent.pt", raising=False)
+    fallback = choose_model("model", None, "cpu", tmp_path)
+    assert not fallback.trained and "untrained" in fallback.description
+    stand_in = load_model(fallback.settings.model_path, device="cpu")
+    assert stand_in.network.config == NetworkConfig()  # the default architecture, same cost
+    explicit = choose_model("model", fallback.settings.model_path, "cpu", tmp_path, batch_size=2)
+    assert explicit.trained and explicit.settings.batch_size == 2
