@@ -217,6 +217,7 @@ def test_drift_from_frames_and_contact_sheet_from_the_store(tmp_path: Path) -> N
     assert np.abs(measured - movie.drift_nm).max() < 0.5
     sheet = tmp_path / "run" / "tracking" / "figures" / "movie" / "contact_sheet.png"
     assert sheet.stat().st_size > 10_000
+    assert (sheet.parent / "overlay_movie.gif").read_bytes()[:6] == b"GIF89a"
     narrow = track_movies(
         pd.read_parquet(tmp_path / "run" / "particles.parquet"), search_range_nm=3.0
     )

@@ -70,7 +70,7 @@ def test_tia_series_read_as_movie_and_tracked(series_path: Path, tmp_path: Path)
     files = write_tracking_outputs(
         result,
         tmp_path,
-        movie_loader=lambda _: MovieFrames(
+        movie_loader=lambda _id, _n: MovieFrames(
             np.asarray(movie), masks, (movie.attrs["pixel_size_nm"],) * 2, list(range(5))
         ),
     )

@@ -16,6 +16,7 @@ from antema_scale.insitu.timeseries import (
     plot_growth_curves,
     plot_mean_diameter,
     size_histograms,
+    write_overlay_movie,
     write_timeseries_figures,
 )
 
@@ -109,12 +110,38 @@ def test_write_timeseries_figures_writes_pngs(tmp_path: Path) -> None:
         growth_rates(tracks),
         images=images,
         pixel_size_nm=PIXEL_NM,
+        movie_images=images,
     )
     assert set(written) == set(FIGURE_FILES)
-    for path in written.values():
+    for name, path in written.items():
         assert path.parent == tmp_path
-        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        magic = b"GIF89a" if name == "overlay_movie" else b"\x89PNG\r\n\x1a\n"
+        assert path.read_bytes()[: len(magic)] == magic
     without_images = write_timeseries_figures(
         tmp_path / "no_images", frame_summaries(movie), tracks
     )
     assert "contact_sheet" not in without_images
+
+
+def test_overlay_movie_has_one_gif_frame_per_image(tmp_path: Path) -> None:
+    from PIL import Image
+
+    movie = growing_movie()
+    tracks = track_particles(movie, search_range_nm=2.0)
+    masks = rendered_masks(movie)
+    path = write_overlay_movie(
+        tmp_path / "overlay.gif",
+        np.where(masks, 0.2, 1.0)[::2],
+        tracks,
+        pixel_size_nm=PIXEL_NM,
+        masks=masks[::2],
+        frame_indices=[0, 2, 4],
+        size_inches=2.0,
+    )
+    with Image.open(path) as gif:
+        assert gif.n_frames == 3
+        assert gif.size == (200, 200)
+    with pytest.raises(ValueError, match="same length"):
+        write_overlay_movie(
+            tmp_path / "x.gif", masks, tracks, pixel_size_nm=PIXEL_NM, frame_indices=[0]
+        )

@@ -92,6 +92,14 @@ def register(app: typer.Typer) -> None:
         figures: Annotated[
             bool, typer.Option("--figures/--no-figures", help="Draw time-series figures.")
         ] = True,
+        overlay_frames: Annotated[
+            int,
+            typer.Option(
+                "--overlay-frames",
+                min=0,
+                help="Frames in the animated overlay GIF per movie (0: none).",
+            ),
+        ] = 60,
     ) -> None:
         """Track the particles of analysed movies: tracks, events, summaries, growth, figures."""
         from rich.console import Console
@@ -106,6 +114,7 @@ def register(app: typer.Typer) -> None:
                     output,
                     figures=figures,
                     drift_from_frames=drift_from_frames,
+                    overlay_frames=overlay_frames,
                     search_range_nm=search_range,
                     memory=memory,
                     frame_interval_s=frame_interval,

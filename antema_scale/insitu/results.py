@@ -11,7 +11,8 @@ Outputs, in the tracking folder:
 * ``events.csv`` -- appearance, disappearance, coalescence, split (:func:`~.events.detect_events`);
 * ``frame_summary.csv`` -- per movie and frame: count, mean/std diameter, area fraction;
 * ``growth_rates.csv`` -- per track: linear growth rate of the diameter (nm/s) ± s.e.;
-* ``figures/<movie>/*.png`` -- time-series figures and a contact sheet.
+* ``figures/<movie>/*.png`` -- time-series figures and a contact sheet, and
+  ``overlay_movie.gif`` (frames with outlines and track ids).
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ MOVIE_COLUMN = "image_id"
 #: Panels of the contact sheet drawn from each movie.
 CONTACT_SHEET_PANELS = 12
 
+#: Frames of the animated overlay of each movie (spread evenly over it).
+OVERLAY_MOVIE_FRAMES = 60
+
 
 @dataclass
 class MovieFrames:
@@ -51,8 +55,9 @@ class MovieFrames:
     frame_indices: list[int]
 
 
-#: Callable giving the contact-sheet frames of a movie by image id (None when unavailable).
-MovieLoader = Callable[[str], "MovieFrames | None"]
+#: ``loader(image_id, max_frames)``: up to ``max_frames`` frames of a movie spread evenly
+#: over it (None when unavailable).
+MovieLoader = Callable[[str, int], "MovieFrames | None"]
 
 
 #: Seconds between frames: one value, one per movie id, or None (unknown).
@@ -292,6 +297,7 @@ def write_tracking_outputs(
     *,
     figures: bool = True,
     movie_loader: MovieLoader | None = None,
+    overlay_frames: int = OVERLAY_MOVIE_FRAMES,
 ) -> dict[str, Path]:
     """Write the tables and figures of :func:`track_movies` into ``output_dir``.
 
@@ -304,8 +310,11 @@ def write_tracking_outputs(
     figures : bool
         Also draw the time-series figures of every movie under ``figures/<movie>/``.
     movie_loader : callable, optional
-        ``movie_loader(image_id) -> MovieFrames or None`` (e.g. :func:`store_movie_loader`);
-        with it a contact sheet of each movie is drawn.
+        ``movie_loader(image_id, max_frames) -> MovieFrames or None`` (e.g.
+        :func:`store_movie_loader`); with it a contact sheet of each movie is drawn, and an
+        animated overlay (GIF).
+    overlay_frames : int
+        Frames in the animated overlay of each movie (0: none).
 
     Returns
     -------
@@ -328,9 +337,11 @@ def write_tracking_outputs(
         summaries = dict(_movies(result.frame_summary))
         rates = dict(_movies(result.growth)) if len(result.growth) else {}
         for movie_id, movie_tracks in _movies(result.tracks):
-            loaded = (
-                movie_loader(str(movie_id))
-                if movie_loader is not None and movie_id is not None
+            can_load = movie_loader is not None and movie_id is not None
+            loaded = movie_loader(str(movie_id), CONTACT_SHEET_PANELS) if can_load else None
+            animated = (
+                movie_loader(str(movie_id), overlay_frames)
+                if can_load and overlay_frames > 0
                 else None
             )
             written = write_timeseries_figures(
@@ -342,6 +353,9 @@ def write_tracking_outputs(
                 masks=None if loaded is None else loaded.masks,
                 pixel_size_nm=None if loaded is None else loaded.pixel_size_nm,
                 frame_indices=None if loaded is None else loaded.frame_indices,
+                movie_images=None if animated is None else animated.images,
+                movie_masks=None if animated is None else animated.masks,
+                movie_frame_indices=None if animated is None else animated.frame_indices,
             )
             prefix = "" if movie_id is None else f"{_safe_name(movie_id)}:"
             files.update({f"{prefix}{name}": path for name, path in written.items()})
@@ -349,10 +363,8 @@ def write_tracking_outputs(
     return files
 
 
-def store_movie_loader(
-    store_path: str | Path, *, max_panels: int = CONTACT_SHEET_PANELS
-) -> MovieLoader:
-    """A :data:`MovieLoader` reading contact-sheet frames (and masks) from a run's Zarr store.
+def store_movie_loader(store_path: str | Path) -> MovieLoader:
+    """A :data:`MovieLoader` reading movie frames (and masks) from a run's Zarr store.
 
     Only the frames shown are read (lazily, through Dask), so long movies stay cheap.
 
@@ -360,17 +372,16 @@ def store_movie_loader(
     ----------
     store_path : str or Path
         The run's ``store.zarr``.
-    max_panels : int
-        Frames read per movie, spread evenly over it.
 
     Returns
     -------
     callable
-        ``loader(image_id)``: the frames, or None when the store, the movie or its pixel
-        size is not there (masks are None when not written).
+        ``loader(image_id, max_frames)``: up to ``max_frames`` frames spread evenly over the
+        movie, or None when the store, the movie or its pixel size is not there (masks are
+        None when not written).
     """
 
-    def load(image_id: str) -> MovieFrames | None:
+    def load(image_id: str, max_frames: int) -> MovieFrames | None:
         try:
             from antema_scale.io.store import open_store
 
@@ -380,7 +391,7 @@ def store_movie_loader(
             return None
         if image.ndim != 3:
             return None
-        positions = panel_positions(image.shape[0], max_panels)
+        positions = panel_positions(image.shape[0], max(int(max_frames), 1))
         try:
             mask = store.read_mask(image_id, lazy=True)
             masks = np.asarray(mask.isel({mask.dims[0]: positions}).values, dtype=bool)
@@ -403,6 +414,7 @@ def track_results(
     *,
     figures: bool = True,
     drift_from_frames: bool = False,
+    overlay_frames: int = OVERLAY_MOVIE_FRAMES,
     **options: object,
 ) -> TrackingResult:
     """Track the movies of a results folder and write the tracking outputs.
@@ -415,6 +427,8 @@ def track_results(
         Tracking folder; default ``<results_dir>/tracking``.
     figures : bool
         Draw the time-series figures and contact sheets (pixels from ``store.zarr``).
+    overlay_frames : int
+        Frames of the animated overlay GIF of each movie (0: none).
     drift_from_frames : bool
         Measure the stage drift by registering the movie frames in the store
         (:func:`~.drift.drift_from_images`) instead of from a first linking pass.
@@ -459,7 +473,13 @@ def track_results(
     result = track_movies(particles, images, **options)  # type: ignore[arg-type]
     result.notes[:0] = notes
     target = Path(output_dir) if output_dir is not None else folder / "tracking"
-    write_tracking_outputs(result, target, figures=figures, movie_loader=store_movie_loader(store))
+    write_tracking_outputs(
+        result,
+        target,
+        figures=figures,
+        movie_loader=store_movie_loader(store),
+        overlay_frames=overlay_frames,
+    )
     return result
 
 

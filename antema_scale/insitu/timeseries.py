@@ -7,7 +7,8 @@ no pyplot state), so they can be drawn in worker processes and in tests:
   the particle count;
 * :func:`plot_size_heatmap`: the diameter histogram of every frame as a heat map;
 * :func:`plot_growth_curves`: diameter vs time of the longest tracks with their linear fits;
-* :func:`contact_sheet`: a grid of frames with particle outlines and track ids.
+* :func:`contact_sheet`: a grid of frames with particle outlines and track ids;
+* :func:`write_overlay_movie`: the same overlay as an animated GIF.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ FIGURE_FILES: dict[str, str] = {
     "size_heatmap": "size_distribution_vs_time.png",
     "growth_curves": "growth_curves.png",
     "contact_sheet": "contact_sheet.png",
+    "overlay_movie": "overlay_movie.gif",
 }
 
 
@@ -288,6 +290,15 @@ def _draw_frame(
     ax.set_axis_off()
 
 
+def _rows_and_title(
+    by_frame: dict[int, pd.DataFrame], tracks: pd.DataFrame, frame: int
+) -> tuple[pd.DataFrame, str]:
+    """The detections of ``frame`` and a panel title with its frame index and time."""
+    rows = by_frame.get(frame, tracks.iloc[0:0])
+    time = rows["time_s"].iloc[0] if "time_s" in rows and len(rows) else np.nan
+    return rows, f"frame {frame}" + (f", {time:.3g} s" if np.isfinite(time) else "")
+
+
 def contact_sheet(
     images: np.ndarray | Sequence[np.ndarray],
     tracks: pd.DataFrame,
@@ -347,15 +358,72 @@ def contact_sheet(
     axes = np.atleast_1d(figure.subplots(n_rows, n_columns, squeeze=False)).ravel()
     by_frame = {int(f): rows for f, rows in tracks.groupby(tracks["frame"].astype(np.int64))}
     for ax, position in zip(axes, chosen, strict=False):
-        frame = indices[position]
-        rows = by_frame.get(frame, tracks.iloc[0:0])
-        time = rows["time_s"].iloc[0] if "time_s" in rows and len(rows) else np.nan
-        title = f"frame {frame}" + (f", {time:.3g} s" if np.isfinite(time) else "")
+        rows, title = _rows_and_title(by_frame, tracks, indices[position])
         mask = None if mask_list is None else mask_list[position]
         _draw_frame(ax, frames[position], rows, mask, pixel_size, title)
     for ax in axes[len(chosen) :]:
         ax.set_axis_off()
     return figure
+
+
+def write_overlay_movie(
+    path: str | Path,
+    images: np.ndarray | Sequence[np.ndarray],
+    tracks: pd.DataFrame,
+    *,
+    pixel_size_nm: float | tuple[float, float],
+    masks: np.ndarray | Sequence[np.ndarray] | None = None,
+    frame_indices: Sequence[int] | None = None,
+    fps: float = 5.0,
+    size_inches: float = 5.0,
+) -> Path:
+    """An animated GIF of the frames with particle outlines and track ids.
+
+    Parameters
+    ----------
+    path : str or Path
+        GIF file to write.
+    images, tracks, pixel_size_nm, masks, frame_indices
+        As for :func:`contact_sheet`; every image given becomes one frame of the GIF.
+    fps : float
+        Frames per second of the animation.
+    size_inches : float
+        Width and height of each frame in inches (100 dpi).
+
+    Returns
+    -------
+    Path
+        The file written.
+
+    Raises
+    ------
+    ValueError
+        When images and masks or frame indices disagree in number, or an image is not 2-D.
+    """
+    from matplotlib.animation import PillowWriter
+
+    frames = list(images)
+    if any(np.ndim(frame) != 2 for frame in frames):
+        raise ValueError("every frame of the overlay movie must be a 2-D image")
+    indices = list(range(len(frames))) if frame_indices is None else [int(i) for i in frame_indices]
+    mask_list = None if masks is None else list(masks)
+    if len(indices) != len(frames) or (mask_list is not None and len(mask_list) != len(frames)):
+        raise ValueError("images, masks and frame indices must have the same length")
+    pixel_size = _pixel_sizes(pixel_size_nm)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    figure = Figure(figsize=(size_inches, size_inches), layout="constrained")
+    by_frame = {int(f): rows for f, rows in tracks.groupby(tracks["frame"].astype(np.int64))}
+    writer = PillowWriter(fps=fps)
+    with writer.saving(figure, str(target), dpi=100):
+        for position, frame in enumerate(indices):
+            figure.clear()
+            ax = figure.add_subplot()
+            rows, title = _rows_and_title(by_frame, tracks, frame)
+            mask = None if mask_list is None else mask_list[position]
+            _draw_frame(ax, np.asarray(frames[position]), rows, mask, pixel_size, title)
+            writer.grab_frame()
+    return target
 
 
 def write_timeseries_figures(
@@ -368,6 +436,9 @@ def write_timeseries_figures(
     masks: np.ndarray | Sequence[np.ndarray] | None = None,
     pixel_size_nm: float | tuple[float, float] | None = None,
     frame_indices: Sequence[int] | None = None,
+    movie_images: np.ndarray | Sequence[np.ndarray] | None = None,
+    movie_masks: np.ndarray | Sequence[np.ndarray] | None = None,
+    movie_frame_indices: Sequence[int] | None = None,
     dpi: int = 150,
 ) -> dict[str, Path]:
     """Write the time-series PNGs of a movie into ``output_dir``.
@@ -385,6 +456,9 @@ def write_timeseries_figures(
     images, masks, pixel_size_nm, frame_indices
         As for :func:`contact_sheet`; the contact sheet is written only with images and a
         pixel size.
+    movie_images, movie_masks, movie_frame_indices
+        Frames for the animated overlay (:func:`write_overlay_movie`), written only with
+        them and a pixel size.
     dpi : int
         Resolution of the PNGs.
 
@@ -409,4 +483,13 @@ def write_timeseries_figures(
         path = folder / FIGURE_FILES[name]
         figure.savefig(path, dpi=dpi)
         written[name] = path
+    if movie_images is not None and pixel_size_nm is not None:
+        written["overlay_movie"] = write_overlay_movie(
+            folder / FIGURE_FILES["overlay_movie"],
+            movie_images,
+            tracks,
+            pixel_size_nm=pixel_size_nm,
+            masks=movie_masks,
+            frame_indices=movie_frame_indices,
+        )
     return written
