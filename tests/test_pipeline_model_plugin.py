@@ -67,3 +67,15 @@ def test_plugin_loads_the_model_once_per_worker_process_not_per_task() -> None:
         address: {"model-sha": 1} for address in worker_pids
     }
     assert set(owners) <= set(worker_pids.values())
+
+
+def test_workers_are_spread_over_several_gpus_and_explicit_devices_are_kept() -> None:
+    from antema_scale.pipeline.segmenters import worker_device
+
+    assert [worker_device("auto", gpu_count=2, worker_name=i) for i in range(4)] == [
+        "cuda:0", "cuda:1", "cuda:0", "cuda:1"
+    ]
+    assert worker_device("auto", gpu_count=1, worker_name=3) == "auto"
+    assert worker_device("cpu", gpu_count=4, worker_name=1) == "cpu"
+    assert worker_device("cuda:3", gpu_count=4, worker_name=1) == "cuda:3"
+    assert worker_device("cuda", gpu_count=0) == "cuda"

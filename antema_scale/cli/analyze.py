@@ -191,7 +191,8 @@ def register(app: typer.Typer) -> None:
         Ingests the inputs into OUTPUT/store.zarr, segments them (one model per worker),
         writes masks back into the store, separates and measures particles in nm, and
         writes particles.parquet, images.parquet, errors.parquet/.csv and manifest.json.
-        Re-running into the same OUTPUT skips images already analysed with the same
+        Movies (files with a frame axis) are analysed frame by frame and then tracked
+        (OUTPUT/tracking/, see 'antema-scale track'). Re-running into the same OUTPUT skips images already analysed with the same
         parameters and model. Exit status 1 if any input failed.
         """
         from rich.console import Console
@@ -246,6 +247,9 @@ def register(app: typer.Typer) -> None:
         except ClusterBackendMissingError as error:
             console.print(str(error), style="red", markup=False)
             raise typer.Exit(2) from error
+        from antema_scale.cli.track import track_after_analyze
+
+        track_after_analyze(output, console)
         if report:
             from antema_scale.report import report_run
 

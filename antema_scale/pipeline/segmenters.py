@@ -8,6 +8,7 @@ segmenter once per worker.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -84,6 +85,45 @@ class ModelSegmenter:
         )
 
 
+def worker_device(device: str, *, gpu_count: int | None = None, worker_name: object = None) -> str:
+    """The device this worker process should use for ``device``.
+
+    ``"auto"`` and ``"cuda"`` on a machine with several GPUs are spread over them by
+    worker name (a local cluster names its workers 0, 1, ...), so that one-worker-per-GPU
+    clusters use every GPU; any explicit device (``"cpu"``, ``"cuda:1"``) is kept.
+
+    Parameters
+    ----------
+    device : str
+        Requested device.
+    gpu_count : int, optional
+        CUDA devices on this machine (default: asked from torch).
+    worker_name : object, optional
+        Name of the Dask worker (default: the worker running this code, if any).
+
+    Returns
+    -------
+    str
+    """
+    if device not in ("auto", "cuda"):
+        return device
+    if gpu_count is None:
+        import torch
+
+        gpu_count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpu_count <= 1:
+        return device
+    if worker_name is None:
+        from distributed import get_worker
+
+        try:
+            worker_name = get_worker().name
+        except ValueError:  # not inside a worker
+            return device
+    index = worker_name if isinstance(worker_name, int) else zlib.crc32(str(worker_name).encode())
+    return f"cuda:{index % gpu_count}"
+
+
 @dataclass(frozen=True)
 class SegmenterSpec:
     """Picklable recipe for a segmenter: the settings plus the model checksum.
@@ -114,8 +154,6 @@ class SegmenterSpec:
             return ThresholdSegmenter()
         from antema_scale.segment import load_model
 
-        path = self.settings.resolved_model_path()
-        model = load_model(path, device=self.settings.device)
-        return ModelSegmenter(
-            model, batch_size=self.settings.batch_size, device=self.settings.device
-        )
+        device = worker_device(self.settings.device)
+        model = load_model(self.settings.resolved_model_path(), device=device)
+        return ModelSegmenter(model, batch_size=self.settings.batch_size, device=device)
