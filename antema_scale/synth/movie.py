@@ -258,6 +258,8 @@ def generate_movie(
     backdrop = draw_backdrop(config, imaging_rng, (rows + 2 * margin, cols + 2 * margin))
 
     specs = place_particles(config, rng)
+    # Looks come from the dynamics stream (as when seeded movies were first published in
+    # tests); draw_looks must keep its number of draws per particle to keep them stable.
     looks = draw_looks(rng, len(specs), config.mode)
     alive = {i + 1: _Particle(spec, look, 0) for i, (spec, look) in enumerate(zip(specs, looks, strict=True))}
     next_id = len(alive) + 1
