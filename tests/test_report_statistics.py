@@ -18,6 +18,7 @@ from antema_scale.report import (
     read_sample_mapping,
     summary_statistics,
 )
+from antema_scale.report.statistics import bootstrap_medians
 
 
 @pytest.fixture()
@@ -77,6 +78,17 @@ def test_bootstrap_interval_agrees_with_scipy_percentile_bootstrap() -> None:
     assert ours.median_low == pytest.approx(reference_median.low, abs=0.15)
     assert ours.median_high == pytest.approx(reference_median.high, abs=0.15)
     assert ours.median_low < np.median(values) < ours.median_high
+
+
+@pytest.mark.parametrize("n", [7, 8, 40])
+def test_drawn_bootstrap_medians_match_brute_force_resampling(n: int) -> None:
+    values = np.sort(np.random.default_rng(n).lognormal(0.0, 1.0, n))
+    brute = np.median(values[np.random.default_rng(1).integers(0, n, size=(20000, n))], axis=1)
+    drawn = bootstrap_medians(values, 20000, np.random.default_rng(2))
+    grid = np.unique(np.concatenate([brute, drawn]))
+    brute_cdf = np.searchsorted(np.sort(brute), grid, side="right") / brute.size
+    drawn_cdf = np.searchsorted(np.sort(drawn), grid, side="right") / drawn.size
+    assert np.abs(brute_cdf - drawn_cdf).max() < 0.02  # same distribution (KS distance)
 
 
 def test_bootstrap_is_seeded_and_chunked_consistently() -> None:

@@ -151,8 +151,10 @@ def bootstrap_interval(
 ) -> BootstrapInterval:
     """Percentile bootstrap confidence intervals of the mean and the median.
 
-    Resampling is vectorised: resamples are drawn as index matrices in blocks (at most
-    four million values at a time) so that memory stays bounded for large populations.
+    Resampling is vectorised: resamples for the mean are drawn as index matrices in blocks
+    (at most four million values at a time) so that memory stays bounded for large
+    populations; medians of resamples are drawn directly from their exact distribution
+    (:func:`bootstrap_medians`), which costs nothing per particle.
 
     Parameters
     ----------
@@ -184,20 +186,96 @@ def bootstrap_interval(
     if n < 2:
         return BootstrapInterval(np.nan, np.nan, np.nan, np.nan)
     rng = np.random.default_rng(seed)
-    means = np.empty(n_resamples)
-    medians = np.empty(n_resamples)
-    block = max(1, _BOOTSTRAP_BLOCK_VALUES // n)
-    for start in range(0, n_resamples, block):
-        stop = min(start + block, n_resamples)
-        resamples = finite[rng.integers(0, n, size=(stop - start, n))]
-        means[start:stop] = resamples.mean(axis=1)
-        medians[start:stop] = np.median(resamples, axis=1)
+    means = bootstrap_means(finite[:, np.newaxis], n_resamples, rng)[:, 0]
+    medians = bootstrap_medians(np.sort(finite), n_resamples, rng)
+    return _interval_from_samples(means, medians, confidence)
+
+
+def _interval_from_samples(
+    means: np.ndarray, medians: np.ndarray, confidence: float
+) -> BootstrapInterval:
     tail = 100.0 * (1.0 - confidence) / 2.0
     mean_low, mean_high = np.percentile(means, [tail, 100.0 - tail])
     median_low, median_high = np.percentile(medians, [tail, 100.0 - tail])
     return BootstrapInterval(
         float(mean_low), float(mean_high), float(median_low), float(median_high)
     )
+
+
+def bootstrap_means(
+    columns: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Means of bootstrap resamples of particles, for several quantities at once.
+
+    Every resample draws particles (rows) with replacement; its draw counts per particle
+    (one ``bincount`` over a block of index matrices) times the columns give the means of
+    all quantities in one matrix product. Index matrices are drawn in blocks of at most
+    four million values.
+
+    Parameters
+    ----------
+    columns : numpy.ndarray
+        ``(n_particles, n_quantities)`` finite values.
+    n_resamples : int
+        Number of resamples.
+    rng : numpy.random.Generator
+        Random generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(n_resamples, n_quantities)`` resample means, in the units of the columns.
+    """
+    n, n_quantities = columns.shape
+    means = np.empty((n_resamples, n_quantities))
+    index_type = np.int32 if n < 2**31 else np.int64
+    block = max(1, _BOOTSTRAP_BLOCK_VALUES // n)
+    for start in range(0, n_resamples, block):
+        stop = min(start + block, n_resamples)
+        size = stop - start
+        rows = rng.integers(0, n, size=(size, n), dtype=index_type).astype(np.int64)
+        rows += np.arange(size, dtype=np.int64)[:, np.newaxis] * n
+        counts = np.bincount(rows.ravel(), minlength=size * n).reshape(size, n)
+        means[start:stop] = counts @ columns / n
+    return means
+
+
+def bootstrap_medians(
+    sorted_values: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Medians of bootstrap resamples, drawn without building the resamples.
+
+    A resample of ``n`` values is ``sorted_values[floor(n * U_i)]`` for ``n`` uniform
+    ``U_i``, so its k-th smallest value is ``sorted_values[floor(n * U_(k))]``, where the
+    k-th order statistic of ``n`` uniforms follows Beta(k, n - k + 1). For even ``n`` the
+    next order statistic is ``U_(k) + (1 - U_(k)) * Beta(1, n - k)`` (the smallest of the
+    remaining uniforms). The medians have exactly the bootstrap distribution, at O(1) cost
+    per resample instead of O(n).
+
+    Parameters
+    ----------
+    sorted_values : numpy.ndarray
+        The sample, sorted ascending, finite, at least one value.
+    n_resamples : int
+        Number of resample medians to draw.
+    rng : numpy.random.Generator
+        Random generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``n_resamples`` medians (numpy's convention: the mean of the two middle values for
+        even ``n``), in the unit of the values.
+    """
+    n = sorted_values.size
+    k = (n + 1) // 2
+    lower_u = rng.beta(k, n - k + 1, size=n_resamples)
+    lower = sorted_values[np.minimum((lower_u * n).astype(np.int64), n - 1)]
+    if n % 2 == 1:
+        return lower
+    upper_u = lower_u + (1.0 - lower_u) * rng.beta(1, n - k, size=n_resamples)
+    upper = sorted_values[np.minimum((upper_u * n).astype(np.int64), n - 1)]
+    return (lower + upper) / 2.0
 
 
 def nanomaterial_criterion(
@@ -237,7 +315,12 @@ def nanomaterial_criterion(
 
 
 def describe_values(
-    values: np.ndarray, *, n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+    values: np.ndarray,
+    *,
+    n_resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+    interval: BootstrapInterval | None = None,
 ) -> dict[str, float]:
     """Count, mean, std, median, D10/D50/D90 and bootstrap intervals of one quantity.
 
@@ -247,6 +330,8 @@ def describe_values(
         One value per particle; NaNs are ignored.
     n_resamples, confidence, seed
         Passed to :func:`bootstrap_interval`.
+    interval : BootstrapInterval, optional
+        Intervals computed already (e.g. jointly with other quantities); skips the bootstrap.
 
     Returns
     -------
@@ -258,9 +343,10 @@ def describe_values(
     finite = _finite(values)
     n = finite.size
     d10, d50, d90 = number_percentiles(finite)
-    interval = bootstrap_interval(
-        finite, n_resamples=n_resamples, confidence=confidence, seed=seed
-    )
+    if interval is None:
+        interval = bootstrap_interval(
+            finite, n_resamples=n_resamples, confidence=confidence, seed=seed
+        )
     return {
         "count": n,
         "mean": float(finite.mean()) if n else np.nan,
@@ -324,11 +410,19 @@ def summary_statistics(
     nano_rows: list[dict[str, object]] = []
     for key, group in _groups(df, by_columns):
         labels = dict(zip(by_columns, key, strict=True))
+        columns = {
+            name: pd.to_numeric(group[name], errors="coerce").to_numpy(dtype=float)
+            for name in quantities
+        }
+        joint = _joint_intervals(columns, n_resamples, confidence, seed)
         for name in quantities:
             label, unit = SUMMARY_QUANTITIES.get(name, (name, ""))
-            values = pd.to_numeric(group[name], errors="coerce").to_numpy(dtype=float)
             described = describe_values(
-                values, n_resamples=n_resamples, confidence=confidence, seed=seed
+                columns[name],
+                n_resamples=n_resamples,
+                confidence=confidence,
+                seed=seed,
+                interval=joint.get(name),
             )
             distribution_rows.append(
                 {**labels, "quantity": name, "label": label, "unit": unit, **described}
@@ -350,6 +444,27 @@ def summary_statistics(
     distributions["count"] = distributions["count"].astype(int)
     nanomaterial = pd.DataFrame(nano_rows, columns=[*by_columns, *NANOMATERIAL_COLUMNS])
     return SummaryStatistics(distributions, nanomaterial, by_columns)
+
+
+def _joint_intervals(
+    columns: dict[str, np.ndarray], n_resamples: int, confidence: float, seed: int
+) -> dict[str, BootstrapInterval]:
+    """Bootstrap intervals of the quantities without missing values, resampling particles
+    once for all of them (quantities with NaNs are left to :func:`bootstrap_interval`)."""
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
+    complete = [name for name, values in columns.items() if values.size >= 2 and np.isfinite(values).all()]
+    if not complete:
+        return {}
+    rng = np.random.default_rng(seed)
+    means = bootstrap_means(np.column_stack([columns[name] for name in complete]), n_resamples, rng)
+    intervals = {}
+    for index, name in enumerate(complete):
+        medians = bootstrap_medians(np.sort(columns[name]), n_resamples, rng)
+        intervals[name] = _interval_from_samples(means[:, index], medians, confidence)
+    return intervals
 
 
 def _groups(
