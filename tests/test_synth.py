@@ -200,3 +200,13 @@ def test_annotations_are_burned_in_but_never_truth() -> None:
     assert scale_bar_length_nm(64.0) == 10.0 and scale_bar_length_nm(30.0) == 5.0
     assert scale_bar_length_nm(0.9) == pytest.approx(0.1)
     assert text_bitmap("10 nm", 2).shape == (10, 2 * (5 * 3 + 4))
+
+
+def test_pairs_scene_puts_separate_pairs_on_a_grid() -> None:
+    cfg = SynthConfig(image_size=384, pixel_size_nm=0.1, mode="hrtem")
+    mic = generate_scene(cfg, "pairs", seed=2, n=9, diameter_nm=5.0, overlap=0.25)
+    assert len(mic.truth) == 18 and mic.truth["overlaps"].all()
+    assert (mic.truth["n_overlaps"] == 1).all()
+    assert label(mic.mask).max() == 9
+    with pytest.raises(ValueError, match="the 38.4 x 38.4 nm field holds 9"):
+        generate_scene(cfg, "pairs", seed=2, n=50, diameter_nm=5.0)

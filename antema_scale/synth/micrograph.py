@@ -207,6 +207,29 @@ def generate_micrograph(config: SynthConfig, seed: int) -> SyntheticMicrograph:
     return render_scene(config, specs, rng, seed=seed, hole=hole)
 
 
+def _pairs_on_grid(
+    config: SynthConfig, rng: np.random.Generator, n: int, diameter_nm: float,
+    overlap: float, overlap_kind: str,
+) -> list[ParticleSpec]:
+    """``n`` pairs at the given overlap, one per cell of a grid, random orientations."""
+    rows, cols = config.shape
+    height, width = rows * config.pixel_size_nm, cols * config.pixel_size_nm
+    cell = 2.0 * diameter_nm + 4.0 * config.pixel_size_nm  # a pair spans < 2 diameters
+    n_rows, n_cols = int(height // cell), int(width // cell)
+    if n_rows * n_cols < n:
+        raise ValueError(
+            f"{n} pairs of {diameter_nm} nm discs need {n} cells of {cell:.1f} nm; the "
+            f"{height:.1f} x {width:.1f} nm field holds {n_rows * n_cols}"
+        )
+    specs: list[ParticleSpec] = []
+    for k in range(n):
+        r, c = divmod(k, n_cols)
+        centre = ((r + 0.5) * cell, (c + 0.5) * cell)
+        specs += pair_specs(diameter_nm, overlap, center_nm=centre,
+                            angle_rad=float(rng.uniform(0.0, np.pi)), kind=overlap_kind)
+    return specs
+
+
 def generate_scene(
     config: SynthConfig,
     kind: str,
@@ -224,12 +247,14 @@ def generate_scene(
     ----------
     config : SynthConfig
         Imaging settings and field size; its particle settings are ignored.
-    kind : {"pair", "chain", "cluster"}
-        Two discs; ``n`` discs in a row; ``n`` discs in a compact cluster.
+    kind : {"pair", "pairs", "chain", "cluster"}
+        Two discs; ``n`` separate pairs on a grid (random orientations; the grid must
+        have room: an error says so otherwise); ``n`` discs in a row; ``n`` discs in a
+        compact cluster.
     seed : int
         Seed for orientation, cluster growth and imaging noise.
     n : int
-        Number of discs (chain, cluster).
+        Number of discs (chain, cluster) or of pairs (pairs).
     diameter_nm : float
         Disc diameter, nm.
     overlap : float
@@ -261,6 +286,10 @@ def generate_scene(
         )
     elif kind == "cluster":
         specs = cluster_specs(n, diameter_nm, overlap, center_nm=centre, rng=rng, kind=overlap_kind)
+    elif kind == "pairs":
+        specs = _pairs_on_grid(config, rng, n, diameter_nm, overlap, overlap_kind)
     else:
-        raise ValueError(f"scene kind must be 'pair', 'chain' or 'cluster', got {kind!r}")
+        raise ValueError(
+            f"scene kind must be 'pair', 'pairs', 'chain' or 'cluster', got {kind!r}"
+        )
     return render_scene(config, specs, rng, seed=seed)
