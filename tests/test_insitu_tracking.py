@@ -259,3 +259,26 @@ def test_default_search_range_is_size_or_spacing_limited() -> None:
     assert default_search_range_nm(small) == pytest.approx(5.0)
     with pytest.raises(ValueError, match="finite diameter"):
         default_search_range_nm(big.assign(equivalent_diameter_nm=np.nan))
+
+
+def test_crowded_linking_fails_with_a_clear_error() -> None:
+    from antema_scale.insitu.tracking import CrowdedLinkingError
+
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0.0, 100.0, (400, 2))  # ~5 nm apart, searched over 15 nm
+    frames = [
+        pd.DataFrame(
+            {
+                "frame": frame,
+                "centroid_y_nm": points[:, 0],
+                "centroid_x_nm": points[:, 1],
+                "equivalent_diameter_nm": 3.0,
+                "area_nm2": 7.0,
+            }
+        )
+        for frame in range(2)
+    ]
+    with pytest.raises(CrowdedLinkingError, match="search range below the particle spacing"):
+        track_particles(
+            pd.concat(frames), search_range_nm=15.0, correct_drift=False, adaptive_stop_nm=14.0
+        )
