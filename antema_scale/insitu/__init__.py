@@ -23,6 +23,7 @@ from antema_scale.insitu.results import (
 from antema_scale.insitu.tracking import (
     GROWTH_COLUMNS,
     TRACK_COLUMNS,
+    CrowdedLinkingError,
     default_search_range_nm,
     growth_rates,
     track_particles,
@@ -30,6 +31,7 @@ from antema_scale.insitu.tracking import (
 )
 
 __all__ = [
+    "CrowdedLinkingError",
     "EVENT_COLUMNS",
     "FRAME_SUMMARY_COLUMNS",
     "GROWTH_COLUMNS",
