@@ -18,6 +18,7 @@ from test_particles_scenes import (
 )
 
 from antema_scale.particles import AnalysisOptions, analyze_mask
+from antema_scale.particles.arcs import arc_separate
 from antema_scale.particles.uecs import regrow_marker, uecs_markers
 
 
@@ -185,3 +186,16 @@ def test_default_is_hybrid_and_paper_preset() -> None:
     paper = AnalysisOptions.paper()
     assert paper.separation == "uecs-paper" and paper.min_convexity == 0.5
     assert AnalysisOptions.paper(perimeter="matlab").perimeter == "matlab"
+
+
+def test_arc_split_only_for_round_outlines() -> None:
+    triangle = np.pad(cluster_mask(triangle_centres(15.0, 0.2), 15.0), 2)
+    pieces = arc_separate(triangle, (0.5, 0.5))
+    assert pieces is not None and len(pieces) == 3
+    for piece in pieces:
+        assert 2 * math.sqrt(piece.sum() / math.pi) == pytest.approx(30.0, rel=0.05)
+    l_shape = np.zeros((60, 60), dtype=bool)
+    l_shape[5:55, 5:20] = True
+    l_shape[40:55, 5:55] = True
+    assert arc_separate(l_shape, (0.5, 0.5)) is None
+    assert arc_separate(np.pad(disc_mask(10.0, (1.0, 1.0)), 2), (1.0, 1.0)) is None
