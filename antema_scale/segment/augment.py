@@ -102,13 +102,22 @@ def _view(
     cos, sin = math.cos(angle), math.sin(angle)
     src_y = cy + cos * oy - sin * ox
     src_x = cx + sin * oy + cos * ox
+    # Sample from the smallest window that holds every source position (much cheaper than
+    # the whole image); reflection padding needs the whole image when a position is outside.
+    y0, y1 = math.floor(float(src_y.min())), math.ceil(float(src_y.max()))
+    x0, x1 = math.floor(float(src_x.min())), math.ceil(float(src_x.max()))
+    if y0 >= 0 and x0 >= 0 and y1 <= h - 1 and x1 <= w - 1:
+        image_win = prepared.image[y0 : y1 + 1, x0 : x1 + 1]
+        mask_win = prepared.mask[y0 : y1 + 1, x0 : x1 + 1]
+        src_y, src_x = src_y - y0, src_x - x0
+    else:
+        image_win, mask_win = prepared.image, prepared.mask
+    wh, ww = image_win.shape
     # grid_sample with align_corners=True: -1 / +1 are the first / last pixel centres.
     grid = torch.stack(
-        [2 * src_x / max(w - 1, 1) - 1, 2 * src_y / max(h - 1, 1) - 1], dim=-1
+        [2 * src_x / max(ww - 1, 1) - 1, 2 * src_y / max(wh - 1, 1) - 1], dim=-1
     ).unsqueeze(0)
-    stack = torch.from_numpy(
-        np.stack([prepared.image, prepared.mask.astype(np.float32)])
-    ).unsqueeze(0)
+    stack = torch.from_numpy(np.stack([image_win, mask_win.astype(np.float32)])).unsqueeze(0)
     out = F.grid_sample(
         stack, grid, mode="bilinear", padding_mode="reflection", align_corners=True
     )[0]
