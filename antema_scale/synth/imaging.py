@@ -223,13 +223,22 @@ def _defocus_propagate(wave: np.ndarray, strength: float, pixel_size_nm: float) 
     """
     if strength == 0:
         return wave
-    ky = sfft.fftfreq(wave.shape[0], d=pixel_size_nm).astype(np.float32)[:, None]
-    kx = sfft.fftfreq(wave.shape[1], d=pixel_size_nm).astype(np.float32)[None, :]
-    k2 = ky * ky + kx * kx  # 1/nm^2
     k_ref = min(0.5 / pixel_size_nm, 1.0 / DEFOCUS_REFERENCE_PERIOD_NM)
+    # The wave spreads by about d(chi)/dk / 2pi; pad (mirrored) by that much so nothing
+    # wraps around the periodic FFT from one image edge to the other.
+    k_max = min(0.5 / pixel_size_nm, 2.0 / INFORMATION_LIMIT_NM)
+    spread_px = strength * k_max / (np.pi * k_ref**2) / pixel_size_nm
+    rows, cols = wave.shape
+    pad = int(min(np.ceil(spread_px) + 8, 256, rows - 1, cols - 1))
+    padded = np.pad(wave, pad, mode="reflect")
+    shape = (sfft.next_fast_len(padded.shape[0]), sfft.next_fast_len(padded.shape[1]))
+    ky = sfft.fftfreq(shape[0], d=pixel_size_nm).astype(np.float32)[:, None]
+    kx = sfft.fftfreq(shape[1], d=pixel_size_nm).astype(np.float32)[None, :]
+    k2 = ky * ky + kx * kx  # 1/nm^2
     chi = np.float32(strength / k_ref**2) * k2
     envelope = np.exp(-k2 * np.float32(INFORMATION_LIMIT_NM**2 * 4.0))
-    return sfft.ifft2(sfft.fft2(wave, workers=1) * _unit_phasor(-chi, envelope), workers=1)
+    spectrum = sfft.fft2(padded, s=shape, workers=1) * _unit_phasor(-chi, envelope)
+    return sfft.ifft2(spectrum, workers=1)[pad : pad + rows, pad : pad + cols]
 
 
 def _unit_phasor(phase: np.ndarray, magnitude: np.ndarray) -> np.ndarray:
