@@ -102,6 +102,9 @@ def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: Synthet
         )
         write_image(store_path, image, image_id)
     store.write_mask("img-a", synthetic_run.records["img-a"].mask)  # img-b: mask not written
+    frames = np.stack([synthetic_run.records["img-b"].image] * 3)
+    movie = xr.DataArray(frames, dims=("frame", "y", "x"), attrs={"pixel_size_nm_y": 0.5, "pixel_size_nm_x": 0.5, "pixel_size_nm": 0.5})
+    write_image(store_path, movie, "movie")
 
     run = load_results(synthetic_run.results_dir)
     record_a = run.load_image("img-a")
@@ -110,11 +113,14 @@ def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: Synthet
     np.testing.assert_allclose(record_a.image, synthetic_run.records["img-a"].image)
     record_b = run.load_image("img-b")
     assert record_b is not None and record_b.mask is None
+    movie_record = run.load_image("movie")
+    assert movie_record is not None and movie_record.n_frames == 3 and movie_record.image.shape == (240, 320)
     assert run.load_image("unknown") is None
     assert any("unknown" in note for note in run.notes)
 
-    page = write_report(synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50).read_text(encoding="utf-8")
-    assert page.count('alt="img-') == 2
+    page = write_report(synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50, max_image_figures=1).read_text(encoding="utf-8")
+    assert page.count('alt="img-') == 1
+    assert "Per-image figures are drawn for the first 1 of 2 images" in page
     # the fixture's table was not made by analyze_mask: what does not match is noted
     assert "Outlines of img-a: " in page
     assert (tmp_path / "r_figures" / "particle_gallery.png").stat().st_size > 0

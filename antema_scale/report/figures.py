@@ -58,6 +58,8 @@ class ImageRecord:
         Boolean segmentation mask on the image grid.
     particle_masks : mapping, optional
         particle_id -> ``(crop mask, (row, col) offset)`` of every measured particle.
+    n_frames : int
+        Frames of the source (a movie is drawn by its first frame, ``image``).
     """
 
     image_id: str
@@ -65,6 +67,7 @@ class ImageRecord:
     pixel_size_nm: tuple[float, float]
     mask: np.ndarray | None = None
     particle_masks: Mapping[int, ParticleCrop] | None = field(default=None)
+    n_frames: int = 1
 
 
 def new_figure(width_in: float, height_in: float) -> Figure:
@@ -627,7 +630,7 @@ def draw_outlines(axis: Axes, outlines: ParticleOutlines) -> None:
                 closed=True,
                 facecolor=SEPARATION_LINE_COLOUR,
                 edgecolor=SEPARATION_LINE_COLOUR,
-                alpha=0.85,
+                alpha=0.6,
                 lw=1.2,
                 zorder=4,
             )

@@ -338,8 +338,8 @@ def _image_caption(
     parts.append(f"{cols} × {rows} px at {size_x:.4g} × {size_y:.4g} nm/px")
     separated = int(particles["separated"].fillna(False).astype(bool).sum()) if "separated" in particles.columns else 0
     parts.append(f"{len(particles)} particles measured, {separated} from separation")
-    if "frame" in particles.columns:
-        parts.append("movie: first frame shown")
+    if record.n_frames > 1:
+        parts.append(f"movie of {record.n_frames} frames: the first is shown")
     return "; ".join(parts)
 
 

@@ -156,6 +156,7 @@ def _record_from_store(store: Any, image_id: str) -> ImageRecord:
 
     image = store.read_image(image_id)
     array = np.asarray(image.values)
+    n_frames = array.shape[0] if array.ndim == 3 else 1
     if array.ndim == 3:
         array = array[0]
     pixel_size = (float(image.attrs["pixel_size_nm_y"]), float(image.attrs["pixel_size_nm_x"]))
@@ -165,7 +166,9 @@ def _record_from_store(store: Any, image_id: str) -> ImageRecord:
         mask = None
     if mask is not None and mask.ndim == 3:
         mask = mask[0]
-    return ImageRecord(image_id=image_id, image=array, pixel_size_nm=pixel_size, mask=mask)
+    return ImageRecord(
+        image_id=image_id, image=array, pixel_size_nm=pixel_size, mask=mask, n_frames=n_frames
+    )
 
 
 def analysis_options_from_manifest(manifest: dict[str, Any] | None) -> Any:
