@@ -313,7 +313,7 @@ def draw_backdrop(
     px = config.pixel_size_nm
     if config.mode == "hrtem":
         absorption = 0.15 * config.contrast * rng.uniform(0.7, 1.3)
-        phase = 0.12 * config.contrast * rng.uniform(0.5, 1.5)
+        phase = 0.18 * config.contrast * rng.uniform(0.6, 1.4)
         grain_nm = 0.35
     else:
         absorption = 4.0 * config.contrast * rng.uniform(0.6, 1.4)
@@ -355,10 +355,10 @@ def render_hrtem(
     amplitude = (
         np.float32(-0.5 * backdrop.absorption) * thickness * (1.0 + np.float32(0.35) * lattice)
     )
-    amplitude -= np.float32(0.03 * config.carbon_texture) * carbon
+    amplitude -= np.float32(0.012 * config.carbon_texture) * carbon
     phase = (
         np.float32(backdrop.phase_per_nm) * thickness
-        + np.float32(0.07 * config.carbon_texture) * carbon
+        + np.float32(0.05 * config.carbon_texture) * carbon
         + np.float32(0.3) * lattice
     )
     wave = _unit_phasor(phase, np.exp(amplitude))

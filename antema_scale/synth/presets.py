@@ -69,7 +69,7 @@ def lattice_hrtem(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConf
         shapes=_shape_mix(rng, {"sphere": 1.0, "octahedron": 0.4, "irregular": 0.4}),
         diameter_mean_nm=_log_uniform(rng, 2.0, 15.0), diameter_spread=float(rng.uniform(0.1, 0.3)),
         area_fraction=float(rng.uniform(0.05, 0.3)), overlap=_overlap(rng),
-        dose=_log_uniform(rng, 30.0, 1000.0), contrast=float(rng.uniform(0.4, 1.3)),
+        dose=_log_uniform(rng, 100.0, 2000.0), contrast=float(rng.uniform(0.4, 1.3)),
         carbon_texture=float(rng.uniform(0.5, 1.5)), defocus=float(rng.uniform(0.2, 2.0)),
         **_common(rng),
     )
