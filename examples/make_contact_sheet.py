@@ -109,7 +109,7 @@ def main() -> None:
         config = preset_config(name, rng, 384)
         mic = generate_micrograph(config, args.seed + 10 + k)
         show(axes[2, k], display(mic.image),
-             f"{name}: {config.pixel_size_nm:.3f} nm/px, d={config.diameter_mean_nm:.1f} nm")
+             f"{name}\n{config.pixel_size_nm:.3f} nm/px, d = {config.diameter_mean_nm:.1f} nm")
     base = SynthConfig(mode="haadf", image_size=192, pixel_size_nm=0.08, dose=150.0, profile_exponent=0.3)
     pair = generate_scene(base, "pair", args.seed, diameter_nm=5.0, overlap=0.25, angle_rad=0.3)
     show(axes[2, 6], display(pair.image), "pair, 5 nm discs, 25 % overlap")
