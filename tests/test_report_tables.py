@@ -78,3 +78,14 @@ def test_empty_particle_table_still_writes_a_workbook(tmp_path: Path) -> None:
     written = write_tables(empty, tmp_path, formats=("xlsx",))
     workbook = openpyxl.load_workbook(written["xlsx"], read_only=True)
     assert "MeanValues" in workbook.sheetnames
+
+
+def test_particles_beyond_one_sheet_continue_on_the_next(
+    synthetic_run: SyntheticRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("antema_scale.report.tables.EXCEL_MAX_ROWS", 11)  # 10 rows per sheet
+    written = write_tables(synthetic_run.particles, tmp_path, formats=("xlsx",), n_resamples=20)
+    workbook = openpyxl.load_workbook(written["xlsx"], read_only=True)
+    assert workbook.sheetnames[:4] == ["Particles", "Particles (2)", "Particles (3)", "MeanValues"]
+    rows = sum(len(list(workbook[name].values)) - 1 for name in workbook.sheetnames[:3])
+    assert rows == 28

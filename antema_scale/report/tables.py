@@ -11,8 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
 
 from antema_scale.report.samples import SampleMapping, assign_samples
 from antema_scale.report.statistics import summary_statistics
@@ -64,6 +68,9 @@ PER_IMAGE_QUANTITIES: tuple[str, ...] = (
 )
 
 TABLE_FORMATS: tuple[str, ...] = ("parquet", "csv", "xlsx")
+
+#: Rows of one Excel worksheet; longer particle tables continue on "Particles (2)", ...
+EXCEL_MAX_ROWS = 1_048_576
 
 
 def particle_sheet(particles: pd.DataFrame) -> pd.DataFrame:
@@ -290,7 +297,8 @@ def write_workbook(
     seed: int = 0,
 ) -> Path:
     """Write the xlsx workbook (sheets ``Particles``, ``MeanValues``, ``PerImage``,
-    ``PerSample``, ``Nanomaterial``).
+    ``PerSample``, ``Nanomaterial``; more than a million particles continue on
+    ``Particles (2)``, ...).
 
     Parameters
     ----------
@@ -312,7 +320,7 @@ def write_workbook(
     path = Path(path)
     statistics, nanomaterial = per_sample_sheets(particles, n_resamples=n_resamples, seed=seed)
     sheets = {
-        "Particles": particle_sheet(particles),
+        **_split_rows(particle_sheet(particles), "Particles"),
         "MeanValues": mean_values_sheet(particles),
         "PerImage": per_image_sheet(particles, images),
         "PerSample": statistics,
@@ -325,11 +333,23 @@ def write_workbook(
     return path
 
 
-def _format_sheet(worksheet: object, sheet: pd.DataFrame) -> None:
+def _split_rows(sheet: pd.DataFrame, name: str) -> dict[str, pd.DataFrame]:
+    """``{name: sheet}``, or ``name``, ``name (2)``, ... when the rows exceed one Excel sheet."""
+    rows_per_sheet = EXCEL_MAX_ROWS - 1  # one row for the header
+    if len(sheet) <= rows_per_sheet:
+        return {name: sheet}
+    parts = range(0, len(sheet), rows_per_sheet)
+    return {
+        (name if number == 1 else f"{name} ({number})"): sheet.iloc[start : start + rows_per_sheet]
+        for number, start in enumerate(parts, start=1)
+    }
+
+
+def _format_sheet(worksheet: Worksheet, sheet: pd.DataFrame) -> None:
     """Freeze the header row and size columns to their header text."""
     from openpyxl.utils import get_column_letter
 
-    worksheet.freeze_panes = "A2"  # type: ignore[attr-defined]
+    worksheet.freeze_panes = "A2"
     for index, column in enumerate(sheet.columns, start=1):
         width = min(max(len(str(column)) + 2, 10), 40)
-        worksheet.column_dimensions[get_column_letter(index)].width = width  # type: ignore[attr-defined]
+        worksheet.column_dimensions[get_column_letter(index)].width = width
