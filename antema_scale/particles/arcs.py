@@ -98,6 +98,33 @@ def concave_points(depth: np.ndarray, min_depth: float) -> np.ndarray:
     return np.sort(np.array(picks, dtype=int))
 
 
+def count_necks(region: np.ndarray, spacing: tuple[float, float], *, relative_depth: float) -> int:
+    """Number of concave points deeper than ``relative_depth * sqrt(area)`` (and 1 px).
+
+    Two overlapping discs of radius ``r`` show two such points at their neck, each
+    ``r - sqrt(r² - d²/4)`` deep: ``0.2 r`` at 40 % linear overlap, about ``0.09
+    sqrt(area)``.
+
+    Parameters
+    ----------
+    region : numpy.ndarray of bool
+        Region crop (hole-filled).
+    spacing : tuple of float
+        Pixel size ``(dy, dx)`` in nm.
+    relative_depth : float
+        Minimum depth as a fraction of the square root of the region's area.
+
+    Returns
+    -------
+    int
+        Number of concave points.
+    """
+    area_nm2 = np.count_nonzero(region) * spacing[0] * spacing[1]
+    contour = outer_contour_nm(region, spacing)
+    min_depth = max(max(spacing), relative_depth * np.sqrt(area_nm2))
+    return len(concave_points(hull_depth(contour), min_depth))
+
+
 def fit_circle(points: np.ndarray) -> tuple[np.ndarray, float, float]:
     """Least-squares circle through points: ``(centre, radius, rms residual)``."""
     a = np.column_stack([2 * points, np.ones(len(points))])
