@@ -325,7 +325,7 @@ def draw_backdrop(
     return Backdrop(texture, support, float(absorption), float(phase))
 
 
-def _mottling(backdrop: Backdrop) -> np.ndarray:
+def _mottling(backdrop: Backdrop, strength: float = 0.08) -> np.ndarray:
     """Gentle multiplicative texture inside particles (crystallites, strain, thickness).
 
     The support texture shifted by a third of the frame, so it is not aligned with the
@@ -333,7 +333,7 @@ def _mottling(backdrop: Backdrop) -> np.ndarray:
     """
     rows, cols = backdrop.texture.shape
     shifted = np.roll(backdrop.texture, (rows // 3, cols // 3), axis=(0, 1))
-    return np.clip(1.0 + np.float32(0.08) * shifted, 0.5, 1.5)
+    return np.clip(1.0 + np.float32(strength) * shifted, 0.5, 1.5)
 
 
 def render_hrtem(
@@ -390,13 +390,13 @@ def render_haadf(
     thickness, lattice = accumulate_particles(
         shape, particles, specs, looks, px, columns=True, with_lattice=config.lattice_fringes
     )
-    thickness *= _mottling(backdrop)
+    thickness *= _mottling(backdrop, 0.14)
     reference = max(config.diameter_mean_nm * config.thickness_ratio, 0.5)
     signal = thickness / np.float32(reference)
     signal = signal * (1.0 + 0.5 * lattice)
     signal = signal / (1.0 + 0.15 * signal)  # mild saturation of thick regions
     support = 1.0 + np.float32(2.0 * config.gradient) * backdrop.support
-    texture = np.float32(0.12 * config.carbon_texture) * backdrop.texture
+    texture = np.float32(0.06 * config.carbon_texture) * backdrop.texture
     if backdrop.vacuum is not None and backdrop.rim is not None:
         # vacuum scatters almost nothing to the annular detector; the film edge is thicker
         support = support * (1.0 - np.float32(0.85) * backdrop.vacuum) + np.float32(0.4) * backdrop.rim

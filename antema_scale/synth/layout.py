@@ -190,7 +190,7 @@ def _raft_sites(
     coarse_x = np.clip(xs / extent_nm[1] * 11.0, 0, 11)
     level = ndimage.map_coordinates(coarse, [coarse_y, coarse_x], order=1)
     order = np.argsort(-level, kind="stable")[: max(n, 1)]
-    jitter = rng.normal(scale=0.04 * spacing, size=(order.size, 2))
+    jitter = rng.normal(scale=0.07 * spacing, size=(order.size, 2))
     return np.column_stack([ys[order], xs[order]]) + jitter
 
 
