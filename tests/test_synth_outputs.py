@@ -179,3 +179,23 @@ def test_synth_command_writes_images_and_movies(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "shapes must be" in result.output
     result = runner.invoke(app, ["synth", "-o", str(tmp_path / "c"), "--overlap", "huge"])
     assert result.exit_code != 0
+
+
+def test_same_bytes_in_another_process() -> None:
+    """Workers of a cluster must reproduce an image from its seed, whatever their hash seed."""
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import hashlib, numpy as np\n"
+        "from antema_scale.synth import generate_micrograph, random_config\n"
+        "m = generate_micrograph(random_config(np.random.default_rng([3, 1]), image_size=96), 1)\n"
+        "print(hashlib.sha256(m.image.tobytes() + m.mask.tobytes()).hexdigest())\n"
+    )
+    here = generate_micrograph(random_config(np.random.default_rng([3, 1]), image_size=96), 1)
+    expected = hashlib.sha256(here.image.tobytes() + here.mask.tobytes()).hexdigest()
+    env = dict(os.environ, PYTHONHASHSEED="12345")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == expected
