@@ -306,16 +306,29 @@ class OutlinedImages:
             crops, unmatched = recompute_particle_crops(record, subset, options)
         except (TypeError, ValueError) as error:
             self._notes.append(
-                f"Outlines of {record.image_id}: {error}; separated particles are drawn as boxes."
+                f"Outlines of {record.image_id}: {error}; separated particles are drawn as "
+                f"boxes.{self._revision_hint()}"
             )
             return None
         if unmatched:
             self._notes.append(
                 f"Outlines of {record.image_id}: {unmatched} of {len(subset)} particles could not "
                 "be matched when re-analysing the stored mask; separated ones among them are "
-                "drawn as boxes."
+                f"drawn as boxes.{self._revision_hint()}"
             )
         return crops
+
+    def _revision_hint(self) -> str:
+        from antema_scale.provenance import git_revision
+
+        recorded = (self._manifest or {}).get("git_revision")
+        current = git_revision()
+        if recorded and current and recorded != current:
+            return (
+                f" The run was analysed by revision {str(recorded)[:10]}, the report by "
+                f"{current[:10]}: re-run the analysis to match."
+            )
+        return ""
 
 
 def first_frame(particles: pd.DataFrame) -> pd.DataFrame:
