@@ -132,6 +132,11 @@ def write_report(
     overall = summary_statistics(particles, n_resamples=n_resamples, seed=seed)
     per_sample = summary_statistics(particles, by="sample", n_resamples=n_resamples, seed=seed)
     image_notes: list[str] = []
+    if "frame" in particles.columns and particles["frame"].notna().any():
+        image_notes.append(
+            "Movies contribute one row per particle and frame to the statistics and histograms "
+            "(see the tracking outputs for per-particle time series)."
+        )
     if run.load_image is not None:
         run.load_image = OutlinedImages(run, particles, image_notes)
     figures = _run_figures(particles, run, figures_dir)
