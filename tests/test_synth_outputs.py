@@ -199,3 +199,15 @@ def test_same_bytes_in_another_process() -> None:
     env = dict(os.environ, PYTHONHASHSEED="12345")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == expected
+
+
+def test_config_round_trips_through_json() -> None:
+    from antema_scale.synth import OverlapSpec
+
+    for config in (random_config(np.random.default_rng(5), image_size=(64, 80)),
+                   TINY.with_(overlap=OverlapSpec(0.5, 0.1, 0.2), annotations=True, holes=0.2)):
+        again = SynthConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+        assert again == config
+        assert generate_micrograph(again, 3).image.tobytes() == generate_micrograph(config, 3).image.tobytes()
+    with pytest.raises(ValueError, match="unknown SynthConfig fields"):
+        SynthConfig.from_dict({"colour": "blue"})

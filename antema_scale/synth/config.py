@@ -228,3 +228,24 @@ class SynthConfig:
                 value = dict(value)
             out[f.name] = value
         return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SynthConfig:
+        """Rebuild a configuration from :meth:`to_dict` output (e.g. ``images.csv``'s JSON).
+
+        Raises
+        ------
+        ValueError
+            Unknown keys, or values that fail validation.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown SynthConfig fields {unknown}")
+        values = dict(data)
+        if isinstance(values.get("overlap"), dict):
+            values["overlap"] = OverlapSpec(**values["overlap"])
+        for name in ("image_size", "aspect_range"):
+            if isinstance(values.get(name), list):
+                values[name] = tuple(values[name])
+        return cls(**values)
