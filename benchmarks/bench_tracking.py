@@ -269,7 +269,9 @@ def synthetic_block(seeds: list[int], n_frames: int = 20) -> list[dict[str, obje
                 scores = tracking_scores(tracks)
                 events = detect_events(tracks, search_range_nm=4.0)
                 window = (-1, 1) if source == "truth tables" else (-10, 1)
-                merges = coalescence_scores(events, movie.events, tracks, frame_window=window)
+                merges = coalescence_scores(
+                    events, movie.events, tracks, frame_window=window, true_tracks=movie.tracks
+                )
                 link_drift = (
                     tracks.groupby("frame")[["drift_y_nm", "drift_x_nm"]].first().to_numpy()
                 )
@@ -282,6 +284,7 @@ def synthetic_block(seeds: list[int], n_frames: int = 20) -> list[dict[str, obje
                     "coalescence_precision": merges["precision"],
                     "coalescence_recall": merges["recall"],
                     "true_coalescences": merges["n_true"],
+                    "true_coalescences_at_border_left_out": merges["n_at_border"],
                     "max_drift_error_links_nm": float(np.abs(link_drift - movie.drift_nm).max()),
                     "max_drift_error_images_nm": float(np.abs(image_drift - movie.drift_nm).max()),
                 }

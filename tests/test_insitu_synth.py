@@ -78,7 +78,9 @@ def test_truth_tables_tracked_with_high_purity_and_completeness(evolving_movie: 
     scores = tracking_scores(tracks)
     assert scores["purity"] >= 0.95 and scores["completeness"] >= 0.95
     events = detect_events(tracks, search_range_nm=4.0)
-    coalescences = coalescence_scores(events, evolving_movie.events, tracks)
+    coalescences = coalescence_scores(
+        events, evolving_movie.events, tracks, true_tracks=evolving_movie.tracks
+    )
     assert coalescences["n_true"] >= 5
     assert coalescences["recall"] >= 0.8 and coalescences["precision"] >= 0.8
 
@@ -96,7 +98,13 @@ def test_segmented_movie_tracked_with_high_purity_and_completeness(evolving_movi
     # in images, touching particles segment as one blob before they have fully merged:
     # credit detections up to 10 frames early, and require that they name true pairs
     events = detect_events(tracks, search_range_nm=4.0)
-    coalescences = coalescence_scores(events, evolving_movie.events, tracks, frame_window=(-10, 1))
+    coalescences = coalescence_scores(
+        events,
+        evolving_movie.events,
+        tracks,
+        frame_window=(-10, 1),
+        true_tracks=evolving_movie.tracks,
+    )
     assert coalescences["n_detected"] >= 2
     assert coalescences["precision"] >= 0.8
 

@@ -15,9 +15,9 @@ Heuristics (all distances in nm, on drift-corrected positions
   each brings the gap down (the predecessor alone has gap ``|a_c - a_pred|``). The merge
   is accepted when at least two parents remain, one of them ended in ``t``, and the gap is
   at most ``area_tolerance`` times the volume-conserving area. Each ended track is the
-  parent of at most one coalescence. A tiny particle that dissolves while touching a
-  larger one whose area happens to grow by the same amount is indistinguishable from a
-  merge, and is reported as one.
+  parent of at most one coalescence. Ended tracks smaller than ``min_parent_fraction``
+  (5 %) of the child's area are not candidates: a tiny particle dissolving next to a large
+  one changes its area by less than the measurement noise, exactly as a merge would.
 * **split** at frame ``t'``: the same test with time reversed: a particle of frame ``t``
   whose area is shared by tracks that start in ``t'`` (and its own continuation). Real
   particles rarely split; a split followed by a coalescence of the same tracks is usually
@@ -99,6 +99,7 @@ def _coalescences_between(
     *,
     search_range_nm: float,
     area_tolerance: float,
+    min_parent_fraction: float,
 ) -> list[tuple[pd.Series, list[int], float]]:
     """Merges of tracks ending in ``before`` into detections of ``after``."""
     if ended.empty or after.empty:
@@ -120,7 +121,9 @@ def _coalescences_between(
         candidates = [
             i
             for i in np.argsort(distance)
-            if distance[i] <= reach[i] and int(ended_ids[i]) not in assigned
+            if distance[i] <= reach[i]
+            and int(ended_ids[i]) not in assigned
+            and ended_area[i] >= min_parent_fraction * child_area
         ]
         has_predecessor = child_id in predecessor_area.index and child_id not in ended_set
         parents = [child_id] if has_predecessor else []
@@ -148,6 +151,7 @@ def _events_of_movie(
     *,
     search_range_nm: float,
     area_tolerance: float,
+    min_parent_fraction: float,
     field_of_view_nm: tuple[float, float] | None,
     border_margin_nm: float,
 ) -> list[dict[str, object]]:
@@ -168,6 +172,7 @@ def _events_of_movie(
             ended,
             search_range_nm=search_range_nm,
             area_tolerance=area_tolerance,
+            min_parent_fraction=min_parent_fraction,
         )
         for child, parents, summed in merges:
             child_id = int(child["track_id"])
@@ -191,6 +196,7 @@ def _events_of_movie(
             started,
             search_range_nm=search_range_nm,
             area_tolerance=area_tolerance,
+            min_parent_fraction=min_parent_fraction,
         )
         for whole, pieces, summed in splits:
             whole_id = int(whole["track_id"])
@@ -269,6 +275,7 @@ def detect_events(
     *,
     search_range_nm: float,
     area_tolerance: float = 0.25,
+    min_parent_fraction: float = 0.05,
     field_of_view_nm: tuple[float, float] | None = None,
     border_margin_nm: float = 0.0,
     group_by: str | Sequence[str] | None = None,
@@ -286,6 +293,10 @@ def detect_events(
         Largest relative difference between the coalesced particle's projected area and the
         summed area of its parents (0.25 = 25 %). Projected area shrinks as a neck fills in,
         so merges are caught in the first frame after contact.
+    min_parent_fraction : float
+        An ended track smaller than this fraction of the coalesced particle's area is not
+        taken as a parent: a few-% area change of a large particle cannot tell a tiny
+        neighbour merging from one dissolving next to it (Ostwald ripening).
     field_of_view_nm : (float, float), optional
         Height and width of the frames in nm, to flag events at the frame edge.
     border_margin_nm : float
@@ -329,6 +340,7 @@ def detect_events(
     options = {
         "search_range_nm": float(search_range_nm),
         "area_tolerance": float(area_tolerance),
+        "min_parent_fraction": float(min_parent_fraction),
         "field_of_view_nm": field_of_view_nm,
         "border_margin_nm": float(border_margin_nm),
     }
@@ -358,6 +370,7 @@ def coalescence_scores(
     *,
     truth_column: str = "truth_id",
     frame_window: tuple[int, int] = (-1, 1),
+    true_tracks: pd.DataFrame | None = None,
 ) -> dict[str, float]:
     """Precision and recall of detected coalescences against known ones.
 
@@ -368,6 +381,11 @@ def coalescence_scores(
     (majority of each track's ``truth_column``) include the survivor and at least one
     absorbed particle. In images, touching particles often segment as one blob before
     they have truly merged; a window reaching back, e.g. ``(-10, 1)``, credits those.
+    With ``true_tracks`` (the movie's per-frame truth with ``frame``, ``particle_id``,
+    ``touches_border``), true merges in which a particle touches the frame edge in the
+    frame before or of the merge are left out of the recall (border particles are not
+    measured, so those merges cannot be seen); a detection matching one is not counted
+    against the precision either.
 
     Parameters
     ----------
@@ -381,12 +399,15 @@ def coalescence_scores(
         Column of ``tracks`` holding the true identity of each detection.
     frame_window : (int, int)
         Smallest and largest accepted (detected frame - true frame).
+    true_tracks : pandas.DataFrame, optional
+        Per-frame truth, to leave out merges at the frame edge.
 
     Returns
     -------
     dict
-        ``precision`` (matched detections / detections), ``recall`` (found true
-        coalescences / true ones; NaN without any), ``n_detected``, ``n_true``.
+        ``precision`` (matched detections / counted detections), ``recall`` (found true
+        coalescences / counted true ones; NaN without any), ``n_detected``, ``n_true``
+        (counted), ``n_at_border`` (true merges left out).
     """
     identity = (
         tracks.dropna(subset=[truth_column])
@@ -403,21 +424,41 @@ def coalescence_scores(
         }
         involved.append({identity[t] for t in ids if t in identity.index})
     matched_detections: set[int] = set()
+    border_detections: set[int] = set()
     found = 0
+    at_border = 0
     for _, truth in true.iterrows():
         absorbed = {int(p) for p in str(truth["related_particle_ids"]).split(";") if p}
+        hidden = _merge_at_border(
+            true_tracks, int(truth["frame"]), {int(truth["particle_id"]), *absorbed}
+        )
+        at_border += hidden
         for position, (frame, members) in enumerate(zip(detected["frame"], involved, strict=True)):
             lead = int(frame) - int(truth["frame"])
-            if not frame_window[0] <= lead <= frame_window[1] or position in matched_detections:
+            taken = matched_detections | border_detections
+            if not frame_window[0] <= lead <= frame_window[1] or position in taken:
                 continue
             if int(truth["particle_id"]) in members and members & absorbed:
-                matched_detections.add(position)
-                found += 1
+                (border_detections if hidden else matched_detections).add(position)
+                found += not hidden
                 break
-    n_detected, n_true = len(detected), len(true)
+    n_detected = len(detected) - len(border_detections)
+    n_true = len(true) - at_border
     return {
         "precision": len(matched_detections) / n_detected if n_detected else np.nan,
         "recall": found / n_true if n_true else np.nan,
         "n_detected": float(n_detected),
         "n_true": float(n_true),
+        "n_at_border": float(at_border),
     }
+
+
+def _merge_at_border(true_tracks: pd.DataFrame | None, frame: int, particle_ids: set[int]) -> bool:
+    """Whether one of ``particle_ids`` touches the frame edge in ``frame - 1`` or ``frame``."""
+    if true_tracks is None:
+        return False
+    rows = true_tracks[
+        true_tracks["frame"].isin([frame - 1, frame])
+        & true_tracks["particle_id"].isin(particle_ids)
+    ]
+    return bool(rows["touches_border"].any())
