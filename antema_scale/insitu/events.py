@@ -280,7 +280,7 @@ def detect_events(
     border_margin_nm: float = 0.0,
     group_by: str | Sequence[str] | None = None,
 ) -> pd.DataFrame:
-    """Appearance, disappearance and coalescence events of a tracked movie.
+    """Appearance, disappearance, coalescence and split events of a tracked movie.
 
     Parameters
     ----------
