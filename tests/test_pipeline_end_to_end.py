@@ -260,3 +260,36 @@ def test_failures_after_all_retries_become_error_rows(good_folder: Path, client:
     assert set(result.errors.error_type) == {"TimeoutError"}
     assert set(result.errors.stage) == {"task"}
     assert result.errors.message.str.contains("timed out").all()
+
+
+@pytest.fixture(scope="module")
+def movie_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One 5-frame movie (frames of different synthetic scenes) as a 3-D HDF5 dataset."""
+    folder = tmp_path_factory.mktemp("movie")
+    config = SynthConfig(mode="haadf", image_size=128, pixel_size_nm=0.3, overlap="low")
+    frames = np.stack([generate_micrograph(config, seed=seed).image for seed in range(70, 75)])
+    write_h5(folder / "movie.h5", frames, 0.3)
+    return folder
+
+
+def test_movies_are_analysed_per_frame_and_chunks_give_the_same_table(movie_folder: Path, client: Client, tmp_path: Path) -> None:
+    whole = run_analysis(movie_folder, tmp_path / "whole", segmentation=THRESHOLD, client=client)
+    chunked_settings = SegmentationSettings(segmenter="threshold", frames_per_task=2)
+    chunked = run_analysis(movie_folder, tmp_path / "chunked", segmentation=chunked_settings, client=client)
+    assert whole.ok and chunked.ok
+    assert len(chunked.analysed) == 3  # frames [0, 2), [2, 4), [4, 5)
+    pd.testing.assert_frame_equal(chunked.particles, whole.particles)
+    assert sorted(whole.particles.frame.unique()) == [0, 1, 2, 3, 4]
+    assert whole.particles.time_s.isna().all()
+    for result in (whole, chunked):
+        assert len(result.images) == 1
+        row = result.images.iloc[0]
+        assert row.frames == 5 and row.n_particles == len(whole.particles)
+    image = read_micrograph(movie_folder / "movie.h5")
+    store = open_store(tmp_path / "chunked" / "store.zarr")
+    masks = store.read_mask(store.image_ids[0]).values
+    for index in range(5):
+        expected = threshold_segment(np.asarray(image.values[index]), 0.3).mask
+        np.testing.assert_array_equal(masks[index], expected)
+    rerun = run_analysis(movie_folder, tmp_path / "chunked", segmentation=chunked_settings, client=client)
+    assert rerun.analysed == [] and len(rerun.reused) == 3

@@ -152,17 +152,22 @@ def _client_for(cluster: ClusterSpec, client: Client | None) -> Iterator[Client]
             yield started
 
 
-def plan_work(entries: StoreEntries, parameters_hash: str, model_sha256: str) -> list[ImageWork]:
-    """One :class:`ImageWork` per stored image, with its result key."""
-    return [
-        ImageWork(
-            image_id=entry.image_id,
-            source=entry.source,
-            sha256=entry.sha256,
-            result_key=result_key(entry.sha256, parameters_hash, model_sha256),
-        )
-        for entry in entries.images
-    ]
+def plan_work(
+    entries: StoreEntries, parameters_hash: str, model_sha256: str, *, frames_per_task: int = 16
+) -> list[ImageWork]:
+    """Units of work with their result keys: one per image, or per chunk of
+    ``frames_per_task`` frames for longer movies (the frame range is part of the key)."""
+    work: list[ImageWork] = []
+    for entry in entries.images:
+        if entry.n_frames <= frames_per_task:
+            key = result_key(entry.sha256, parameters_hash, model_sha256)
+            work.append(ImageWork(entry.image_id, entry.source, entry.sha256, key))
+            continue
+        for start in range(0, entry.n_frames, frames_per_task):
+            stop = min(start + frames_per_task, entry.n_frames)
+            key = result_key(f"{entry.sha256}:frames {start}-{stop}", parameters_hash, model_sha256)
+            work.append(ImageWork(entry.image_id, entry.source, entry.sha256, key, start, stop))
+    return work
 
 
 def split_finished(
@@ -172,7 +177,7 @@ def split_finished(
     todo: list[ImageWork] = []
     done: list[ImageWork] = []
     for item in work:
-        (done if stored_result_key(output_dir, item.image_id) == item.result_key else todo).append(
+        (done if stored_result_key(output_dir, item.unit_id) == item.result_key else todo).append(
             item
         )
     return todo, done
@@ -327,7 +332,9 @@ def run_analysis(
             client=active,
             progress=progress is True,
         )
-        work = plan_work(entries, parameters_hash, spec.model_sha256)
+        work = plan_work(
+            entries, parameters_hash, spec.model_sha256, frames_per_task=segmentation.frames_per_task
+        )
         todo, reused = split_finished(work, output_dir)
         context = RunContext(
             store_path=str(entries.store_path),
@@ -354,14 +361,10 @@ def run_analysis(
                 graph = run_graph(active, todo, context, options, on_outcome=callback)
     failed = {outcome.image_id for outcome in graph.failed}
     finished = {outcome.image_id for outcome in graph.outcomes if not outcome.error_type}
-    reused_ids = {item.image_id for item in reused}
+    reused_ids = {item.unit_id for item in reused}
     merged = merge_image_results(
         output_dir,
-        [
-            item.image_id
-            for item in work
-            if item.image_id in finished or item.image_id in reused_ids
-        ],
+        [item.unit_id for item in work if item.unit_id in finished or item.unit_id in reused_ids],
     )
     errors = errors_frame([*entries.errors, *(outcome.error_record() for outcome in graph.failed)])
     files = _write_outputs(
@@ -374,7 +377,8 @@ def run_analysis(
                 "source": item.source,
                 "sha256": item.sha256,
                 "result_key": item.result_key,
-                "status": _image_status(item.image_id, failed, reused_ids, finished),
+                "status": _image_status(item.unit_id, failed, reused_ids, finished),
+                **({} if item.frame_start is None else {"frames": [item.frame_start, item.frame_stop]}),
             }
             for item in work
         ]

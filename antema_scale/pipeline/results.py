@@ -183,6 +183,43 @@ def _sort_particles(particles: pd.DataFrame) -> pd.DataFrame:
     return particles.reset_index(drop=True)
 
 
+#: Per-image columns that add up over the frame chunks of a movie.
+_ADDITIVE_COLUMNS: tuple[str, ...] = (
+    "frames",
+    "n_particles",
+    "n_excluded",
+    "segment_seconds",
+    "analyze_seconds",
+)
+
+
+def _combine_rows(rows: pd.DataFrame) -> dict[str, Any]:
+    combined: dict[str, Any] = rows.iloc[0].to_dict()
+    for name in rows.columns:
+        values = rows[name]
+        if name in _ADDITIVE_COLUMNS:
+            combined[name] = values.sum()
+        elif name.startswith("quality_") and values.dtype == bool:
+            combined[name] = bool(values.any())
+        elif name.startswith("quality_") and pd.api.types.is_numeric_dtype(values):
+            weights = rows["frames"] if "frames" in rows else None
+            combined[name] = float(np.average(values, weights=weights))
+    return combined
+
+
+def combine_chunk_rows(images: pd.DataFrame) -> pd.DataFrame:
+    """One row per image: the rows of a movie's frame chunks (``frame_start`` set) are
+    combined (counts, frames and times summed, quality signals averaged over frames, any
+    ``out_of_distribution`` flag kept)."""
+    if "frame_start" not in images.columns or images.empty:
+        return images
+    chunked = images["frame_start"].notna()
+    combined = [_combine_rows(group) for _, group in images[chunked].groupby("image_id", sort=True)]
+    whole = images[~chunked].drop(columns=["frame_start", "frame_stop"])
+    rest = pd.DataFrame(combined).drop(columns=["frame_start", "frame_stop"])
+    return pd.concat([whole, rest], ignore_index=True) if len(whole) else rest
+
+
 def merge_image_results(output_dir: Path, image_ids: Iterable[str]) -> MergedResults:
     """Concatenate the stored results of ``image_ids`` (each exactly once), sorted.
 
@@ -212,7 +249,7 @@ def merge_image_results(output_dir: Path, image_ids: Iterable[str]) -> MergedRes
     merged = (
         pd.concat(non_empty or particles[:1], ignore_index=True) if particles else pd.DataFrame()
     )
-    images = pd.DataFrame(rows)
+    images = combine_chunk_rows(pd.DataFrame(rows))
     if len(images):
         images = images.sort_values("image_id", kind="stable").reset_index(drop=True)
     return MergedResults(

@@ -68,6 +68,9 @@ class SegmentationSettings:
         Tiles per forward pass of the network.
     images_per_task : int
         Images segmented together by one task (batches across images on a GPU).
+    frames_per_task : int
+        Movies with more frames are split into chunks of this many frames, each its own
+        task and result file (bounded memory, frames spread over workers).
     """
 
     segmenter: SegmenterName = "model"
@@ -75,6 +78,7 @@ class SegmentationSettings:
     device: str = "auto"
     batch_size: int = 8
     images_per_task: int = 1
+    frames_per_task: int = 16
 
     def __post_init__(self) -> None:
         if self.segmenter not in SEGMENTERS:
@@ -83,6 +87,8 @@ class SegmentationSettings:
             )
         if self.batch_size < 1:
             raise PipelineOptionError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.frames_per_task < 1:
+            raise PipelineOptionError(f"frames_per_task must be >= 1, got {self.frames_per_task}")
         if self.images_per_task < 1:
             raise PipelineOptionError(f"images_per_task must be >= 1, got {self.images_per_task}")
         if self.model_path is not None and not Path(self.model_path).is_file():

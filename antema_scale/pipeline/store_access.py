@@ -28,6 +28,7 @@ class StoreImage:
     image_id: str
     source: str
     sha256: str
+    n_frames: int = 1
 
 
 @dataclass
@@ -67,7 +68,10 @@ def _as_list(inputs: str | Path | Sequence[str | Path]) -> list[str | Path]:
 def _images_from_index(index: Any, image_ids: set[str] | None = None) -> list[StoreImage]:
     rows = index if image_ids is None else index[index["image_id"].isin(image_ids)]
     return sorted(
-        (StoreImage(str(r.image_id), str(r.source), str(r.sha256)) for r in rows.itertuples()),
+        (
+            StoreImage(str(r.image_id), str(r.source), str(r.sha256), int(getattr(r, "n_frames", 1) or 1))
+            for r in rows.itertuples()
+        ),
         key=lambda image: image.image_id,
     )
 
@@ -140,11 +144,12 @@ def open_run_store(path: str | Path) -> Any:
     return open_store(path)
 
 
-def read_image(store: Any, image_id: str) -> xr.DataArray:
-    """The micrograph ``image_id`` with its pixel sizes in nm (``pixel_size_nm_y/x`` attrs)."""
-    return store.read_image(image_id)
+def read_image(store: Any, image_id: str, *, lazy: bool = False) -> xr.DataArray:
+    """The micrograph ``image_id`` with its pixel sizes in nm (``pixel_size_nm_y/x`` attrs);
+    ``lazy`` gives a Dask-backed array (read only the frames that are selected)."""
+    return store.read_image(image_id, lazy=lazy)
 
 
-def write_mask(store: Any, image_id: str, mask: np.ndarray) -> None:
-    """Write the particle mask of ``image_id`` (2-D, or ``(frame, y, x)`` for movies) into the store."""
-    store.write_mask(image_id, np.asarray(mask, dtype=bool))
+def write_mask(store: Any, image_id: str, mask: np.ndarray, *, frame: int | None = None) -> None:
+    """Write the particle mask of ``image_id`` (2-D), or of one ``frame`` of a movie, into the store."""
+    store.write_mask(image_id, np.asarray(mask, dtype=bool), frame=frame)

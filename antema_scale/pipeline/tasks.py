@@ -51,12 +51,25 @@ class ImageWork:
         Checksum of the image.
     result_key : str
         :func:`antema_scale.pipeline.settings.result_key` for this run.
+    frame_start, frame_stop : int or None
+        For a chunk of a movie: the frames ``[frame_start, frame_stop)`` it covers; None
+        for a whole image or movie.
     """
 
     image_id: str
     source: str
     sha256: str
     result_key: str
+    frame_start: int | None = None
+    frame_stop: int | None = None
+
+    @property
+    def unit_id(self) -> str:
+        """Name of this unit of work and of its result file: the image id, plus the frame
+        range for a chunk of a movie (``<image id>@f00016-00032``)."""
+        if self.frame_start is None:
+            return self.image_id
+        return f"{self.image_id}@f{self.frame_start:05d}-{self.frame_stop:05d}"
 
 
 @dataclass(frozen=True)
@@ -93,6 +106,8 @@ class SegmentedImage:
         (y, x) pixel size in nm.
     quality : dict
         The segmenter's quality signal (mean over frames for movies).
+    frame_indices : list of int
+        Index of each frame in the movie; empty for 2-D images.
     frame_times_s : list of float
         Time of each frame in s (NaN when unknown); empty for 2-D images.
     seconds : float
@@ -104,6 +119,7 @@ class SegmentedImage:
     masks: list[np.ndarray] = field(default_factory=list)
     pixel_size_nm: tuple[float, float] = (float("nan"), float("nan"))
     quality: dict[str, Any] = field(default_factory=dict)
+    frame_indices: list[int] = field(default_factory=list)
     frame_times_s: list[float] = field(default_factory=list)
     seconds: float = 0.0
     stage: str = ""
@@ -125,7 +141,7 @@ class ImageOutcome:
     @classmethod
     def failure(cls, work: ImageWork, stage: str, error_type: str, message: str) -> ImageOutcome:
         """An outcome for an image that failed at ``stage``."""
-        return cls(work.image_id, work.source, stage=stage, error_type=error_type, message=message)
+        return cls(work.unit_id, work.source, stage=stage, error_type=error_type, message=message)
 
     def error_record(self) -> dict[str, str]:
         """Row of the errors table."""
@@ -138,17 +154,35 @@ class ImageOutcome:
         }
 
 
-def _frames(image: Any) -> tuple[list[np.ndarray], list[float]]:
-    """2-D frames of a DataArray (``(y, x)`` or ``(frame, y, x)``) and their times in s."""
+def _read_frames(store: Any, work: ImageWork) -> tuple[list[np.ndarray], list[int], list[float], Any]:
+    """The 2-D frames of ``work`` (a whole image, a whole movie or a frame chunk of one).
+
+    Returns
+    -------
+    frames : list of 2-D arrays
+    indices : list of int
+        Frame index of each frame in the movie; empty for a 2-D image.
+    times : list of float
+        Time of each frame in s (NaN when unknown); empty for a 2-D image.
+    image : xarray.DataArray
+        The (lazy) image, for its attrs.
+    """
+    from antema_scale.pipeline.store_access import read_image
+
+    image = read_image(store, work.image_id, lazy=work.frame_start is not None)
+    if work.frame_start is not None:
+        image = image.isel(frame=slice(work.frame_start, work.frame_stop)).load()
     values = np.asarray(image.values)
     if values.ndim == 2:
-        return [values], []
+        return [values], [], [], image
+    first = work.frame_start or 0
+    indices = list(range(first, first + values.shape[0]))
     times = (
         [float(t) for t in np.asarray(image.coords["time"].values)]
         if "time" in image.coords
         else [float("nan")] * values.shape[0]
     )
-    return [values[index] for index in range(values.shape[0])], times
+    return [values[index] for index in range(values.shape[0])], indices, times, image
 
 
 def _pixel_size(image: Any) -> tuple[float, float]:
@@ -177,6 +211,7 @@ def _mean_quality(qualities: Sequence[dict[str, Any]]) -> dict[str, Any]:
 class _LoadedImage:
     work: ImageWork
     frames: list[np.ndarray]
+    indices: list[int]
     times: list[float]
     pixel_size_nm: tuple[float, float]
     seconds: float
@@ -184,18 +219,15 @@ class _LoadedImage:
 
 def _load(store: Any, work: ImageWork) -> _LoadedImage | SegmentedImage:
     """The frames of one stored image, or a read error as a :class:`SegmentedImage`."""
-    from antema_scale.pipeline.store_access import read_image
-
     started = time.perf_counter()
     try:
-        image = read_image(store, work.image_id)
-        frames, times = _frames(image)
+        frames, indices, times, image = _read_frames(store, work)
         size = _pixel_size(image)
     except TRANSIENT_ERRORS:
         raise
     except Exception as error:
         return SegmentedImage(stage="read", error_type=type(error).__name__, message=str(error))
-    return _LoadedImage(work, frames, times, size, time.perf_counter() - started)
+    return _LoadedImage(work, frames, indices, times, size, time.perf_counter() - started)
 
 
 def _predict(segmenter: Any, loaded: Sequence[_LoadedImage]) -> list[list[Any]]:
@@ -214,11 +246,16 @@ def _store_segmentation(store: Any, image: _LoadedImage, predictions: list[Any],
     from antema_scale.pipeline.store_access import write_mask
 
     masks = [np.asarray(prediction.mask, dtype=bool) for prediction in predictions]
-    write_mask(store, image.work.image_id, np.stack(masks) if image.times else masks[0])
+    if image.indices:
+        for index, mask in zip(image.indices, masks, strict=True):
+            write_mask(store, image.work.image_id, mask, frame=index)
+    else:
+        write_mask(store, image.work.image_id, masks[0])
     return SegmentedImage(
         masks=masks,
         pixel_size_nm=image.pixel_size_nm,
         quality=_mean_quality([dict(prediction.quality) for prediction in predictions]),
+        frame_indices=image.indices,
         frame_times_s=image.times,
         seconds=image.seconds + seconds,
     )
@@ -234,11 +271,11 @@ def _segment_each(store: Any, segmenter: Any, loaded: Sequence[_LoadedImage]) ->
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
-            results[image.work.image_id] = SegmentedImage(
+            results[image.work.unit_id] = SegmentedImage(
                 stage="segment", error_type=type(error).__name__, message=str(error)
             )
             continue
-        results[image.work.image_id] = _store_segmentation(store, image, predictions, time.perf_counter() - started)
+        results[image.work.unit_id] = _store_segmentation(store, image, predictions, time.perf_counter() - started)
     return results
 
 
@@ -270,7 +307,7 @@ def segment_group(context: RunContext, group: Sequence[ImageWork]) -> dict[str, 
     for work in group:
         image = _load(store, work)
         if isinstance(image, SegmentedImage):
-            results[work.image_id] = image
+            results[work.unit_id] = image
         else:
             loaded.append(image)
     if len(loaded) == 1:
@@ -286,8 +323,8 @@ def segment_group(context: RunContext, group: Sequence[ImageWork]) -> dict[str, 
         else:
             share = (time.perf_counter() - started) / len(loaded)
             for image, predictions in zip(loaded, per_image, strict=True):
-                results[image.work.image_id] = _store_segmentation(store, image, predictions, share)
-    return {work.image_id: results[work.image_id] for work in group}
+                results[image.work.unit_id] = _store_segmentation(store, image, predictions, share)
+    return {work.unit_id: results[work.unit_id] for work in group}
 
 
 def _frame_table(table: Any, frame: int | None, time_s: float) -> pd.DataFrame:
@@ -340,13 +377,13 @@ def analyze_segmented(
 
     size = segmented.pixel_size_nm
     pixel_size: float | tuple[float, float] = size[0] if size[0] == size[1] else size
-    is_movie = bool(segmented.frame_times_s)
+    is_movie = bool(segmented.frame_indices)
     particles: list[pd.DataFrame] = []
     excluded: list[pd.DataFrame] = []
     summary: dict[str, Any] = {}
     for index, mask in enumerate(segmented.masks):
         table = analyze_mask(mask, pixel_size, options=analysis_options, image_id=work.image_id)
-        frame = index if is_movie else None
+        frame = segmented.frame_indices[index] if is_movie else None
         time_s = segmented.frame_times_s[index] if is_movie else float("nan")
         particles.append(_frame_table(table, frame, time_s))
         excluded.append(_excluded_table(table, frame))
@@ -379,7 +416,7 @@ def measure_image(
     """
     from pathlib import Path
 
-    segmented = segmentation[work.image_id]
+    segmented = segmentation[work.unit_id]
     if segmented.error_type:
         return ImageOutcome.failure(work, segmented.stage, segmented.error_type, segmented.message)
     started = time.perf_counter()
@@ -404,7 +441,10 @@ def measure_image(
         "segment_seconds": segmented.seconds,
         "analyze_seconds": time.perf_counter() - started,
     }
+    if work.frame_start is not None:
+        image_row["frame_start"] = work.frame_start
+        image_row["frame_stop"] = work.frame_stop
     write_image_result(
-        Path(context.output_dir), work.image_id, work.result_key, particles, image_row, excluded
+        Path(context.output_dir), work.unit_id, work.result_key, particles, image_row, excluded
     )
-    return ImageOutcome(work.image_id, work.source, image_row=image_row)
+    return ImageOutcome(work.unit_id, work.source, image_row=image_row)
