@@ -210,3 +210,14 @@ def test_pairs_scene_puts_separate_pairs_on_a_grid() -> None:
     assert label(mic.mask).max() == 9
     with pytest.raises(ValueError, match="the 38.4 x 38.4 nm field holds 9"):
         generate_scene(cfg, "pairs", seed=2, n=50, diameter_nm=5.0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["hrtem", "haadf"])
+def test_largest_images_generate_with_consistent_truth(mode: str) -> None:
+    cfg = SynthConfig(mode=mode, image_size=4096, pixel_size_nm=0.33, diameter_mean_nm=10.0,
+                      area_fraction=0.4, arrangement="rafts", overlap="low")
+    mic = generate_micrograph(cfg, seed=1)
+    assert mic.image.shape == (4096, 4096) and np.isfinite(mic.image).all()
+    assert len(mic.particles) > 5000
+    assert mic.truth["area_nm2"].sum() >= mic.mask.sum() * cfg.pixel_size_nm**2 - 1e-6

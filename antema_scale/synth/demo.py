@@ -73,7 +73,7 @@ def write_demo_sample(directory: str | Path, n: int = 4, seed: int = 0) -> list[
     out = Path(directory)
     images, truths = [], []
     for name, mic in demo_images(n, seed):
-        written = write_micrograph(mic, out, name, formats=("h5",), images_only_folder=False)
+        written = write_micrograph(mic, out, name, formats=("h5",), separate_folders=False)
         images.append(written["h5"])
         truth = mic.truth.copy()
         truth.insert(0, "image_id", name)

@@ -112,7 +112,7 @@ def _write_zarr(store_path: Path, image: object, image_id: str) -> None:
 def write_micrograph(
     micrograph: SyntheticMicrograph, directory: str | Path, stem: str, *,
     formats: Sequence[str] = ("h5",), zarr_store: str | Path | None = None,
-    images_only_folder: bool = True,
+    separate_folders: bool = True,
 ) -> dict[str, Path]:
     """Write one synthetic micrograph and its truth files.
 
@@ -127,7 +127,7 @@ def write_micrograph(
         Image formats to write.
     zarr_store : path, optional
         Store for ``"zarr"`` (default ``<directory>/images.zarr``).
-    images_only_folder : bool
+    separate_folders : bool
         True: the layout above (``images/``, ``masks/`` with PNG masks, ``truth/``).
         False: images straight in ``directory`` and the union mask as
         ``truth/<stem>_mask.npz``, so that analysing ``directory`` recursively meets no
@@ -140,7 +140,7 @@ def write_micrograph(
     """
     _check_formats(formats)
     out = Path(directory)
-    images_dir, masks_dir, truth_dir = _subfolders(out, images_only_folder)
+    images_dir, masks_dir, truth_dir = _subfolders(out, separate_folders)
     px = micrograph.pixel_size_nm
     written: dict[str, Path] = {}
     if "h5" in formats:
@@ -157,7 +157,7 @@ def write_micrograph(
         image.attrs["pixel_size_origin"] = "synthetic"
         _write_zarr(store, image, stem)
         written["zarr"] = store
-    if images_only_folder:
+    if separate_folders:
         written["mask"] = masks_dir / f"{stem}.png"
         imsave(written["mask"], micrograph.mask.astype(np.uint8) * 255, check_contrast=False)
     else:
