@@ -210,7 +210,8 @@ def plot_size_distributions_by_sample(
     -------
     matplotlib.figure.Figure
         Equivalent diameter, min and max Feret panels with one step histogram per sample
-        (shared bins; y = share of that sample's particles) and a legend of samples.
+        (shared bins over the central 99 %; y = share of that sample's particles) and a
+        legend of samples with their equivalent diameter, mean ± std.
     """
     columns = [
         ("equivalent_diameter_nm", "Equivalent diameter"),
@@ -231,7 +232,8 @@ def plot_size_distributions_by_sample(
         if finite.size == 0:
             axis.text(0.5, 0.5, "no data", ha="center", va="center", transform=axis.transAxes)
             continue
-        bins = np.histogram_bin_edges(finite, bins=min(40, max(8, int(np.sqrt(finite.size)))))
+        low, high = histogram_range(finite)
+        bins = histogram_bins(finite[(finite >= low) & (finite <= high)], low, high, max_bins=40)
         for colour, sample in zip(SAMPLE_COLOURS, samples, strict=False):
             subset = values[particles[sample_column].astype(str) == sample].to_numpy(dtype=float)
             subset = subset[np.isfinite(subset)]
@@ -244,9 +246,10 @@ def plot_size_distributions_by_sample(
                 histtype="step",
                 lw=1.6,
                 color=colour,
-                label=f"{sample} (n = {subset.size})",
+                label=f"{sample} (n = {subset.size}): {format_mean_std(subset)}",
             )
         axis.set_title(label, fontsize=10)
+    # the legend of the first panel: each sample's equivalent diameter, mean ± std
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         figure.legend(
@@ -294,8 +297,8 @@ def _histogram_panel(axis: Axes, values: np.ndarray, label: str, unit: str, colo
 
 
 def histogram_bins(values: np.ndarray, low: float, high: float, max_bins: int = 60) -> np.ndarray:
-    """Bin edges over ``[low, high]``: numpy's "auto" count (at most ``max_bins``), halved
-    while the histogram is a comb (more than a fifth of the well-filled bins hold less than
+    """Bin edges over ``[low, high]``: numpy's "auto" count (at most ``max_bins``), reduced
+    by a fifth at a time while the histogram is a comb (more than a fifth of the well-filled bins hold less than
     half of their neighbours' mean), as quantised measurements on a pixel grid produce."""
     count = min(len(np.histogram_bin_edges(values, bins="auto", range=(low, high))) - 1, max_bins)
     while count > 8:
@@ -305,7 +308,7 @@ def histogram_bins(values: np.ndarray, low: float, high: float, max_bins: int = 
         dips = (counts[1:-1] < 0.5 * neighbours) & considered
         if not considered.any() or dips.sum() <= 0.2 * considered.sum():
             break
-        count = max(8, count // 2)
+        count = max(8, int(count * 0.8))
     return np.linspace(low, high, max(count, 1) + 1)
 
 

@@ -217,8 +217,9 @@ def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) ->
         figures.append(
             _embed(
                 figure, figures_dir / "size_distributions_by_sample", "Size distributions by sample",
-                "Each sample's histogram as a share of its own particles, on shared bins "
-                f"(means and deviations per sample are in the statistics table){shown}.", "svg",
+                "Each sample's histogram as a share of its own particles, on shared bins; "
+                "legend: equivalent diameter, mean ± standard deviation (all quantities are "
+                f"in the statistics table){shown}.", "svg",
             )
         )
     figure = plot_shape_distributions(particles)
