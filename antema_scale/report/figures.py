@@ -298,8 +298,9 @@ def _histogram_panel(axis: Axes, values: np.ndarray, label: str, unit: str, colo
 
 def histogram_bins(values: np.ndarray, low: float, high: float, max_bins: int = 60) -> np.ndarray:
     """Bin edges over ``[low, high]``: numpy's "auto" count (at most ``max_bins``), reduced
-    by a fifth at a time while the histogram is a comb (more than a fifth of the well-filled bins hold less than
-    half of their neighbours' mean), as quantised measurements on a pixel grid produce."""
+    by a fifth at a time while the histogram is a comb (more than a fifth of the well-filled
+    bins hold less than half of their neighbours' mean), as quantised measurements on a
+    pixel grid produce."""
     count = min(len(np.histogram_bin_edges(values, bins="auto", range=(low, high))) - 1, max_bins)
     while count > 8:
         counts, _ = np.histogram(values, bins=count, range=(low, high))
