@@ -509,10 +509,12 @@ def particle_outlines(
     ParticleOutlines
         Contours ready to draw.
     """
+    from scipy import ndimage
     from skimage.measure import label
 
     outlines = ParticleOutlines()
     labels = label(np.asarray(mask, dtype=bool), connectivity=2) if mask is not None else None
+    slices = ndimage.find_objects(labels) if labels is not None else []
     hit_labels: set[int] = set()
     crops = particle_masks or {}
     separated = _separated_flags(particles)
@@ -536,13 +538,13 @@ def particle_outlines(
         elif labels is not None and centre is not None and _inside(centre, labels.shape):
             region_label = int(labels[centre])
             if region_label:
-                outlines.single.extend(_region_contours(labels, region_label))
+                outlines.single.extend(_region_contours(labels, region_label, slices))
     if crops:
         outlines.separation_lines.extend(_separation_zones(particles, separated, crops))
     if labels is not None:
         for region_label in range(1, int(labels.max()) + 1):
             if region_label not in hit_labels:
-                outlines.excluded.extend(_region_contours(labels, region_label))
+                outlines.excluded.extend(_region_contours(labels, region_label, slices))
     return outlines
 
 
@@ -815,13 +817,15 @@ def _crop_contours(crop: np.ndarray, row0: int, col0: int) -> list[np.ndarray]:
     return [contour + (row0 - 1, col0 - 1) for contour in find_contours(padded, 0.5)]
 
 
-def _region_contours(labels: np.ndarray, region_label: int) -> list[np.ndarray]:
-    from scipy import ndimage
-
-    slices = ndimage.find_objects((labels == region_label).astype(np.int8))
-    if not slices or slices[0] is None:
+def _region_contours(
+    labels: np.ndarray, region_label: int, slices: list[tuple[slice, slice] | None]
+) -> list[np.ndarray]:
+    """Contours of one labelled region, from its bounding box (``slices`` from
+    ``scipy.ndimage.find_objects(labels)``) so that the cost does not grow with the image."""
+    box = slices[region_label - 1] if region_label - 1 < len(slices) else None
+    if box is None:
         return []
-    rows, cols = slices[0]
+    rows, cols = box
     crop = labels[rows, cols] == region_label
     return _crop_contours(crop, rows.start, cols.start)
 
