@@ -31,6 +31,9 @@ from antema_scale.synth.shapes import ParticleSpec, RasterizedParticle
 
 #: Lattice fringes are drawn only when their period spans at least this many pixels.
 MIN_FRINGE_PERIOD_PX = 2.4
+#: Bright-field particles at least this large (radius, px) show diffraction-contrast bands
+#: when their lattice is not resolved.
+MIN_BAND_RADIUS_PX = 12.0
 
 
 @dataclass
@@ -137,15 +140,23 @@ def lattice_pattern(
     pixel_size_nm: float,
     columns: bool = False,
 ) -> np.ndarray | None:
-    """Fringe modulation in [-1, 1] on the particle's crop, None if unresolved.
+    """Fringe modulation in [-1, 1] on the particle's crop, None if there is none to draw.
 
     With ``columns`` (HAADF), crossed orientations give bright dots (atomic columns):
-    the product of the fringe sets instead of their mean.
+    the product of the fringe sets instead of their mean. When the lattice is not resolved,
+    large bright-field particles (radius >= :data:`MIN_BAND_RADIUS_PX`) get broad
+    one or two broad diffraction-contrast bands (bend / thickness contours) instead, with
+    a period of 1.6 radii; HAADF and smaller particles get nothing.
     """
-    if look.lattice_spacing_nm / pixel_size_nm < MIN_FRINGE_PERIOD_PX or look.lattice_strength == 0:
+    if look.lattice_strength == 0:
         return None
+    period_nm = look.lattice_spacing_nm
+    if period_nm / pixel_size_nm < MIN_FRINGE_PERIOD_PX:
+        if columns or spec.radius_nm / pixel_size_nm < MIN_BAND_RADIUS_PX:
+            return None
+        period_nm = 1.6 * spec.radius_nm
     y, x = _crop_coordinates_nm(particle, spec, pixel_size_nm)
-    k = 2.0 * np.pi / look.lattice_spacing_nm
+    k = 2.0 * np.pi / period_nm
     angles = [look.lattice_angle_rad]
     if look.crossed:
         angles.append(look.lattice_angle_rad + np.pi / 3.0)
