@@ -112,11 +112,26 @@ def _stage_cell(seconds: float, serial: dict[str, Any]) -> str:
     return f"{_fmt(seconds / serial['images'], 3)} ({_fmt(serial['megapixels'] / seconds, 2)})"
 
 
+def model_line(speed: dict[str, Any]) -> str:
+    """Network width, training epochs and checksum of the speed runs' model, in words."""
+    model = speed.get("model") or {}
+    if not model:
+        return "no network"
+    width = (model.get("architecture") or {}).get("base_width", "?")
+    trained = "trained" if speed.get("trained_model") else "untrained stand-in"
+    epochs = model.get("epochs_done")
+    return (
+        f"network width {width}, {trained}"
+        + (f" ({epochs} epochs)" if epochs is not None else "")
+        + f", sha256 {str(model.get('weights_sha256'))[:10]}"
+    )
+
+
 def _speed_lines(speed: dict[str, Any]) -> list[str]:
     lines = ["## Speed", ""]
     lines += [
         f"Segmenter: {speed.get('segmenter', '?')}; device `{speed.get('device', '?')}`; "
-        f"analysis mode `{speed.get('separation_mode', '?')}`.",
+        f"analysis mode `{speed.get('separation_mode', '?')}`; {model_line(speed)}.",
         "",
     ]
     for size_block in speed.get("sizes", []):
@@ -259,6 +274,8 @@ def record_markdown(record: dict[str, Any]) -> str:
         f"command `{record.get('command', '')}`",
         "",
     ]
+    if record.get("complete") is False:
+        lines += ["**Partial record**: the run stopped after the speed part.", ""]
     if record.get("speed"):
         lines += _speed_lines(record["speed"])
     if record.get("accuracy"):
@@ -313,7 +330,7 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
                 _fmt(widest["cold_start_s"], 1) if widest else "–",
                 _fmt(max(memory), 0) if memory else "–",
                 f"{_fmt(_median(separation), 1)}x" if _median(separation) else "–",
-                "yes" if speed.get("trained_model") else "no (untrained stand-in)",
+                model_line(speed) if speed.get("model") else "–",
             ]
         )
     return rows
@@ -322,7 +339,7 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
 SPEED_SUMMARY_HEADER = (
     "result file", "machine", "load (1 min)", "device", "images", "serial img/s",
     "pipeline img/s", "pipeline MP/s", "pipeline / serial", "scaling efficiency",
-    "cold start s", "peak RSS / worker MiB", "separation vs full-frame", "trained model",
+    "cold start s", "peak RSS / worker MiB", "separation vs full-frame", "network",
 )
 ACCURACY_SUMMARY_HEADER = (
     "result file", "segmenter", "mode", "group", "images", "pixel IoU", "pixel Dice",

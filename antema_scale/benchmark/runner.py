@@ -48,6 +48,9 @@ class BenchConfig:
         plain script gets) always runs first and is the reference of the ratios.
     separation_images : int
         True masks per size timed against the full-frame reference port.
+    separation_sizes : tuple of int
+        Sizes whose masks are timed that way (empty: every size; the reference port's
+        cost grows with particles x pixels, about 16x per doubling of the side).
     synthetic_per_level : int
         Synthetic accuracy images per overlap level.
     synthetic_size : int
@@ -76,6 +79,7 @@ class BenchConfig:
     batch_size: int = 8
     serial_threads: tuple[int, ...] = ()
     separation_images: int = 1
+    separation_sizes: tuple[int, ...] = ()
     synthetic_per_level: int = 2
     synthetic_size: int = 1024
     emps_dir: str | None = str(DEFAULT_EMPS_DIR)
@@ -191,7 +195,8 @@ def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) 
         blocks.append(block)
     separation: dict[str, Any] = {}
     if config.separation and config.separation_images:
-        chosen = [i for s in dataset.sizes for i in dataset.of_size(s)[: config.separation_images]]
+        sizes = [s for s in dataset.sizes if s in (config.separation_sizes or dataset.sizes)]
+        chosen = [i for s in sizes for i in dataset.of_size(s)[: config.separation_images]]
         say(f"separation: analyse_mask vs the full-frame reference on {len(chosen)} true masks")
         separation = separation_comparison(chosen)
         if not separation["reference_available"]:
@@ -200,6 +205,7 @@ def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) 
     return {
         "segmenter": choice.description,
         "model_path": choice.settings.model_path,
+        "model": _model_summary(choice.settings.resolved_model_path()),
         "trained_model": choice.trained,
         "device": device,
         "separation_mode": options.separation,
@@ -253,6 +259,23 @@ def _accuracy(config: BenchConfig, say: Progress, notes: list[str]) -> dict[str,
     return result
 
 
+def _model_summary(path: Path | None) -> dict[str, Any]:
+    """Architecture, weights checksum and training status of a model file (empty: none)."""
+    if path is None:
+        return {}
+    from antema_scale.segment.model_file import read_model_file
+
+    metadata = read_model_file(path)["metadata"]
+    training = metadata.get("training") or {}
+    return {
+        "file": path.name,
+        "architecture": metadata.get("architecture"),
+        "weights_sha256": metadata.get("weights_sha256"),
+        "epochs_done": training.get("epochs_done") if isinstance(training, dict) else None,
+        "status": metadata.get("status"),
+    }
+
+
 def _model_split_seed(model: Any) -> int:
     """Seed of the train/val/test split the model was trained with (0 when not recorded)."""
     training = model.metadata.get("training", {}) if model is not None else {}
@@ -261,7 +284,11 @@ def _model_split_seed(model: Any) -> int:
 
 
 def run_benchmark(
-    config: BenchConfig, *, command: str = "", progress: Progress | None = None
+    config: BenchConfig,
+    *,
+    command: str = "",
+    progress: Progress | None = None,
+    checkpoint: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """Run the benchmark described by ``config`` and return its record (see :mod:`.report`).
 
@@ -273,6 +300,9 @@ def run_benchmark(
         The command line, recorded for reproduction.
     progress : callable, optional
         Called with a short message before each step.
+    checkpoint : callable, optional
+        Called with the record so far (``"complete": False``) after the speed part, so
+        that a long run that is interrupted later still leaves its numbers.
 
     Returns
     -------
@@ -296,11 +326,16 @@ def run_benchmark(
     }
     with tempfile.TemporaryDirectory(dir=config.workdir) as scratch:
         workdir = Path(scratch)
+        record["complete"] = False
         if config.speed:
             record["speed"] = _speed(config, workdir, say, notes)
+            if checkpoint is not None:
+                checkpoint({**record, "notes": notes, "load_average_end": load_average(),
+                            "total_seconds": time.perf_counter() - started})
         if config.accuracy:
             record["accuracy"] = _accuracy(config, say, notes)
     record["load_average_end"] = load_average()
     record["total_seconds"] = time.perf_counter() - started
     record["notes"] = notes
+    record["complete"] = True
     return record

@@ -69,6 +69,10 @@ def register(app: typer.Typer) -> None:
         synthetic_per_level: Annotated[
             int | None, typer.Option(help="Synthetic accuracy images per overlap level.")
         ] = None,
+        separation_sizes: Annotated[
+            str | None,
+            typer.Option(help="Sizes timed against the full-frame reference (default: all)."),
+        ] = None,
         output: Annotated[
             Path | None,
             typer.Option("-o", "--output", help="JSON result (markdown written beside it)."),
@@ -105,6 +109,8 @@ def register(app: typer.Typer) -> None:
             changes["emps_limit"] = emps_limit
         if serial_threads is not None:
             changes["serial_threads"] = parse_int_list(serial_threads, "--serial-threads")
+        if separation_sizes is not None:
+            changes["separation_sizes"] = parse_int_list(separation_sizes, "--separation-sizes")
         if synthetic_size is not None:
             changes["synthetic_size"] = synthetic_size
         if synthetic_per_level is not None:
@@ -124,6 +130,7 @@ def register(app: typer.Typer) -> None:
                 config,
                 command=command,
                 progress=lambda message: (console.log(message), status.update(message)),
+                checkpoint=lambda partial: write_record(partial, target),
             )
         json_path, markdown_path = write_record(record, target)
         console.print(f"wrote {json_path} and {markdown_path} in {record['total_seconds']:.0f} s")
