@@ -11,7 +11,8 @@ Measured side by side in one run on the same lognormal "diameters":
 2. :func:`antema_scale.report.summary_statistics` of a whole particle table (six
    quantities, 2000 resamples) at the same sizes.
 
-Each measurement is the median of ``--repeat`` runs.
+Each measurement is the median of ``--repeat`` runs; the JSON records the machine and its
+load average, since on a shared machine absolute times vary several-fold between runs.
 
 Usage::
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -30,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from antema_scale.provenance import hardware_fingerprint
 from antema_scale.report import summary_statistics
 from antema_scale.report.statistics import bootstrap_medians
 
@@ -100,7 +103,14 @@ def main() -> None:
         print(json.dumps(row))
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"n_resamples": N_RESAMPLES, "rows": rows}, indent=2))
+        record = {
+            "n_resamples": N_RESAMPLES,
+            "repeat": args.repeat,
+            "load_average_1_5_15": [round(load, 2) for load in os.getloadavg()],
+            "hardware": hardware_fingerprint(),
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(record, indent=2, default=str))
 
 
 if __name__ == "__main__":
