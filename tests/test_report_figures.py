@@ -11,18 +11,20 @@ from matplotlib.image import imread
 from test_report_synthetic import SyntheticRun, build_results_dir
 
 from antema_scale.report.figures import (
-    format_length_nm,
     format_mean_std,
-    gallery_selection,
     histogram_bins,
     histogram_range,
+    plot_shape_distributions,
+    plot_size_distributions,
+    save_figure,
+)
+from antema_scale.report.micrograph_figures import (
+    format_length_nm,
+    gallery_selection,
     nice_scale_bar_length,
     particle_outlines,
     plot_image_overview,
     plot_particle_gallery,
-    plot_shape_distributions,
-    plot_size_distributions,
-    save_figure,
 )
 
 

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from antema_scale.cli import app
 from antema_scale.report import ResultsDirectoryError, load_results, report_run, write_report
-from antema_scale.report.figures import ImageRecord
+from antema_scale.report.micrograph_figures import ImageRecord
 from antema_scale.report.results import analysis_options_from_manifest, recompute_particle_crops
 
 

@@ -19,7 +19,7 @@ from scipy import ndimage
 from skimage.draw import disk
 from skimage.measure import regionprops
 
-from antema_scale.report.figures import ImageRecord
+from antema_scale.report.micrograph_figures import ImageRecord
 
 PIXEL_SIZE_NM = 0.5
 IMAGE_SHAPE = (240, 320)

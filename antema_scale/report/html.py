@@ -23,14 +23,16 @@ import pandas as pd
 from antema_scale import __version__
 from antema_scale.report.figures import (
     SAMPLE_COLOURS,
-    ImageRecord,
     format_mean_std,
-    plot_image_overview,
-    plot_particle_gallery,
     plot_shape_distributions,
     plot_size_distributions,
     plot_size_distributions_by_sample,
     save_figure,
+)
+from antema_scale.report.micrograph_figures import (
+    ImageRecord,
+    plot_image_overview,
+    plot_particle_gallery,
 )
 from antema_scale.report.results import (
     ImageLoader,

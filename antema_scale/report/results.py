@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from antema_scale.report.figures import ImageRecord
+from antema_scale.report.micrograph_figures import ImageRecord
 
 PARTICLES_FILE = "particles.parquet"
 IMAGES_FILE = "images.parquet"
