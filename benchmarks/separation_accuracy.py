@@ -188,7 +188,7 @@ def synth_scores(n_images: int, level: str, seed: int = 7) -> list[dict]:
             totals[mode]["matched"] += len(used)
     rows = []
     print(
-        f"\n{n_images} synthetic micrographs (overlap 'high'), {totals['none']['true']} particles"
+        f"\n{n_images} synthetic micrographs (overlap {level!r}), {totals['none']['true']} particles"
     )
     print("| mode | recall | precision |")
     print("|---|---|---|")
