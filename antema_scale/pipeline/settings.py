@@ -147,6 +147,8 @@ def options_as_dict(options: Any) -> dict[str, Any]:
 def parameter_hash(segmentation: SegmentationSettings, analysis_options: Any) -> str:
     """Hash (16 hex characters) of every parameter that changes a per-image result.
 
+    The package version is included, so results of another release are recomputed.
+
     Parameters
     ----------
     segmentation : SegmentationSettings
@@ -159,9 +161,12 @@ def parameter_hash(segmentation: SegmentationSettings, analysis_options: Any) ->
     -------
     str
     """
+    from antema_scale import __version__
+
     payload = {
         "segmentation": segmentation.result_parameters(),
         "analysis": options_as_dict(analysis_options),
+        "antema_scale": __version__,
     }
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
