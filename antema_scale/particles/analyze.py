@@ -268,6 +268,7 @@ class _Collector:
         holes_filled: bool = False,
         contour_perimeters: tuple[float, float] | None = None,
         centre_hull: np.ndarray | None = None,
+        convex_area: float | None = None,
     ) -> None:
         rows = np.flatnonzero(mask.any(axis=1))
         if rows.size == 0:
@@ -284,6 +285,7 @@ class _Collector:
             contour_perimeters=contour_perimeters,
             holes_filled=holes_filled,
             centre_hull=centre_hull,
+            convex_area=convex_area,
         )
         particle_id = len(self.rows) + 1
         self.rows.append(
@@ -347,6 +349,11 @@ class _Region:
         """Convex hull of the pixel centres (px; translation-free, so valid for any crop)."""
         return centre_hull_px(self.crop)
 
+    @cached_property
+    def convex_area(self) -> float:
+        """Digital convex area in px (Pick's theorem on :attr:`centre_hull`)."""
+        return convex_area_px(self.centre_hull)
+
     @property
     def convexity(self) -> float:
         perimeter, hull_perimeter = self.perimeters
@@ -388,7 +395,7 @@ def _may_hide_overlap(
     """
     if options.overlap_solidity is None or options.separation in ("uecs-paper", "none"):
         return False
-    solidity = np.count_nonzero(region.crop) / convex_area_px(region.centre_hull)
+    solidity = np.count_nonzero(region.crop) / region.convex_area
     if solidity >= options.overlap_solidity:
         return False
     return count_necks(region.filled, spacing, relative_depth=options.overlap_neck_depth) >= 2
@@ -516,6 +523,7 @@ def _add_whole_region(region: _Region, collector: _Collector) -> None:
         holes_filled=region.holes == 0,
         contour_perimeters=region.perimeters,
         centre_hull=region.centre_hull,
+        convex_area=region.convex_area,
     )
 
 

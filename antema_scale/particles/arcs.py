@@ -65,18 +65,15 @@ def _bay_maxima(depth: np.ndarray, run: np.ndarray, min_depth: float) -> list[in
     60 % of its own depth (two necks opening into the same bay)."""
     values = depth[run]
     if len(values) >= 5:
-        smooth = np.convolve(np.pad(values, 2, mode="edge"), np.ones(5) / 5, mode="valid")
+        padded = np.concatenate([np.full(2, values[0]), values, np.full(2, values[-1])])
+        smooth = np.convolve(padded, np.ones(5) / 5, mode="valid")
     else:
         smooth = values
-    local = [
-        k
-        for k in range(len(values))
-        if values[k] >= min_depth
-        and smooth[k] >= smooth[max(k - 1, 0)]
-        and smooth[k] >= smooth[min(k + 1, len(values) - 1)]
-    ]
+    before = np.concatenate([smooth[:1], smooth[:-1]])
+    after = np.concatenate([smooth[1:], smooth[-1:]])
+    local = np.flatnonzero((values >= min_depth) & (smooth >= before) & (smooth >= after))
     kept: list[int] = []
-    for k in sorted(local, key=lambda k: -values[k]):
+    for k in local[np.argsort(-values[local], kind="stable")].tolist():
         separated = all(values[min(k, j) : max(k, j) + 1].min() < 0.6 * values[k] for j in kept)
         if separated:
             kept.append(k)

@@ -29,6 +29,7 @@ def measure_particle(
     contour_perimeters: tuple[float, float] | None = None,
     holes_filled: bool = False,
     centre_hull: np.ndarray | None = None,
+    convex_area: float | None = None,
 ) -> dict[str, float | int]:
     """Measure one particle.
 
@@ -51,6 +52,8 @@ def measure_particle(
     centre_hull : numpy.ndarray, optional
         Already computed ``centre_hull_px`` of this particle (any crop: it is only used
         for translation-invariant quantities).
+    convex_area : float, optional
+        Already computed ``convex_area_px`` of this particle (px).
 
     Returns
     -------
@@ -86,7 +89,7 @@ def measure_particle(
         "perimeter_nm": perimeter_value,
         "circularity": circularity,
         "convexity": hull_perimeter / contour_perimeter if contour_perimeter > 0 else 1.0,
-        "solidity": area_px / convex_area_px(hull),
+        "solidity": area_px / (convex_area_px(hull) if convex_area is None else convex_area),
         "centroid_y_nm": (rows.mean() + offset[0]) * dy,
         "centroid_x_nm": (cols.mean() + offset[1]) * dx,
         "bbox_min_row": int(rows.min()) + offset[0],
