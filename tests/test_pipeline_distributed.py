@@ -147,6 +147,7 @@ def _tiny_model(path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_network_is_loaded_once_per_worker_and_matches_direct_prediction(
     process_client: Client, tmp_path: Path
 ) -> None:
