@@ -88,7 +88,7 @@ def _convex_shapes() -> list[tuple[str, np.ndarray]]:
     return shapes
 
 
-@pytest.mark.parametrize("separation", ["uecs", "uecs-paper", "watershed"])
+@pytest.mark.parametrize("separation", ["hybrid", "uecs", "uecs-paper", "watershed"])
 def test_single_convex_particle_is_never_split(separation: str) -> None:
     options = (
         AnalysisOptions.paper()
