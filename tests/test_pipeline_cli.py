@@ -83,4 +83,4 @@ def test_demo_writes_results_a_newcomer_can_open(tmp_path: Path) -> None:
     particles = pd.read_parquet(results / "particles.parquet")
     truth = pd.read_csv(tmp_path / "demo" / "sample" / "truth" / "truth.csv")
     assert particles.image_id.nunique() == truth.image_id.nunique()
-    assert "report.html" in result.output
+    assert "Open the report" in result.output
