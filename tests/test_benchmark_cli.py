@@ -60,6 +60,7 @@ def test_bench_writes_record_and_markdown(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     record = json.loads(output.read_text())
     assert record["format"] == "antema-scale-bench-v1" and record["name"] == "tiny"
+    assert record["complete"] is True
     hardware = record["fingerprint"]["hardware"]
     assert hardware["cpu_count"] >= 1 and "cpu_model" in hardware and "gpus" in hardware
     assert {"torch", "dask", "antema-scale"} <= set(record["fingerprint"]["software"])
@@ -94,9 +95,12 @@ def test_bench_writes_record_and_markdown(tmp_path: Path) -> None:
         if r["segmenter"] == "truth" and r["mode"] == "none" and r["group"] == "emps"
     )
     assert emps_truth["n_truth"] == 3 and emps_truth["f1"] == 1.0  # three isolated discs
+    assert record["speed"]["model"]["architecture"]["base_width"] == 8
     markdown = output.with_suffix(".md").read_text()
-    for heading in ("## Speed", "### 128 x 128 px, 2 images", "## Accuracy", "IoU particle"):
+    for heading in ("## Speed", "### 128 x 128 px, 2 images", "## Accuracy", "IoU particle",
+                    "network width 8"):
         assert heading in markdown
+    assert "Partial record" not in markdown
 
 
 def test_bench_rejects_bad_lists() -> None:

@@ -185,3 +185,17 @@ def test_choose_model_threshold_explicit_and_untrained_fallback(
     assert stand_in.network.config == NetworkConfig()  # the default architecture, same cost
     explicit = choose_model("model", fallback.settings.model_path, "cpu", tmp_path, batch_size=2)
     assert explicit.trained and explicit.settings.batch_size == 2
+
+
+def test_peak_memory_of_a_spawned_process_is_its_own() -> None:
+    """A child must not report its parent's peak (``ru_maxrss`` survives fork + exec)."""
+    import multiprocessing
+
+    from antema_scale.benchmark.speed import peak_memory_mib
+
+    ballast = np.ones(400 * 2**20, dtype=np.uint8)  # 400 MiB resident in this process
+    assert peak_memory_mib()["rss_peak_mib"] >= 400
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        child = pool.apply(peak_memory_mib)
+    assert 0 < child["rss_peak_mib"] < 300
+    del ballast

@@ -154,6 +154,7 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
             rows.append(
                 [
                     f"serial loop, {serial['threads']} thread(s)",
+                    _fmt((serial.get("load_average") or [None])[0], 1),
                     _fmt(serial["images_per_s"], 3),
                     _fmt(serial["megapixels_per_s"], 2),
                     _fmt(serial["model_load_s"] + serial["first_image_s"], 1),
@@ -166,6 +167,7 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
             rows.append(
                 [
                     f"pipeline, {run['workers']} worker(s)",
+                    _fmt((run.get("load_average") or [None])[0], 1),
                     _fmt(run["images_per_s"], 3),
                     _fmt(run["megapixels_per_s"], 2),
                     _fmt(run["cold_start_s"], 1),
@@ -176,7 +178,8 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
                 ]
             )
         lines += _table(
-            ["run", "images/s", "MP/s", "cold start s", "peak RSS/worker MiB", "peak GPU MiB"],
+            ["run", "load (1 min)", "images/s", "MP/s", "cold start s", "peak RSS/worker MiB",
+             "peak GPU MiB"],
             rows,
         )
         scaling = size_block.get("scaling", [])

@@ -135,18 +135,32 @@ def untrained_model(path: Path) -> Path:
     return path
 
 
-def peak_memory_mib() -> dict[str, float | None]:
-    """Peak resident memory of this process and peak CUDA memory allocated by torch (MiB)."""
+def _peak_rss_mib() -> float:
+    """Peak resident memory of this process, MiB.
+
+    Linux: ``VmHWM`` of ``/proc/self/status`` (the high-water mark of this process's own
+    address space). ``getrusage``'s ``ru_maxrss`` is not used there: it survives
+    ``fork`` + ``exec``, so spawned workers would report their parent's peak.
+    """
+    status = Path("/proc/self/status")
+    if status.is_file():
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**10
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows: peak working set from psutil
         import psutil
 
         info = psutil.Process().memory_info()
-        rss_mib = getattr(info, "peak_wset", info.rss) / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        rss_mib = peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+        return getattr(info, "peak_wset", info.rss) / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # pragma: no cover - macOS
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10  # pragma: no cover
+
+
+def peak_memory_mib() -> dict[str, float | None]:
+    """Peak resident memory of this process and peak CUDA memory allocated by torch (MiB)."""
+    rss_mib = _peak_rss_mib()
     gpu_mib: float | None = None
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():
