@@ -51,10 +51,12 @@ __all__ = [
 #: Tile origins are multiples of this (the encoder's total stride) so that every tile
 #: samples the image on the same feature lattice.
 OUTPUT_STRIDE = 32
-#: Default out-of-distribution thresholds (see the module docstring).
+#: Default out-of-distribution thresholds (see the module docstring): the 10th percentile
+#: of ``mean_margin`` and the 90th of ``uncertain_fraction`` of the shipped model on its
+#: validation images (EMPS + synthetic), so about 1 in 10 ordinary images is flagged.
 QUALITY_THRESHOLDS: dict[str, float] = {
-    "min_mean_margin": 0.80,
-    "max_uncertain_fraction": 0.08,
+    "min_mean_margin": 0.74,
+    "max_uncertain_fraction": 0.20,
     "max_zoom_factor": 16.0,
 }
 

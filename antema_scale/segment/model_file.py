@@ -226,5 +226,6 @@ def export_model(
     """
     model = load_model(source, device="cpu")
     meta = {**model.metadata, **(extra_metadata or {})}
-    meta["exported_from"] = Path(source).name
+    if Path(source).resolve() != Path(destination).resolve():
+        meta["exported_from"] = Path(source).name
     return save_model(destination, model.network, model.preprocessing, meta, half=half)
