@@ -113,7 +113,7 @@ def _record(name: str, serial_ips: float, pipeline_ips: float) -> dict:
         "format": "antema-scale-bench-v1",
         "file": f"{name}.json",
         "fingerprint": {"hardware": {"cpu_model": "TestCPU", "cpu_count": 2, "gpus": []}},
-        "load_average_start": [3.5, 3.0, 2.0],
+        "load_average_start": [9.0, 9.0, 9.0],
         "speed": {
             "trained_model": True,
             "sizes": [
@@ -123,13 +123,15 @@ def _record(name: str, serial_ips: float, pipeline_ips: float) -> dict:
                     "serial": [{"images_per_s": serial_ips}],
                     "pipeline": [
                         {"workers": 2, "images_per_s": pipeline_ips, "megapixels_per_s": 1.5,
+                         "load_average": [3.5, 3.0, 2.0],
                          "cold_start_s": 12.0, "worker_memory": [{"rss_peak_mib": 700.0}]},
                     ],
                     "scaling": [{"workers": 2, "seconds": 1.0, "speedup": 1.0, "efficiency": 0.8}],
                     "pipeline_vs_serial": [{"speedup": pipeline_ips / serial_ips}],
                 }
             ],
-            "separation": {"rows": [{"speedup_default_vs_reference": 7.0}]},
+            "separation": {"rows": [{"size": 1024, "speedup_default_vs_reference": 7.0},
+                                    {"size": 2048, "speedup_default_vs_reference": 30.0}]},
         },
         "accuracy": {
             "default_mode": "hybrid",
@@ -154,6 +156,7 @@ def test_summary_tables_come_from_the_records() -> None:
     assert cells[1] == "TestCPU x2" and cells[2] == "3.5" and cells[4] == "1024² x 4"
     assert cells[5] == "0.500" and cells[6] == "1.250 (2 w)" and cells[8] == "2.50x"
     assert cells[9] == "0.80" and cells[11] == "700" and cells[12] == "7.0x"
+    assert cells[13] == "–"  # no model block in this record
     accuracy = [line for line in text.splitlines() if "| model | " in line]
     assert len(accuracy) == 1  # default mode only (no uecs-paper row in this record)
     assert "0.810" in accuracy[0] and "0.750" in accuracy[0] and "0.50 of 8" in accuracy[0]

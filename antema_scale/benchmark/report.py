@@ -307,9 +307,14 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
     machine = f"{hardware.get('cpu_model', '?')} x{hardware.get('cpu_count', '?')}"
     if gpus:
         machine += " + " + ", ".join(g["name"] for g in gpus)
-    separation = [
-        r.get("speedup_default_vs_reference") for r in (speed.get("separation") or {}).get("rows", [])
-    ]
+    separation_rows = (speed.get("separation") or {}).get("rows", [])
+    model = speed.get("model") or {}
+    network = (
+        f"w{(model.get('architecture') or {}).get('base_width', '?')}, "
+        + (f"{model.get('epochs_done')} epochs" if speed.get("trained_model") else "untrained")
+        if model
+        else "–"
+    )
     rows = []
     for block in speed.get("sizes", []):
         serial = (block.get("serial") or [None])[0]
@@ -318,11 +323,15 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
         scaling = {r["workers"]: r for r in block.get("scaling", [])}
         ratio = (block.get("pipeline_vs_serial") or [None])[0]
         memory = [m["rss_peak_mib"] for m in widest["worker_memory"]] if widest else []
+        separation = _median(
+            [r.get("speedup_default_vs_reference") for r in separation_rows
+             if r.get("size") == block["size"]]
+        )
         rows.append(
             [
                 record.get("file", record.get("name", "")),
                 machine,
-                _fmt((record.get("load_average_start") or [None])[0], 1),
+                _fmt(((widest or {}).get("load_average") or [None])[0], 1),
                 "GPU" if gpus else "CPU",
                 f"{block['size']}² x {block['images']}",
                 _fmt(serial["images_per_s"], 3) if serial else "–",
@@ -332,15 +341,15 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
                 _fmt(scaling[widest["workers"]]["efficiency"], 2) if widest else "–",
                 _fmt(widest["cold_start_s"], 1) if widest else "–",
                 _fmt(max(memory), 0) if memory else "–",
-                f"{_fmt(_median(separation), 1)}x" if _median(separation) else "–",
-                model_line(speed) if speed.get("model") else "–",
+                f"{_fmt(separation, 1)}x" if separation else "–",
+                network,
             ]
         )
     return rows
 
 
 SPEED_SUMMARY_HEADER = (
-    "result file", "machine", "load (1 min)", "device", "images", "serial img/s",
+    "result file", "machine", "load (1 min)", "device", "images", "serial img/s (all cores)",
     "pipeline img/s", "pipeline MP/s", "pipeline / serial", "scaling efficiency",
     "cold start s", "peak RSS / worker MiB", "separation vs full-frame", "network",
 )
