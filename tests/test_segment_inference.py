@@ -26,11 +26,22 @@ def tiny_model() -> SegmentationModel:
     return SegmentationModel(net, Preprocessing((0.2, 0.8), sigma_px=1.0))
 
 
-def test_tile_origins_cover_and_align() -> None:
-    starts, padded = tile_origins(300, 128, 32)
+@pytest.mark.parametrize("length", [100, 300, 1024, 1100, 2048, 5000])
+def test_tile_origins_cover_overlap_and_align(length: int) -> None:
+    starts, padded, size = tile_origins(length, 1024, 128)
     assert starts[0] == 0 and all(s % OUTPUT_STRIDE == 0 for s in starts)
-    assert padded >= 300 and starts[-1] + 128 == padded
-    assert tile_origins(100, 128, 32) == ([0], 100)
+    assert size % OUTPUT_STRIDE == 0 and size <= 1024
+    assert padded >= length and starts[-1] + size == padded
+    if len(starts) > 1:
+        assert min(b - a for a, b in zip(starts, starts[1:], strict=False)) <= size - 128
+    assert padded - length < OUTPUT_STRIDE * len(starts) + OUTPUT_STRIDE
+
+
+def test_tile_origins_examples() -> None:
+    assert tile_origins(100, 128, 32) == ([0], 128, 128)
+    assert tile_origins(1024, 1024, 128) == ([0], 1024, 1024)
+    starts, padded, size = tile_origins(2048, 1024, 128)
+    assert (len(starts), size, padded) == (3, 768, 2048)
 
 
 def test_blend_window_is_positive_and_peaks_in_the_middle() -> None:

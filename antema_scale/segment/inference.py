@@ -80,18 +80,28 @@ class Prediction:
     quality: dict[str, float | bool] = field(default_factory=dict)
 
 
-def tile_origins(length: int, tile: int, overlap: int) -> tuple[list[int], int]:
-    """Tile start positions along one axis and the padded length they cover.
+def _ceil_stride(n: float) -> int:
+    return int(math.ceil(n / OUTPUT_STRIDE) * OUTPUT_STRIDE)
 
-    Starts are multiples of :data:`OUTPUT_STRIDE`; the step is ``tile - overlap`` rounded
-    down to a multiple of it. Returns ``(starts, padded_length)`` with
-    ``padded_length >= length`` (the image is reflect-padded to it).
+
+def tile_origins(length: int, tile: int, overlap: int) -> tuple[list[int], int, int]:
+    """Tile start positions along one axis, the padded length they cover, the tile length.
+
+    Uses the fewest tiles of at most ``tile`` pixels that cover ``length`` with at least
+    ``overlap`` pixels shared by neighbours, then shrinks the tiles evenly so that little
+    padding is computed. Tile lengths and starts are multiples of :data:`OUTPUT_STRIDE`.
+    Returns ``(starts, padded_length, tile_length)``; the image is padded to
+    ``padded_length >= length``.
     """
     if length <= tile:
-        return [0], length
-    step = max(OUTPUT_STRIDE, ((tile - overlap) // OUTPUT_STRIDE) * OUTPUT_STRIDE)
-    n = 1 + math.ceil((length - tile) / step)
-    return [i * step for i in range(n)], tile + (n - 1) * step
+        size = _ceil_stride(length)
+        return [0], size, size
+    n = math.ceil((length - overlap) / (tile - overlap))
+    size = min(tile, _ceil_stride((length + (n - 1) * overlap) / n))
+    step = max(OUTPUT_STRIDE, ((size - overlap) // OUTPUT_STRIDE) * OUTPUT_STRIDE)
+    while size + (n - 1) * step < length:
+        n += 1
+    return [i * step for i in range(n)], size + (n - 1) * step, size
 
 
 def blend_window(shape: tuple[int, int], floor: float = 1e-3) -> np.ndarray:
@@ -118,8 +128,8 @@ def predict_prepared(
     network: torch.nn.Module,
     images: Sequence[np.ndarray],
     *,
-    tile: int = 512,
-    overlap: int = 64,
+    tile: int = 1024,
+    overlap: int = 128,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
 ) -> list[np.ndarray]:
@@ -156,12 +166,9 @@ def predict_prepared(
     sums, weights, jobs = [], [], defaultdict(list)
     padded_images = []
     for index, image in enumerate(images):
-        ys, ph = tile_origins(image.shape[0], tile, overlap)
-        xs, pw = tile_origins(image.shape[1], tile, overlap)
-        # Small images run as one tile padded to a multiple of the output stride.
-        th = min(tile, -(-ph // OUTPUT_STRIDE) * OUTPUT_STRIDE)
-        tw = min(tile, -(-pw // OUTPUT_STRIDE) * OUTPUT_STRIDE)
-        full = (max(ph, th), max(pw, tw))
+        ys, ph, th = tile_origins(image.shape[0], tile, overlap)
+        xs, pw, tw = tile_origins(image.shape[1], tile, overlap)
+        full = (ph, pw)
         padded_images.append(_pad_to(np.asarray(image, dtype=np.float32), full))
         sums.append(np.zeros(full, dtype=np.float32))
         weights.append(np.zeros(full, dtype=np.float32))
@@ -216,8 +223,8 @@ def predict(
     *,
     batch_size: int = 4,
     device: str | torch.device | None = None,
-    tile: int = 512,
-    overlap: int = 64,
+    tile: int = 1024,
+    overlap: int = 128,
 ) -> list[Prediction]:
     """Segment micrographs with a model; one :class:`Prediction` per image.
 
