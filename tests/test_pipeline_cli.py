@@ -84,3 +84,16 @@ def test_demo_writes_results_a_newcomer_can_open(tmp_path: Path) -> None:
     truth = pd.read_csv(tmp_path / "demo" / "sample" / "truth" / "truth.csv")
     assert particles.image_id.nunique() == truth.image_id.nunique()
     assert "Open the report" in result.output
+
+
+@pytest.mark.slow
+def test_corrupt_model_file_is_a_clear_usage_error(tmp_path: Path) -> None:
+    synthetic_folder(tmp_path / "in", 1, size=96, first_seed=80)
+    model = tmp_path / "broken.pt"
+    model.write_bytes(b"not a torch file")
+    result = CliRunner().invoke(
+        app, ["analyze", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--workers", "1", "--quiet"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "cannot load the segmentation model" in result.output
+    assert "broken.pt" in result.output

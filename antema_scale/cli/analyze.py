@@ -207,6 +207,7 @@ def register(app: typer.Typer) -> None:
             SegmentationSettings,
             run_analysis,
         )
+        from antema_scale.segment import ModelFileError
 
         console = Console()
         try:
@@ -248,6 +249,9 @@ def register(app: typer.Typer) -> None:
             )
         except ClusterBackendMissingError as error:
             console.print(str(error), style="red", markup=False)
+            raise typer.Exit(2) from error
+        except ModelFileError as error:
+            console.print(f"cannot load the segmentation model: {error}", style="red", markup=False)
             raise typer.Exit(2) from error
         from antema_scale.cli.track import track_after_analyze
 

@@ -263,7 +263,7 @@ def run_analysis(
     analysis_options: Any = None,
     cluster: ClusterSpec | None = None,
     client: Client | None = None,
-    pixel_size_nm: float | None = None,
+    pixel_size_nm: float | tuple[float, float] | None = None,
     fail_fast: bool = False,
     retries: int = 2,
     max_in_flight: int | None = None,
@@ -287,8 +287,8 @@ def run_analysis(
         Where to run (default: a local cluster sized to this machine).
     client : distributed.Client, optional
         Use this client instead of ``cluster``.
-    pixel_size_nm : float, optional
-        Pixel size for files that carry none (nm/px).
+    pixel_size_nm : float or (float, float), optional
+        Pixel size (nm/px; one number or (y, x)) for every file; needed for png/jpg.
     fail_fast : bool
         Stop at the first failed image.
     retries : int
