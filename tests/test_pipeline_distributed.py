@@ -47,8 +47,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @pytest.fixture
-def loopback_cluster(tmp_path: Path) -> Iterator[str]:
-    """``dask scheduler`` and ``dask worker --nworkers 2`` as subprocesses; yields the address."""
+def loopback_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """``dask scheduler`` and ``dask worker --nworkers 2`` as subprocesses; yields the
+    scheduler address and its scheduler file."""
     scheduler_file = tmp_path / "scheduler.json"
     logs = tmp_path / "logs"
     logs.mkdir()
@@ -73,7 +74,7 @@ def loopback_cluster(tmp_path: Path) -> Iterator[str]:
         address = json.loads(scheduler_file.read_text())["address"]
         with Client(address) as client:
             client.wait_for_workers(2, timeout=120)
-        yield address
+        yield address, scheduler_file
     finally:
         for process in reversed(processes):
             _stop(process)
@@ -81,26 +82,34 @@ def loopback_cluster(tmp_path: Path) -> Iterator[str]:
 
 @pytest.mark.slow
 def test_analyze_through_an_external_scheduler_with_two_worker_processes(
-    loopback_cluster: str, tmp_path: Path
+    loopback_cluster: tuple[str, Path], tmp_path: Path
 ) -> None:
+    address, scheduler_file = loopback_cluster
     paths = synthetic_folder(tmp_path / "images", 4, size=128)
     out = tmp_path / "run"
     result = CliRunner().invoke(
         app,
-        ["analyze", str(tmp_path / "images"), "-o", str(out), "--scheduler", loopback_cluster,
+        ["analyze", str(tmp_path / "images"), "-o", str(out), "--scheduler", address,
          "--segmenter", "threshold", "--quiet"],
     )
     assert result.exit_code == 0, result.output
-    assert loopback_cluster in result.output
+    assert address in result.output
     particles = pd.read_parquet(out / "particles.parquet")
     pd.testing.assert_frame_equal(particles, direct_particles(sorted(paths)), check_dtype=False)
-    with Client(loopback_cluster) as client:
+    with Client(address) as client:
         counts = client.run(model_load_counts)
     assert len(counts) == 2
     assert all(count == {THRESHOLD_CACHE_KEY: 1} for count in counts.values())
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["cluster"]["scheduler"] == loopback_cluster
+    assert manifest["cluster"]["scheduler"] == address
     assert manifest["cluster"]["workers"] == 2
+    again = CliRunner().invoke(
+        app,
+        ["analyze", str(tmp_path / "images"), "-o", str(tmp_path / "run2"), "--scheduler-file",
+         str(scheduler_file), "--segmenter", "threshold", "--quiet"],
+    )
+    assert again.exit_code == 0, again.output
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run2" / "particles.parquet"), particles)
 
 
 @pytest.fixture(scope="module")
