@@ -293,3 +293,14 @@ def test_movies_are_analysed_per_frame_and_chunks_give_the_same_table(movie_fold
         np.testing.assert_array_equal(masks[index], expected)
     rerun = run_analysis(movie_folder, tmp_path / "chunked", segmentation=chunked_settings, client=client)
     assert rerun.analysed == [] and len(rerun.reused) == 3
+
+
+def test_rich_progress_bar_counts_images_from_the_distributed_scheduler(
+    good_folder: Path, client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from antema_scale.pipeline.analyze import rich_progress
+
+    with rich_progress(N_GOOD) as advance:
+        result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, progress=advance)
+    assert result.ok
+    assert f"{N_GOOD}/{N_GOOD} 0 failed" in capsys.readouterr().out
