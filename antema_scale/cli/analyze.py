@@ -135,6 +135,12 @@ def errors_table(errors: Any, limit: int = 20) -> Any:
 def print_run(result: Any, console: Any) -> None:
     """Print the summary, the failures and where the files are."""
     console.print(run_summary_table(result))
+    if result.images.empty and result.errors.empty:
+        console.print(
+            f"No micrograph file found in the inputs ({len(result.skipped)} other files skipped).",
+            style="yellow",
+            markup=False,
+        )
     if len(result.errors):
         console.print(errors_table(result.errors))
     for name, path in result.files.items():

@@ -89,6 +89,8 @@ class RunResult:
         Where it ran (scheduler, dashboard link, workers, threads).
     stopped_early : bool
         ``fail_fast`` stopped the run before every image was processed.
+    skipped : list of str
+        Files in input folders that are not micrograph formats (not analysed, not errors).
     """
 
     particles: pd.DataFrame
@@ -101,6 +103,7 @@ class RunResult:
     reused: list[str] = field(default_factory=list)
     cluster: dict[str, Any] = field(default_factory=dict)
     stopped_early: bool = False
+    skipped: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -423,6 +426,7 @@ def run_analysis(
         reused=sorted(reused_ids),
         cluster=description,
         stopped_early=graph.stopped_early,
+        skipped=list(entries.skipped),
     )
 
 
