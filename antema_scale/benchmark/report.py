@@ -225,11 +225,22 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _epochs_note(model_info: dict[str, Any]) -> str:
+    """``", width W, E epochs"`` from a model summary (empty when unknown)."""
+    if not model_info:
+        return ""
+    width = (model_info.get("architecture") or {}).get("base_width", "?")
+    epochs = model_info.get("epochs_done")
+    return f", width {width}" + (f", {epochs} epochs" if epochs is not None else "")
+
+
 def _accuracy_lines(accuracy: dict[str, Any]) -> list[str]:
     lines = ["## Accuracy", ""]
     lines += [
         f"Images per group: {accuracy.get('images', {})}. Default separation mode: "
-        f"`{accuracy.get('default_mode')}`. Model: {accuracy.get('model', '?')}.",
+        f"`{accuracy.get('default_mode')}`. Model: {accuracy.get('model', '?')}"
+        + _epochs_note(accuracy.get("model_info") or {})
+        + ".",
         "",
         "### Segmentation (pixel level)",
         "",

@@ -255,6 +255,7 @@ def _accuracy(config: BenchConfig, say: Progress, notes: list[str]) -> dict[str,
         images, segmenters(model, batch_size=config.batch_size), progress=say
     )
     result["model"] = description
+    result["model_info"] = _model_summary(path) if model is not None else {}
     result["emps_split_seed"] = split_seed
     return result
 
