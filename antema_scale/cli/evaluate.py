@@ -62,6 +62,8 @@ def register(app: typer.Typer) -> None:
         split: str = typer.Option("test", help="train | val | test"),
         split_seed: int = typer.Option(0, help="Seed of the 60/20/20 split (as in train)."),
         batch_size: int = typer.Option(4, help="Tiles per forward pass."),
+        tile: int = typer.Option(512, help="Largest tile side in working pixels (network)."),
+        overlap: int = typer.Option(64, help="Minimum tile overlap in pixels (network)."),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         threads: int = typer.Option(2, help="torch CPU threads."),
         output: Annotated[
@@ -108,7 +110,8 @@ def register(app: typer.Typer) -> None:
             pixel_range = tuple(loaded.preprocessing.pixel_size_range_nm)
             settings["model"] = str(model) if model else "shipped default"
             settings["model_sha256"] = loaded.metadata.get("weights_sha256")
-            segment = network_segmenter(loaded, batch_size=batch_size)
+            segment = network_segmenter(loaded, batch_size=batch_size, tile=tile, overlap=overlap)
+            settings.update(tile=tile, overlap=overlap)
         else:
             settings["threshold_method"] = threshold_method
             segment = threshold_segmenter(threshold_method)

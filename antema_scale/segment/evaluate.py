@@ -227,7 +227,7 @@ def evaluate(
 
 
 def network_segmenter(
-    model: object, *, batch_size: int = 4, tile: int = 1024, overlap: int = 128
+    model: object, *, batch_size: int = 4, tile: int = 512, overlap: int = 64
 ) -> Callable[[Sequence[LabelledImage]], list[Prediction]]:
     """A ``segment`` callable for :func:`evaluate` that runs a :class:`SegmentationModel`."""
     from antema_scale.segment.inference import predict

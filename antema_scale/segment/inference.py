@@ -128,8 +128,8 @@ def predict_prepared(
     network: torch.nn.Module,
     images: Sequence[np.ndarray],
     *,
-    tile: int = 1024,
-    overlap: int = 128,
+    tile: int = 512,
+    overlap: int = 64,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
 ) -> list[np.ndarray]:
@@ -223,8 +223,8 @@ def predict(
     *,
     batch_size: int = 4,
     device: str | torch.device | None = None,
-    tile: int = 1024,
-    overlap: int = 128,
+    tile: int = 512,
+    overlap: int = 64,
 ) -> list[Prediction]:
     """Segment micrographs with a model; one :class:`Prediction` per image.
 
