@@ -6,6 +6,7 @@ import builtins
 import importlib.util
 
 import pytest
+from distributed import LocalCluster
 
 from antema_scale.pipeline.cluster import (
     ClusterBackendMissingError,
@@ -99,3 +100,12 @@ def test_in_process_local_cluster_reports_workers_and_threads() -> None:
     assert description["workers"] == 2
     assert description["threads"] == 2
     assert description["scheduler"].startswith("inproc://")
+
+
+def test_a_scheduler_without_workers_is_a_clear_error() -> None:
+    from antema_scale.pipeline.cluster import NoWorkersError
+
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
+        spec = ClusterSpec(scheduler=empty.scheduler_address, worker_timeout_s=0.5)
+        with pytest.raises(NoWorkersError, match=r"no Dask worker joined .* within 0.5 s"), connect(spec):
+            pass

@@ -184,6 +184,7 @@ def register(app: typer.Typer) -> None:
         memory_limit: Annotated[str | None, typer.Option(help="Memory per worker, e.g. 4GiB.", rich_help_panel=_CLUSTER_PANEL)] = None,
         queue: Annotated[str | None, typer.Option(help="Batch queue / partition (--cluster slurm|pbs|lsf|sge).", rich_help_panel=_CLUSTER_PANEL)] = None,
         walltime: Annotated[str | None, typer.Option(help="Batch job wall time, e.g. 02:00:00.", rich_help_panel=_CLUSTER_PANEL)] = None,
+        worker_timeout: Annotated[float | None, typer.Option(min=0, help="Seconds to wait for the first worker of an existing, batch or Kubernetes cluster; raise it for long batch queues.", rich_help_panel=_CLUSTER_PANEL)] = 300.0,
         fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails.", rich_help_panel=_OUTPUT_PANEL)] = False,
         retries: Annotated[int, typer.Option(min=0, help="Retries of a task that failed for a transient reason.", rich_help_panel=_OUTPUT_PANEL)] = 2,
         csv: Annotated[bool, typer.Option("--csv", help="Also write particles.csv.", rich_help_panel=_OUTPUT_PANEL)] = False,
@@ -209,6 +210,7 @@ def register(app: typer.Typer) -> None:
             ClusterBackendMissingError,
             ClusterConfigError,
             ClusterSpec,
+            NoWorkersError,
             PipelineOptionError,
             SegmentationSettings,
             run_analysis,
@@ -235,6 +237,7 @@ def register(app: typer.Typer) -> None:
                 memory_limit=memory_limit,
                 queue=queue,
                 walltime=walltime,
+                worker_timeout_s=worker_timeout,
             )
         except (ValueError, PipelineOptionError, ClusterConfigError) as error:
             raise typer.BadParameter(str(error)) from error
@@ -254,6 +257,9 @@ def register(app: typer.Typer) -> None:
                 on_cluster=lambda description: print_cluster(description, console),
             )
         except ClusterBackendMissingError as error:
+            console.print(str(error), style="red", markup=False)
+            raise typer.Exit(2) from error
+        except NoWorkersError as error:
             console.print(str(error), style="red", markup=False)
             raise typer.Exit(2) from error
         except ModelFileError as error:

@@ -24,6 +24,7 @@ __all__ = [
     "ClusterConfigError",
     "ClusterSpec",
     "ImageFailedError",
+    "NoWorkersError",
     "PipelineOptionError",
     "RunResult",
     "SegmentationSettings",

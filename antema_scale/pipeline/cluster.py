@@ -52,6 +52,10 @@ class ClusterBackendMissingError(ImportError):
     """The package that starts the requested kind of cluster is not installed."""
 
 
+class NoWorkersError(TimeoutError):
+    """No worker joined the cluster in time (jobs still queued, wrong address, ...)."""
+
+
 @dataclass(frozen=True)
 class ClusterSpec:
     """Which Dask cluster to run on and how big it is.
@@ -82,6 +86,10 @@ class ClusterSpec:
         Batch job wall time, e.g. ``"02:00:00"``.
     image : str or None
         Container image of Kubernetes workers.
+    worker_timeout_s : float or None
+        Seconds to wait for the first worker of an existing, batch or Kubernetes cluster
+        before giving up with :class:`NoWorkersError`; ``None`` waits for ever (e.g. a
+        long batch queue).
     """
 
     cluster: str = "local"
@@ -95,6 +103,7 @@ class ClusterSpec:
     queue: str | None = None
     walltime: str | None = None
     image: str | None = None
+    worker_timeout_s: float | None = 300.0
 
     def __post_init__(self) -> None:
         if self.cluster not in CLUSTER_KINDS:
@@ -260,7 +269,27 @@ def connect(spec: ClusterSpec) -> Iterator[Client]:
             cluster = stack.enter_context(jobqueue_cluster(spec))
             cluster.scale(jobs=spec.workers or 1)
             client = stack.enter_context(Client(cluster))
+        if spec.cluster != "local" or spec.is_existing:
+            wait_for_a_worker(client, spec.worker_timeout_s)
         yield client
+
+
+def wait_for_a_worker(client: Client, timeout_s: float | None) -> None:
+    """Block until the cluster has at least one worker.
+
+    Raises
+    ------
+    NoWorkersError
+        If none joined within ``timeout_s`` seconds.
+    """
+    try:
+        client.wait_for_workers(1, timeout=timeout_s)
+    except TimeoutError as error:
+        address = client.scheduler.address if client.scheduler else "the scheduler"
+        raise NoWorkersError(
+            f"no Dask worker joined {address} within {timeout_s:g} s: check that workers are "
+            "running (batch jobs may still be queued; raise --worker-timeout to wait longer)"
+        ) from error
 
 
 def gpu_resource_available(client: Client) -> bool:
