@@ -16,6 +16,7 @@ from antema_scale.pipeline.cluster import (
     ClusterBackendMissingError,
     ClusterConfigError,
     ClusterSpec,
+    NoWorkersError,
 )
 from antema_scale.pipeline.settings import PipelineOptionError, SegmentationSettings
 
