@@ -4,12 +4,14 @@ Measured side by side in one run on the same images:
 
 1. the model (default: the shipped one) through :func:`antema_scale.segment.predict` on a
    1024² synthetic image at three pixel sizes: inside the working range (no resampling),
-   finer than it (shrunk) and coarser than it (enlarged 2x per side, i.e. 4x the pixels);
+   finer than it (shrunk) and coarser than it (enlarged 2x per side, i.e. 4x the pixels),
+   with the default tiling, and in range with one 1024² tile (ratio to the default);
 2. the bare network forward pass on 1024² for random-init ResNet-18 DeepLabV3+ of base
    widths 16, 24, 32 and 64 (64 = the standard ResNet-18), as ratios to the shipped width;
 3. on a CUDA device, when there is one: images/s at 1024² with batches of 16 (autocast).
 
-Each measurement is the median of ``--repeat`` runs after one warm-up run.
+Each measurement is the median of ``--repeat`` runs after one warm-up run. The load
+average at the end is recorded: on a shared machine the absolute seconds are upper bounds.
 
 Usage::
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -75,6 +78,18 @@ def main() -> None:
             args.repeat,
         )
         rows.append({"case": f"predict 1024² {label} ({pixel:.3f} nm/px)", "seconds": seconds})
+    item = standin_micrograph(0, (SIZE, SIZE), pixel_size_nm=(lo * hi) ** 0.5)
+    one_tile = _median_seconds(
+        lambda: predict(model, [item.image], [item.pixel_size_nm], batch_size=4, tile=1024),
+        args.repeat,
+    )
+    rows.append(
+        {
+            "case": "predict 1024² in range, one 1024² tile",
+            "seconds": one_tile,
+            "ratio": one_tile / rows[0]["seconds"],  # type: ignore[operator]
+        }
+    )
     x = torch.zeros(1, 1, SIZE, SIZE)
     forward: dict[int, float] = {}
     for width in (16, 24, 32, 64):
@@ -95,6 +110,7 @@ def main() -> None:
         torch.cuda.synchronize()
         rows.append({"case": "cuda predict 64 x 1024², batch 16", "images_per_s": 64 / seconds})
     results["rows"] = rows
+    results["load_average_1_5_15_min_at_end"] = list(os.getloadavg())
     results["hardware"] = hardware_fingerprint()
     results["software"] = software_versions()
     for row in rows:
