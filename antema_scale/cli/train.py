@@ -57,7 +57,7 @@ def register(app: typer.Typer) -> None:
         generator: str = typer.Option(
             "synth", help="'synth' (antema_scale.synth) or 'standin' (simple ellipses)."
         ),
-        width: int = typer.Option(24, help="Base width of the ResNet-18 encoder (64 = standard)."),
+        width: int = typer.Option(16, help="Base width of the ResNet-18 encoder (64 = standard)."),
         backbone: str = typer.Option("resnet18", help="Backbone name."),
         pixel_min: float = typer.Option(0.125, help="Working pixel size range: minimum, nm/px."),
         pixel_max: float = typer.Option(0.5, help="Working pixel size range: maximum, nm/px."),

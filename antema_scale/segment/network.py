@@ -56,7 +56,7 @@ class NetworkConfig:
     """
 
     backbone: str = "resnet18"
-    base_width: int = 24
+    base_width: int = 16
     in_channels: int = 1
     num_classes: int = 1
     aspp_rates: tuple[int, ...] = field(default=(6, 12, 18))

@@ -65,7 +65,7 @@ class TrainConfig:
     synthetic_images: int = 0
     synthetic_shape: tuple[int, int] = (512, 512)
     synthetic_generator: str = "synth"
-    base_width: int = 24
+    base_width: int = 16
     backbone: str = "resnet18"
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
     sigma_px: float = 1.0
