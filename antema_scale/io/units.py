@@ -134,12 +134,7 @@ def nm_per_unit(unit: str | bytes) -> float:
     KeyError
         If ``unit`` is not a length unit.
     """
-    if isinstance(unit, bytes):
-        unit = unit.decode("utf-8", errors="replace")
-    canonical = _canonical(unit)
-    if canonical not in _NM_PER_LENGTH_UNIT:
-        raise KeyError(f"{unit!r} is not a length unit")
-    return _NM_PER_LENGTH_UNIT[canonical]
+    return _factor(unit, _NM_PER_LENGTH_UNIT, "length")
 
 
 def seconds_per_unit(unit: str | bytes) -> float:
@@ -150,9 +145,14 @@ def seconds_per_unit(unit: str | bytes) -> float:
     KeyError
         If ``unit`` is not a time unit.
     """
+    return _factor(unit, _SECONDS_PER_TIME_UNIT, "time")
+
+
+def _factor(unit: str | bytes, table: dict[str, float], kind: str) -> float:
+    """Look ``unit`` up in a conversion ``table`` of ``kind`` units (KeyError if absent)."""
     if isinstance(unit, bytes):
         unit = unit.decode("utf-8", errors="replace")
     canonical = _canonical(unit)
-    if canonical not in _SECONDS_PER_TIME_UNIT:
-        raise KeyError(f"{unit!r} is not a time unit")
-    return _SECONDS_PER_TIME_UNIT[canonical]
+    if canonical not in table:
+        raise KeyError(f"{unit!r} is not a {kind} unit")
+    return table[canonical]
