@@ -14,7 +14,13 @@ from antema_scale.segment.datasets import split_ids, standin_micrograph
 from antema_scale.segment.model_file import load_model
 from antema_scale.segment.network import NetworkConfig, build_network
 from antema_scale.segment.preprocess import Preprocessing
-from antema_scale.segment.train import TrainConfig, prepare_labelled, segmentation_loss, train
+from antema_scale.segment.train import (
+    TrainConfig,
+    gap_map,
+    prepare_labelled,
+    segmentation_loss,
+    train,
+)
 
 
 def test_a_few_steps_reduce_the_loss() -> None:
@@ -109,3 +115,27 @@ def test_train_writes_checkpoints_and_resumes(tmp_path: Path) -> None:
 def test_train_without_data_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no training images"):
         train(TrainConfig(output_dir=str(tmp_path), threads=1))
+
+
+def test_gap_map_marks_only_the_narrow_gap_between_particles() -> None:
+    target = torch.zeros(1, 1, 24, 24)
+    target[0, 0, 5:15, 0:8] = 1.0  # touches the left edge: no gap to the edge
+    target[0, 0, 5:15, 10:16] = 1.0  # 2 px gap to the first particle
+    target[0, 0, 5:15, 22:24] = 1.0  # 6 px gap: wider than the kernel reaches
+    gaps = gap_map(target, 5)
+    rows, cols = np.nonzero(gaps[0, 0].numpy())
+    assert set(cols) == {8, 9} and set(rows) == set(range(5, 15))
+    assert gap_map(target, 1).sum() == 0
+
+
+def test_gap_weight_raises_the_loss_of_filled_gaps_only() -> None:
+    target = torch.zeros(1, 1, 16, 16)
+    target[0, 0, 4:12, 2:7] = 1.0
+    target[0, 0, 4:12, 9:14] = 1.0
+    good = torch.where(target > 0, 6.0, -6.0)
+    filled = good.clone()
+    filled[0, 0, 4:12, 7:9] = 6.0  # the gap predicted as particle: the two merge
+    assert segmentation_loss(good, target, 4.0) < 0.02  # a right answer stays cheap
+    plain = segmentation_loss(filled, target, 0.0) - segmentation_loss(good, target, 0.0)
+    weighted = segmentation_loss(filled, target, 4.0) - segmentation_loss(good, target, 4.0)
+    assert weighted > 2.0 * plain

@@ -67,6 +67,14 @@ def register(app: typer.Typer) -> None:
         tile: int = typer.Option(256, help="Training tile side, px."),
         lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine decay)."),
         invert: float = typer.Option(0.3, help="Probability of polarity inversion."),
+        gap_weight: float = typer.Option(
+            4.0,
+            help="Extra cross-entropy weight of background in gaps narrower than --gap-px "
+            "between particles (0 = plain loss); keeps touching particles apart.",
+        ),
+        gap_px: int = typer.Option(
+            7, help="Widest gap (working-grid px) that --gap-weight covers."
+        ),
         seed: int = typer.Option(0, help="Random seed of sampling and initialisation."),
         split_seed: int = typer.Option(0, help="Seed of the 60/20/20 split."),
         threads: int = typer.Option(2, help="torch CPU threads."),
@@ -115,13 +123,16 @@ def register(app: typer.Typer) -> None:
             device=device,
             max_images_per_source=max_images,
             augmentation=Augmentation(tile=tile, invert=invert),
+            gap_weight=gap_weight,
+            gap_px=gap_px,
             command=shlex.join(["antema-scale", *sys.argv[1:]]),
         )
 
         def report(record: dict[str, object]) -> None:
             val = record["val"]
             parts = [
-                f"{k}: IoU {m['iou_particle']:.3f} acc {m['global_accuracy']:.3f}"
+                f"{k}: IoU {m['iou_particle']:.3f} acc {m['global_accuracy']:.3f} "
+                f"F1 {m['instance_f1']:.3f}"
                 for k, m in val.items()  # type: ignore[union-attr]
             ]
             console.print(
