@@ -304,3 +304,30 @@ def test_rich_progress_bar_counts_images_from_the_distributed_scheduler(
         result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, progress=advance)
     assert result.ok
     assert f"{N_GOOD}/{N_GOOD} 0 failed" in capsys.readouterr().out
+
+
+def test_new_files_are_segmented_while_others_are_still_being_ingested(
+    good_folder: Path, reference, tmp_path: Path
+) -> None:
+    """Ingest is part of the graph: the first image is segmented before the last file is read."""
+    from distributed import get_task_stream
+
+    with (
+        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as single,
+        get_task_stream(single) as stream,
+    ):
+        result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=single, max_in_flight=2)
+    assert result.ok and sorted(result.analysed) == sorted(reference.analysed)
+    pd.testing.assert_frame_equal(result.particles, reference.particles)
+    spans: dict[str, list[tuple[float, float]]] = {"ingest": [], "segment": []}
+    for record in stream.data:
+        kind = str(record["key"]).split("-")[1]
+        if kind in spans:
+            compute = next(s for s in record["startstops"] if s["action"] == "compute")
+            spans[kind].append((compute["start"], compute["stop"]))
+    assert len(spans["ingest"]) == N_GOOD and len(spans["segment"]) == N_GOOD
+    first_segment_start = min(start for start, _ in spans["segment"])
+    last_ingest_stop = max(stop for _, stop in spans["ingest"])
+    assert first_segment_start < last_ingest_stop
+    assert open_store(tmp_path / "run" / "store.zarr").image_ids == sorted(result.images.image_id)

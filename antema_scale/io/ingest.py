@@ -27,9 +27,23 @@ import pandas as pd
 
 from antema_scale.io.errors import MicrographError
 from antema_scale.io.micrograph import SUPPORTED_SUFFIXES, file_sha256, read_micrograph
-from antema_scale.io.store import INDEX_COLUMNS, create_store, image_id_for, write_image
+from antema_scale.io.store import (
+    INDEX_COLUMNS,
+    create_store,
+    image_id_for,
+    open_store,
+    write_image,
+)
 
-__all__ = ["IngestReport", "collect_inputs", "ingest"]
+__all__ = [
+    "IngestPlan",
+    "IngestReport",
+    "IngestTask",
+    "collect_inputs",
+    "ingest",
+    "ingest_file",
+    "plan_ingest",
+]
 
 PixelSize = float | tuple[float, float] | None
 
@@ -210,6 +224,112 @@ def _run(
     return list(results)
 
 
+@dataclass
+class IngestPlan:
+    """The outcome of the hashing pass: which files still have to be read and written.
+
+    Attributes
+    ----------
+    store : pathlib.Path
+        The store.
+    todo : list of IngestTask
+        New files, one task each (:func:`ingest_file`).
+    skipped : list of dict
+        ``source, sha256, image_id, reason`` rows (already stored, duplicate, not a
+        micrograph).
+    errors : list of dict
+        ``source, error, message`` rows of files that could not be found or hashed.
+    """
+
+    store: Path
+    todo: list[IngestTask]
+    skipped: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class IngestTask:
+    """One new file to read and write into the store (the arguments of :func:`ingest_file`)."""
+
+    path: Path
+    sha256: str
+    size: int
+    store_path: str
+    pixel_size_nm: PixelSize
+    image_id: str
+
+
+def ingest_file(task: IngestTask) -> dict[str, Any]:
+    """Read one file and write it into its own store group (a Dask task).
+
+    Returns
+    -------
+    dict
+        The image's index row plus ``bytes``, or ``source, error, message`` when the file
+        cannot be read (the error class name and its message); never raises for a bad
+        file.
+    """
+    return _ingest_task(task.path, task.sha256, task.size, task.store_path, task.pixel_size_nm)
+
+
+def plan_ingest(
+    inputs: Iterable[str | Path] | str | Path,
+    store: str | Path,
+    *,
+    pixel_size_nm: PixelSize = None,
+    client: Any = None,
+    scheduler: str | None = None,
+    progress: bool = True,
+) -> IngestPlan:
+    """Collect the input files and hash them (in parallel with Dask): the ingest to do.
+
+    Files whose SHA-256 is already in the store, and duplicate copies among the inputs,
+    are skipped; every other file becomes an :class:`IngestTask`. Parameters as for
+    :func:`ingest`.
+    """
+    if isinstance(inputs, str | Path):
+        inputs = [inputs]
+    target = create_store(store)
+    known = dict(zip(target.index["sha256"], target.index["image_id"], strict=True))
+    stored_shas = set(known)
+    candidates, ignored = collect_inputs(inputs)
+    errors: list[dict[str, Any]] = [
+        {"source": str(c.path), "error": c.problem[0], "message": c.problem[1]}
+        for c in candidates
+        if c.problem
+    ]
+    skipped: list[dict[str, Any]] = [
+        {"source": str(path), "sha256": "", "image_id": "", "reason": "not a micrograph file type"}
+        for path in ignored
+    ]
+    files = [c.path for c in candidates if c.problem is None]
+    with _progress_bar(progress) as advance:
+        hashed = _run(
+            _hash_task,
+            [(path,) for path in files],
+            client=client,
+            scheduler=scheduler,
+            on_done=advance("hashing", len(files)),
+        )
+    todo: list[IngestTask] = []
+    for row in hashed:
+        if "error" in row:
+            errors.append(row)
+            continue
+        sha = row["sha256"]
+        if sha in known:
+            reason = "already in store" if sha in stored_shas else "duplicate of another input"
+            skipped.append(row | {"image_id": known[sha], "reason": reason})
+            continue
+        known[sha] = image_id_for(row["source"], sha)
+        todo.append(
+            IngestTask(
+                Path(row["source"]), sha, row["bytes"], str(target.path), pixel_size_nm, known[sha]
+            )
+        )
+    return IngestPlan(target.path, todo, skipped, errors)
+
+
 def ingest(
     inputs: Iterable[str | Path] | str | Path,
     store: str | Path,
@@ -244,58 +364,31 @@ def ingest(
         micrographs) and error rows (typed error class and message).
     """
     started = time.perf_counter()
-    if isinstance(inputs, str | Path):
-        inputs = [inputs]
-    target = create_store(store)
-    known = dict(zip(target.index["sha256"], target.index["image_id"], strict=True))
-    stored_shas = set(known)
-    candidates, ignored = collect_inputs(inputs)
-    errors: list[dict[str, Any]] = [
-        {"source": str(c.path), "error": c.problem[0], "message": c.problem[1]}
-        for c in candidates
-        if c.problem
-    ]
-    skipped: list[dict[str, Any]] = [
-        {"source": str(path), "sha256": "", "image_id": "", "reason": "not a micrograph file type"}
-        for path in ignored
-    ]
-    files = [c.path for c in candidates if c.problem is None]
-
+    plan = plan_ingest(
+        inputs,
+        store,
+        pixel_size_nm=pixel_size_nm,
+        client=client,
+        scheduler=scheduler,
+        progress=progress,
+    )
     with _progress_bar(progress) as advance:
-        hashed = _run(
-            _hash_task,
-            [(path,) for path in files],
-            client=client,
-            scheduler=scheduler,
-            on_done=advance("hashing", len(files)),
-        )
-        todo: list[tuple[Path, str, int, str, PixelSize]] = []
-        for row in hashed:
-            if "error" in row:
-                errors.append(row)
-                continue
-            sha = row["sha256"]
-            if sha in known:
-                reason = "already in store" if sha in stored_shas else "duplicate of another input"
-                skipped.append(row | {"image_id": known[sha], "reason": reason})
-                continue
-            known[sha] = image_id_for(row["source"], sha)
-            todo.append((Path(row["source"]), sha, row["bytes"], str(target.path), pixel_size_nm))
         results = _run(
-            _ingest_task,
-            todo,
+            ingest_file,
+            [(task,) for task in plan.todo],
             client=client,
             scheduler=scheduler,
-            on_done=advance("ingesting", len(todo)),
+            on_done=advance("ingesting", len(plan.todo)),
         )
     ingested = [row for row in results if "error" not in row]
-    errors.extend(row for row in results if "error" in row)
+    errors = plan.errors + [row for row in results if "error" in row]
+    target = open_store(plan.store)
     if ingested or not (target.path / "index.parquet").is_file():
         target.rebuild_index()
     return IngestReport(
         store=target.path,
         ingested=pd.DataFrame(ingested, columns=[*INDEX_COLUMNS, "bytes"]),
-        skipped=pd.DataFrame(skipped, columns=_SKIPPED_COLUMNS),
+        skipped=pd.DataFrame(plan.skipped, columns=_SKIPPED_COLUMNS),
         errors=pd.DataFrame(errors, columns=_ERROR_COLUMNS),
         seconds=time.perf_counter() - started,
     )

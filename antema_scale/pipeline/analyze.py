@@ -4,12 +4,14 @@ One run:
 
 1. connect to (or start) a cluster (:mod:`antema_scale.pipeline.cluster`) and register the
    segmenter plugin (one model per worker process);
-2. ingest the inputs into ``<output_dir>/store.zarr`` (unless the input already is an
-   ingested store): unreadable files become error rows here;
+2. hash the input files (unless the input already is an ingested store); files already in
+   ``<output_dir>/store.zarr`` are not read again, unreadable files become error rows;
 3. for each image compute its result key (image sha256 + parameter hash + model sha256);
    images whose ``per_image/`` file carries that key are reused, the others go through the
-   graph (:mod:`antema_scale.pipeline.graph`): segmentation (masks written back into the
-   store) then cleaning, separation and measurement, each image's result written atomically;
+   graph (:mod:`antema_scale.pipeline.graph`): ingest of new files into the store (streamed:
+   an image is segmented as soon as it is stored), segmentation (masks written back into
+   the store) then cleaning, separation and measurement, each image's result written
+   atomically;
 4. merge: ``particles.parquet``, ``images.parquet``, ``excluded.parquet``,
    ``errors.parquet`` + ``errors.csv``, optional csv/xlsx tables, ``manifest.json``.
 """
@@ -31,7 +33,7 @@ from antema_scale.pipeline.cluster import (
     connect,
     gpu_resource_available,
 )
-from antema_scale.pipeline.graph import GraphOptions, GraphRun, run_graph
+from antema_scale.pipeline.graph import GraphOptions, GraphRun, IngestFeed, run_graph
 from antema_scale.pipeline.manifest import build_manifest, utc_now, write_manifest
 from antema_scale.pipeline.model_plugin import SegmenterPlugin
 from antema_scale.pipeline.results import (
@@ -49,7 +51,7 @@ from antema_scale.pipeline.settings import (
     parameter_hash,
     result_key,
 )
-from antema_scale.pipeline.store_access import StoreEntries, prepare_store
+from antema_scale.pipeline.store_access import StoreEntries, plan_store, store_image_of
 from antema_scale.pipeline.tasks import ImageOutcome, ImageWork, RunContext
 
 if TYPE_CHECKING:
@@ -210,12 +212,18 @@ def rich_progress(total: int, description: str = "analysing images") -> Iterator
         task = progress.add_task(description, total=total, failed=0)
         failed = 0
 
-        def advance(outcome: ImageOutcome) -> None:
-            nonlocal failed
-            failed += bool(outcome.error_type)
-            progress.update(task, advance=1, failed=failed)
+        class Advance:
+            def __call__(self, outcome: ImageOutcome) -> None:
+                nonlocal failed
+                failed += bool(outcome.error_type)
+                progress.update(task, advance=1, failed=failed)
 
-        yield advance
+            def expect(self, extra: int) -> None:
+                """``extra`` more units than planned (a movie split into frame chunks)."""
+                total = progress.tasks[0].total or 0
+                progress.update(task, total=total + extra)
+
+        yield Advance()
 
 
 def _write_outputs(
@@ -328,17 +336,28 @@ def run_analysis(
         if on_cluster is not None:
             on_cluster(description)
         active.register_plugin(SegmenterPlugin(spec))
-        entries = prepare_store(
+        entries = plan_store(
             inputs,
             output_dir,
             pixel_size_nm=pixel_size_nm,
             client=active,
             progress=progress is True,
         )
-        work = plan_work(
-            entries, parameters_hash, spec.model_sha256, frames_per_task=segmentation.frames_per_task
-        )
+
+        def plan(images: list[Any]) -> list[ImageWork]:
+            return plan_work(
+                StoreEntries(entries.store_path, images),
+                parameters_hash,
+                spec.model_sha256,
+                frames_per_task=segmentation.frames_per_task,
+            )
+
+        work = plan(entries.images)
         todo, reused = split_finished(work, output_dir)
+        feed = IngestFeed(
+            entries.pending,
+            lambda row: split_finished(plan([store_image_of(row)]), output_dir),
+        )
         context = RunContext(
             store_path=str(entries.store_path),
             output_dir=str(output_dir),
@@ -353,15 +372,21 @@ def run_analysis(
         )
         if callable(progress):
             bar: Any = nullcontext(progress)
-        elif progress and todo:
-            bar = rich_progress(len(todo))
+        elif progress and (todo or feed.tasks):
+            bar = rich_progress(len(todo) + len(feed.tasks))
         else:
             bar = nullcontext(None)
         if fail_fast and entries.errors:
             graph = GraphRun(stopped_early=True)
         else:
             with bar as callback:
-                graph = run_graph(active, todo, context, options, on_outcome=callback)
+                graph = run_graph(active, todo, context, options, on_outcome=callback, feed=feed)
+    if feed.rows:
+        from antema_scale.io import open_store
+
+        open_store(entries.store_path).rebuild_index()
+    work = sorted([*work, *feed.work], key=lambda item: (item.image_id, item.frame_start or 0))
+    reused = [*reused, *feed.reused]
     failed = {outcome.image_id for outcome in graph.failed}
     finished = {outcome.image_id for outcome in graph.outcomes if not outcome.error_type}
     reused_ids = {item.unit_id for item in reused}
@@ -369,7 +394,13 @@ def run_analysis(
         output_dir,
         [item.unit_id for item in work if item.unit_id in finished or item.unit_id in reused_ids],
     )
-    errors = errors_frame([*entries.errors, *(outcome.error_record() for outcome in graph.failed)])
+    errors = errors_frame(
+        [
+            *entries.errors,
+            *feed.errors,
+            *(outcome.error_record() for outcome in graph.failed),
+        ]
+    )
     files = _write_outputs(
         output_dir, merged.particles, merged.images, merged.excluded, errors, table_formats
     )
@@ -387,7 +418,7 @@ def run_analysis(
         ]
         + [
             {"source": record["source"], "status": "failed", "error_type": record["error_type"]}
-            for record in entries.errors
+            for record in [*entries.errors, *feed.errors]
         ]
         + [{"source": source, "status": "skipped: not a micrograph file type"} for source in entries.skipped],
         parameters={
@@ -405,7 +436,7 @@ def run_analysis(
         },
         cluster=description,
         counts={
-            "images": len(work) + len(entries.errors),
+            "images": len(work) + len(entries.errors) + len(feed.errors),
             "analysed": len(finished),
             "reused": len(reused),
             "failed": len(errors),

@@ -10,14 +10,20 @@ has, progress streams image by image, and a graph for 10,000 images is planned a
 submitted in seconds. Tasks are retried on transient failures (``retries``) and re-run
 by the scheduler when a worker dies; an image's result file is written atomically under
 one name, so a re-run task can never count an image twice.
+
+Files that are not yet in the store arrive as an :class:`IngestFeed`: their ingest tasks
+(read the file, write its Zarr group) are submitted a window at a time alongside the
+segmentation and measurement tasks, and each ingested image joins the queue as soon as its
+ingest task returns, so reading files overlaps with segmenting the ones already read.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from antema_scale.pipeline.tasks import (
     ImageOutcome,
@@ -75,12 +81,45 @@ class GraphRun:
         return [outcome for outcome in self.outcomes if outcome.error_type]
 
 
+@dataclass
+class IngestFeed:
+    """Files to ingest during the run, and what became of them.
+
+    Parameters
+    ----------
+    tasks : sequence of antema_scale.io.ingest.IngestTask
+        New files, one ingest task each.
+    plan : callable
+        Index row of an ingested image -> (work units to process, work units whose stored
+        results are reused); applies the run's result keys and frame chunking.
+
+    Attributes
+    ----------
+    rows : list of dict
+        Index rows of the images ingested.
+    errors : list of dict
+        Errors-table rows of files that could not be ingested.
+    work, reused : list of ImageWork
+        Every unit planned from ingested images, and those reused from earlier runs.
+    """
+
+    tasks: Sequence[Any]
+    plan: Callable[[dict[str, Any]], tuple[list[ImageWork], list[ImageWork]]]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[dict[str, str]] = field(default_factory=list)
+    work: list[ImageWork] = field(default_factory=list)
+    reused: list[ImageWork] = field(default_factory=list)
+
+
 def _task_key(prefix: str, image_id: str) -> str:
     return f"antema-{prefix}-{image_id[:40]}-{uuid.uuid4().hex[:12]}"
 
 
 def submit_groups(
-    client: Client, groups: Sequence[Sequence[ImageWork]], context: RunContext, options: GraphOptions
+    client: Client,
+    groups: Sequence[Sequence[ImageWork]],
+    context: RunContext,
+    options: GraphOptions,
 ) -> list[tuple[Future, ImageWork]]:
     """Submit one segmentation task per group and one measurement task per image.
 
@@ -103,7 +142,11 @@ def submit_groups(
         retries=options.retries,
         pure=False,
     )
-    items = [(segmentation, work) for segmentation, group in zip(segmentations, groups, strict=True) for work in group]
+    items = [
+        (segmentation, work)
+        for segmentation, group in zip(segmentations, groups, strict=True)
+        for work in group
+    ]
     measurements = client.map(
         measure_image,
         [context] * len(items),
@@ -132,59 +175,122 @@ def run_graph(
     context: RunContext,
     options: GraphOptions,
     on_outcome: Callable[[ImageOutcome], None] | None = None,
+    feed: IngestFeed | None = None,
 ) -> GraphRun:
-    """Run segmentation and measurement of ``work`` on ``client``'s cluster.
+    """Run (ingest,) segmentation and measurement of ``work`` on ``client``'s cluster.
 
     Parameters
     ----------
     client : distributed.Client
         Where to run.
     work : sequence of ImageWork
-        Images to process (already filtered for resume).
+        Images already in the store to process (already filtered for resume).
     context : RunContext
         Store, output folder, segmenter and analysis options of the run.
     options : GraphOptions
         Window size, retries, GPU restriction, fail-fast.
     on_outcome : callable, optional
-        Called on the client with each image's outcome as it arrives (progress bars).
+        Called on the client with each image's outcome as it arrives (progress bars). A
+        failed ingest is reported too (stage ``ingest``). If the callable has an
+        ``expect(n)`` method it is told about units added by movies split into chunks.
+    feed : IngestFeed, optional
+        Files to ingest first; at most ``max_in_flight // 2`` (>= 1) of them are read at
+        a time, and their images are queued as they arrive.
 
     Returns
     -------
     GraphRun
-        One outcome per image that finished (all of them unless stopped early).
+        One outcome per image that finished (all of them unless stopped early); ingest
+        failures are in ``feed.errors``.
     """
     from distributed import as_completed
 
-    groups: Iterator[list[ImageWork]] = iter(
-        group_work(work, context.segmenter.settings.images_per_task)
-    )
-    owners: dict[str, tuple[Future, ImageWork]] = {}
+    from antema_scale.io.ingest import ingest_file
+    from antema_scale.pipeline.store_access import ingest_error_record
+
+    per_task = max(1, context.segmenter.settings.images_per_task)
+    queue: deque[list[ImageWork]] = deque(group_work(work, per_task))
+    arriving: list[ImageWork] = []  # ingested units not yet grouped
+    files = deque(feed.tasks if feed is not None else ())
+    ingest_window = max(1, options.max_in_flight // 2)
+    measuring: dict[str, tuple[Future, ImageWork]] = {}
+    ingesting: dict[str, tuple[Future, Any]] = {}
     completed = as_completed()
     run = GraphRun()
+    expect = getattr(on_outcome, "expect", None)
 
     def fill_window() -> None:
+        while files and len(ingesting) < ingest_window and len(arriving) < options.max_in_flight:
+            task = files.popleft()
+            future = client.submit(
+                ingest_file,
+                task,
+                key=_task_key("ingest", task.image_id),
+                retries=options.retries,
+                pure=False,
+            )
+            ingesting[future.key] = (future, task)
+            completed.add(future)
+        if arriving and (len(arriving) >= per_task or not (files or ingesting)):
+            queue.extend(group_work(arriving, per_task))
+            arriving.clear()
         batch: list[list[ImageWork]] = []
-        room = options.max_in_flight - len(owners)
-        while room > 0:
-            group = next(groups, None)
-            if group is None:
-                break
+        room = options.max_in_flight - len(measuring)
+        while room > 0 and queue:
+            group = queue.popleft()
             batch.append(group)
             room -= len(group)
         for future, item in submit_groups(client, batch, context, options):
-            owners[future.key] = (future, item)
+            measuring[future.key] = (future, item)
             completed.add(future)
+
+    def ingested(future: Future, task: Any) -> ImageOutcome | None:
+        row = future.result() if future.status == "finished" else None
+        if row is None or "error" in row:
+            error = row or {
+                "source": str(task.path),
+                "error": type(future.exception()).__name__,
+                "message": str(future.exception()),
+            }
+            record = ingest_error_record(error)
+            feed.errors.append(record)  # type: ignore[union-attr]
+            return ImageOutcome(
+                task.image_id,
+                record["source"],
+                stage="ingest",
+                error_type=record["error_type"],
+                message=record["message"],
+            )
+        feed.rows.append(row)  # type: ignore[union-attr]
+        todo, reused = feed.plan(row)  # type: ignore[union-attr]
+        feed.work.extend([*todo, *reused])  # type: ignore[union-attr]
+        feed.reused.extend(reused)  # type: ignore[union-attr]
+        arriving.extend(todo)
+        if expect is not None and len(todo) + len(reused) != 1:
+            expect(len(todo) + len(reused) - 1)
+        for item in reused:
+            outcome = ImageOutcome(item.unit_id, item.source, stage="reused")
+            if on_outcome is not None:
+                on_outcome(outcome)
+        return None
 
     fill_window()
     for future in completed:
-        _, item = owners.pop(future.key)
-        outcome = outcome_of(future, item)
-        run.outcomes.append(outcome)
+        if future.key in ingesting:
+            _, task = ingesting.pop(future.key)
+            outcome = ingested(future, task)
+            if outcome is None:
+                fill_window()
+                continue
+        else:
+            _, item = measuring.pop(future.key)
+            outcome = outcome_of(future, item)
+            run.outcomes.append(outcome)
         if on_outcome is not None:
             on_outcome(outcome)
         if options.fail_fast and outcome.error_type:
             run.stopped_early = True
-            client.cancel([pending for pending, _ in owners.values()])
+            client.cancel([pending for pending, _ in [*measuring.values(), *ingesting.values()]])
             completed.clear()
             break
         fill_window()

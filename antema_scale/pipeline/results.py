@@ -262,4 +262,4 @@ def merge_image_results(output_dir: Path, image_ids: Iterable[str]) -> MergedRes
 def errors_frame(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     """Errors table (:data:`ERROR_COLUMNS`), sorted by image id, from error records."""
     table = pd.DataFrame(list(records), columns=list(ERROR_COLUMNS))
-    return table.sort_values(["image_id", "stage"], kind="stable").reset_index(drop=True)
+    return table.sort_values(["image_id", "stage", "source"], kind="stable").reset_index(drop=True)

@@ -4,6 +4,11 @@ covers, and reading images / writing masks inside tasks.
 Inputs are either micrograph files, folders and globs, ingested into
 ``<output_dir>/store.zarr`` (files already there by sha256 are not re-read), or a store
 ingested earlier, used in place. Files that cannot be ingested become error rows.
+
+:func:`plan_store` only hashes the input files: the new ones come back as ``pending``
+ingest tasks that the graph runs alongside segmentation and measurement (an image is
+segmented as soon as it is in the store, while other files are still being read);
+:func:`prepare_store` ingests everything first.
 """
 
 from __future__ import annotations
@@ -47,12 +52,34 @@ class StoreEntries:
     skipped : list of str
         Files found in input folders that are not micrograph formats (notes, truth
         tables, ...): listed in the manifest, not errors.
+    pending : list of antema_scale.io.ingest.IngestTask
+        New files still to be read into the store (from :func:`plan_store`).
     """
 
     store_path: Path
     images: list[StoreImage] = field(default_factory=list)
     errors: list[dict[str, str]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    pending: list[Any] = field(default_factory=list)
+
+
+def ingest_error_record(row: Any) -> dict[str, str]:
+    """Errors-table row of a file that could not be ingested (``source, error, message``)."""
+    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    return {
+        "image_id": "",
+        "source": str(get("source")),
+        "stage": "ingest",
+        "error_type": str(get("error")),
+        "message": str(get("message")),
+    }
+
+
+def store_image_of(row: dict[str, Any]) -> StoreImage:
+    """The :class:`StoreImage` of an index row returned by :func:`antema_scale.io.ingest.ingest_file`."""
+    return StoreImage(
+        str(row["image_id"]), str(row["source"]), str(row["sha256"]), int(row.get("n_frames") or 1)
+    )
 
 
 def is_store(path: str | Path) -> bool:
@@ -118,22 +145,48 @@ def prepare_store(
     )
     store = open_store(report.store)
     covered = set(report.ingested["image_id"]) | {i for i in report.skipped["image_id"] if i}
-    errors = [
-        {
-            "image_id": "",
-            "source": str(row.source),
-            "stage": "ingest",
-            "error_type": str(row.error),
-            "message": str(row.message),
-        }
-        for row in report.errors.itertuples()
-    ]
+    errors = [ingest_error_record(row) for row in report.errors.itertuples()]
     skipped = [str(row.source) for row in report.skipped.itertuples() if not row.image_id]
     return StoreEntries(
         store_path=store.path,
         images=_images_from_index(store.index, covered),
         errors=errors,
         skipped=skipped,
+    )
+
+
+def plan_store(
+    inputs: str | Path | Sequence[str | Path],
+    output_dir: Path,
+    *,
+    pixel_size_nm: float | tuple[float, float] | None = None,
+    client: Any = None,
+    progress: bool = False,
+) -> StoreEntries:
+    """Like :func:`prepare_store`, but new files are only hashed, not read.
+
+    Images already in the store (same SHA-256) are listed in ``images``; every new file is
+    an ingest task in ``pending``, for the graph to run. Parameters as for
+    :func:`prepare_store`.
+    """
+    from antema_scale.io import open_store
+    from antema_scale.io.ingest import plan_ingest
+
+    items = _as_list(inputs)
+    if len(items) == 1 and is_store(items[0]):
+        store = open_store(items[0])
+        return StoreEntries(store_path=store.path, images=_images_from_index(store.index))
+    plan = plan_ingest(
+        items, output_dir / STORE_NAME, pixel_size_nm=pixel_size_nm, client=client, progress=progress
+    )
+    store = open_store(plan.store)
+    stored = {row["image_id"] for row in plan.skipped if row["image_id"]}
+    return StoreEntries(
+        store_path=store.path,
+        images=_images_from_index(store.index, stored),
+        errors=[ingest_error_record(row) for row in plan.errors],
+        skipped=[str(row["source"]) for row in plan.skipped if not row["image_id"]],
+        pending=list(plan.todo),
     )
 
 
