@@ -12,9 +12,17 @@ network, plus ``separability`` (Otsu's between-class / total variance, 0..1; a b
 image scores near 1) and ``polarity`` (+1 bright particles, -1 dark particles).
 ``out_of_distribution`` is True when ``separability < MIN_SEPARABILITY`` (the histogram is
 not bimodal enough for a global threshold to mean anything).
+
+Large images (at least :data:`~antema_scale.segment.chunked.CHUNKED_MIN_PIXELS` pixels)
+and Dask arrays (e.g. ``Store.read_image(image_id, lazy=True)``) take a chunked path
+(:mod:`antema_scale.segment.chunked`: dask-image Gaussian filters over chunks, exact
+chunk-wise percentiles and Otsu histogram) with the same mask and probability as the
+in-memory path and bounded temporaries.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -42,21 +50,88 @@ def otsu_separability(values: np.ndarray, threshold: float) -> float:
     return float(w1 * (1 - w1) * (m1 - m0) ** 2 / total)
 
 
+def _check_options(pixel_size_nm: float, method: str, polarity: str) -> None:
+    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
+        raise ValueError(f"pixel size must be a positive number of nm/px, got {pixel_size_nm}")
+    if method not in ("otsu", "local"):
+        raise ValueError(f"method must be 'otsu' or 'local', got {method!r}")
+    if polarity not in ("auto", "dark", "bright"):
+        raise ValueError(f"polarity must be 'auto', 'dark' or 'bright', got {polarity!r}")
+
+
+def _flat_prediction(shape: tuple[int, ...]) -> Prediction:
+    """No particles: the 1-99 % intensity range is empty."""
+    empty = np.zeros(shape, dtype=np.float32)
+    quality: dict[str, float | bool] = {
+        "mean_margin": 1.0,
+        "uncertain_fraction": 0.0,
+        "particle_fraction": 0.0,
+        "separability": 0.0,
+        "polarity": 0.0,
+        "out_of_distribution": True,
+    }
+    return Prediction(empty.astype(bool), empty, quality)
+
+
+def _sign(polarity: str, upper_fraction: float) -> float:
+    """+1 for bright particles, -1 for dark; ``auto``: the minority class is the particles."""
+    if polarity == "auto":
+        return -1.0 if upper_fraction > 0.5 else 1.0
+    return 1.0 if polarity == "bright" else -1.0
+
+
+def _background_sigma(
+    shape: tuple[int, ...], pixel_size_nm: float, block_size_nm: float | None
+) -> float:
+    """Sigma in pixels of the background Gaussian of the ``local`` method."""
+    side = block_size_nm / pixel_size_nm if block_size_nm else min(shape) / 4
+    return max(side / 2, 1.0)
+
+
+def _probability(
+    smooth: np.ndarray, level: np.ndarray | float, sign: float, scale: np.floating
+) -> np.ndarray:
+    """Logistic pseudo-probability of the signed distance to the threshold (float32)."""
+    probability = 1.0 / (1.0 + np.exp(-np.clip(sign * (smooth - level) / scale, -30, 30)))
+    return probability.astype(np.float32)
+
+
+def _quality(
+    mean_margin: float,
+    uncertain_fraction: float,
+    particle_fraction: float,
+    separability: float,
+    sign: float,
+) -> dict[str, float | bool]:
+    return {
+        "mean_margin": float(mean_margin),
+        "uncertain_fraction": float(uncertain_fraction),
+        "particle_fraction": float(particle_fraction),
+        "separability": float(separability),
+        "polarity": sign,
+        "out_of_distribution": bool(separability < MIN_SEPARABILITY),
+    }
+
+
 def threshold_segment(
-    image: np.ndarray,
+    image: Any,
     pixel_size_nm: float,
     *,
     method: str = "otsu",
     sigma_px: float = 2.0,
     polarity: str = "auto",
     block_size_nm: float | None = None,
+    chunked: bool | None = None,
+    chunk_px: int | None = None,
+    scheduler: str | None = None,
 ) -> Prediction:
     """Segment particles by thresholding a blurred image.
 
     Parameters
     ----------
-    image : numpy.ndarray
-        2-D grey image, any real dtype.
+    image : numpy.ndarray, dask.array.Array or xarray.DataArray
+        2-D grey image, any real dtype; a Dask array (or an xarray backed by one, e.g.
+        ``Store.read_image(image_id, lazy=True)``) is read chunk by chunk.
     pixel_size_nm : float
         Pixel size in nm/px (used for the local block size).
     method : {"otsu", "local"}
@@ -67,69 +142,222 @@ def threshold_segment(
         Gaussian blur sigma in pixels (the paper's pre-processing uses 2 px).
     polarity : {"auto", "dark", "bright"}
         Particles darker or brighter than the background; ``auto`` detects it.
+    block_size_nm : float, optional
+        Background block size of the ``local`` method in nm.
+    chunked : bool, optional
+        Use the chunked Dask/dask-image path (:mod:`antema_scale.segment.chunked`).
+        Default: for Dask inputs and images of at least
+        :data:`~antema_scale.segment.chunked.CHUNKED_MIN_PIXELS` pixels. Same mask and
+        probability either way.
+    chunk_px : int, optional
+        Chunk side in pixels for the chunked path (default: a Dask input's own chunks,
+        else :data:`~antema_scale.segment.chunked.DEFAULT_CHUNK_PX`).
+    scheduler : str, optional
+        Dask scheduler for the chunked path (default
+        :func:`~antema_scale.segment.chunked.default_scheduler`: ``"synchronous"`` inside
+        Dask workers and other non-main threads, ``"threads"`` otherwise).
 
     Returns
     -------
     Prediction
-        Mask, pseudo-probability and quality on the image's own grid.
+        Mask, pseudo-probability and quality on the image's own grid (NumPy arrays).
 
     Raises
     ------
     ValueError
         Not a finite 2-D real image, bad pixel size, unknown method or polarity.
     """
-    image = np.asarray(image)
+    from antema_scale.segment import chunked as chunked_path
+
+    lazy = chunked_path.is_dask_image(image)
+    if not lazy:
+        image = np.asarray(image)
     if image.ndim != 2 or image.size == 0:
         raise ValueError(f"expected a non-empty 2-D grey image, got shape {image.shape}")
     if np.iscomplexobj(image) or not np.issubdtype(image.dtype, np.number):
         raise ValueError(f"image must be real-valued, got dtype {image.dtype}")
+    _check_options(pixel_size_nm, method, polarity)
+    if chunked is None:
+        chunked = lazy or image.size >= chunked_path.CHUNKED_MIN_PIXELS
+    if chunked:
+        return _threshold_chunked(
+            image,
+            pixel_size_nm,
+            method=method,
+            sigma_px=sigma_px,
+            polarity=polarity,
+            block_size_nm=block_size_nm,
+            chunk_px=chunk_px,
+            scheduler=scheduler or chunked_path.default_scheduler(),
+        )
+    if lazy:
+        data = image.data if hasattr(image, "dims") else image
+        image = np.asarray(data.compute(scheduler=scheduler or chunked_path.default_scheduler()))
     if not np.all(np.isfinite(image)):
         raise ValueError("image contains NaN or infinite values")
-    if not (np.isfinite(pixel_size_nm) and pixel_size_nm > 0):
-        raise ValueError(f"pixel size must be a positive number of nm/px, got {pixel_size_nm}")
-    if method not in ("otsu", "local"):
-        raise ValueError(f"method must be 'otsu' or 'local', got {method!r}")
-    if polarity not in ("auto", "dark", "bright"):
-        raise ValueError(f"polarity must be 'auto', 'dark' or 'bright', got {polarity!r}")
     smooth = image.astype(np.float32)
     if sigma_px > 0:
         smooth = ndimage.gaussian_filter(smooth, sigma_px, mode="reflect")
     lo, hi = np.percentile(smooth, (1, 99))
     if not hi > lo:
-        empty = np.zeros(image.shape, dtype=np.float32)
-        quality = {
-            "mean_margin": 1.0,
-            "uncertain_fraction": 0.0,
-            "particle_fraction": 0.0,
-            "separability": 0.0,
-            "polarity": 0.0,
-            "out_of_distribution": True,
-        }
-        return Prediction(empty.astype(bool), empty, quality)
+        return _flat_prediction(image.shape)
     global_t = float(threshold_otsu(smooth))
     separability = otsu_separability(smooth, global_t)
-    if polarity == "auto":
-        sign = -1.0 if (smooth > global_t).mean() > 0.5 else 1.0
-    else:
-        sign = 1.0 if polarity == "bright" else -1.0
+    sign = _sign(polarity, (smooth > global_t).mean())
     if method == "otsu":
         level: np.ndarray | float = global_t
     else:
         # Slowly varying background (illumination, support thickness) removed, then Otsu.
-        side = block_size_nm / pixel_size_nm if block_size_nm else min(image.shape) / 4
-        background = ndimage.gaussian_filter(smooth, max(side / 2, 1.0), mode="reflect")
+        sigma = _background_sigma(image.shape, pixel_size_nm, block_size_nm)
+        background = ndimage.gaussian_filter(smooth, sigma, mode="reflect")
         corrected = smooth - background
         level = background + float(threshold_otsu(corrected))
-    scale = 0.05 * (hi - lo)
-    probability = 1.0 / (1.0 + np.exp(-np.clip(sign * (smooth - level) / scale, -30, 30)))
-    probability = probability.astype(np.float32)
+    probability = _probability(smooth, level, sign, 0.05 * (hi - lo))
     margin = np.abs(2.0 * probability - 1.0)
-    quality: dict[str, float | bool] = {
-        "mean_margin": float(margin.mean()),
-        "uncertain_fraction": float(((probability > 0.25) & (probability < 0.75)).mean()),
-        "particle_fraction": float((probability > 0.5).mean()),
-        "separability": separability,
-        "polarity": sign,
-        "out_of_distribution": bool(separability < MIN_SEPARABILITY),
-    }
+    quality = _quality(
+        margin.mean(),
+        ((probability > 0.25) & (probability < 0.75)).mean(),
+        (probability > 0.5).mean(),
+        separability,
+        sign,
+    )
     return Prediction(probability > 0.5, probability, quality)
+
+
+def _store_blurred(
+    index: tuple[slice, ...], block: np.ndarray, out: Any
+) -> tuple[np.float32, np.float32]:
+    """Write one blurred chunk into the float32 buffer; its min and max."""
+    out.array[index] = block
+    return block.min(), block.max()
+
+
+def _upper_stats(index: tuple[slice, ...], block: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels above ``threshold`` (float32 comparison, as the polarity test), the float64
+    sum, count and sum above it (as :func:`otsu_separability`)."""
+    values = block.astype(np.float64)
+    upper = values > threshold
+    return np.array(
+        [(block > threshold).sum(), values.sum(), upper.sum(), values[upper].sum()],
+        dtype=np.float64,
+    )
+
+
+def _squared_deviations(index: tuple[slice, ...], block: np.ndarray, mean: float) -> float:
+    return float(((block.astype(np.float64) - mean) ** 2).sum())
+
+
+def _corrected_range(
+    index: tuple[slice, ...], smooth: np.ndarray, background: np.ndarray
+) -> tuple[np.float32, np.float32]:
+    corrected = smooth - background
+    return corrected.min(), corrected.max()
+
+
+def _finish(
+    index: tuple[slice, ...],
+    smooth: np.ndarray,
+    *,
+    out: Any,
+    mask: Any,
+    background: Any,
+    offset: float,
+    sign: float,
+    scale: np.floating,
+) -> np.ndarray:
+    """Probability (written over the blurred chunk in ``out``) and mask of one chunk.
+
+    Returns the chunk's margin sum, uncertain and particle pixel counts.
+    """
+    level = offset if background is None else background.array[index] + offset
+    probability = _probability(smooth, level, sign, scale)
+    margin = np.abs(2.0 * probability - 1.0)
+    particles = probability > 0.5
+    mask.array[index] = particles
+    out.array[index] = probability
+    return np.array(
+        [
+            margin.sum(dtype=np.float64),
+            ((probability > 0.25) & (probability < 0.75)).sum(),
+            particles.sum(),
+        ],
+        dtype=np.float64,
+    )
+
+
+def _threshold_chunked(
+    image: Any,
+    pixel_size_nm: float,
+    *,
+    method: str,
+    sigma_px: float,
+    polarity: str,
+    block_size_nm: float | None,
+    chunk_px: int | None,
+    scheduler: str,
+) -> Prediction:
+    """The chunked path of :func:`threshold_segment` (see :mod:`antema_scale.segment.chunked`)."""
+    from antema_scale.segment import chunked as ck
+
+    x = ck.as_dask_image(image, chunk_px).astype(np.float32)
+    blurred = ck.gaussian_blur(x, sigma_px) if sigma_px > 0 else x
+    shape = tuple(int(n) for n in x.shape)
+    # The blurred image lives in one float32 buffer, overwritten by the probability at the end.
+    buffer = np.empty(shape, dtype=np.float32)
+    view = ck.NumpyView(buffer)
+    ranges = np.array(ck.per_block(_store_blurred, blurred, scheduler=scheduler, out=view))
+    low, high = ranges[:, 0].min(), ranges[:, 1].max()
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("image contains NaN or infinite values")
+    smooth = ck.lazy_view(buffer, blurred.chunks)
+    lo, hi = ck.exact_percentiles(smooth, (1, 99), scheduler=scheduler)
+    if not hi > lo:
+        return _flat_prediction(shape)
+    n = buffer.size
+    global_t = ck.otsu_threshold(smooth, low, high, scheduler=scheduler)
+    above, total, n_upper, upper_sum = np.sum(
+        ck.per_block(_upper_stats, smooth, scheduler=scheduler, threshold=global_t), axis=0
+    )
+    # otsu_separability from per-chunk sums (float64; equal up to rounding).
+    mean = total / n
+    variance = sum(ck.per_block(_squared_deviations, smooth, scheduler=scheduler, mean=mean)) / n
+    w1 = n_upper / n
+    separability = 0.0
+    if variance > 0 and 0 < n_upper < n:
+        m0, m1 = (total - upper_sum) / (n - n_upper), upper_sum / n_upper
+        separability = float(w1 * (1 - w1) * (m1 - m0) ** 2 / variance)
+    sign = _sign(polarity, above / n)
+    background = None
+    offset = global_t
+    if method == "local":
+        sigma = _background_sigma(shape, pixel_size_nm, block_size_nm)
+        strip = max(max(c) for c in blurred.chunks)
+        back = ck.gaussian_background(buffer, sigma, strip_px=strip, scheduler=scheduler)
+        back_lazy = ck.lazy_view(back, blurred.chunks)
+        corrected_ranges = np.array(
+            ck.per_block(_corrected_range, smooth, back_lazy, scheduler=scheduler)
+        )
+        offset = ck.otsu_threshold(
+            smooth - back_lazy,
+            corrected_ranges[:, 0].min(),
+            corrected_ranges[:, 1].max(),
+            scheduler=scheduler,
+        )
+        background = ck.NumpyView(back)
+    mask = np.empty(shape, dtype=bool)
+    sums = np.sum(
+        ck.per_block(
+            _finish,
+            smooth,
+            scheduler=scheduler,
+            out=view,
+            mask=ck.NumpyView(mask),
+            background=background,
+            offset=offset,
+            sign=sign,
+            scale=0.05 * (hi - lo),
+        ),
+        axis=0,
+    )
+    quality = _quality(sums[0] / n, sums[1] / n, sums[2] / n, separability, sign)
+    return Prediction(mask, buffer, quality)
