@@ -66,14 +66,23 @@ __all__ = [
     "DEFAULT_CHUNK_PX",
     "as_dask_image",
     "default_scheduler",
+    "NumpyView",
     "exact_percentiles",
     "gaussian_background",
     "gaussian_blur",
+    "high_digit_counts",
+    "interpolate_percentiles",
     "is_dask_image",
     "lazy_view",
+    "low_digit_counts",
     "order_statistics",
+    "otsu_counts",
+    "otsu_from_counts",
+    "otsu_threshold",
     "per_block",
-    "NumpyView",
+    "percentile_plan",
+    "resolve_ranks",
+    "select_prefixes",
     "otsu_threshold",
 ]
 
@@ -283,28 +292,92 @@ def _key_to_float(key: int) -> np.float32:
     return np.array([bits], dtype=np.uint32).view(np.float32)[0]
 
 
-def _high_counts(index: tuple[slice, ...], block: np.ndarray) -> np.ndarray:
+def high_digit_counts(block: np.ndarray) -> np.ndarray:
+    """Pass 1 of the radix selection: counts of the upper 16 key bits of one chunk.
+
+    Parameters
+    ----------
+    block : numpy.ndarray
+        Finite float32 values.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, 65,536 counts; sum them over chunks.
+    """
     return np.bincount((_order_keys(block) >> np.uint32(16)).ravel(), minlength=_DIGIT)
 
 
-def _low_counts(
-    index: tuple[slice, ...], block: np.ndarray, prefixes: tuple[int, ...]
-) -> np.ndarray:
+def low_digit_counts(block: np.ndarray, prefixes: Sequence[int]) -> np.ndarray:
+    """Pass 2 of the radix selection: counts of the lower 16 key bits per upper prefix.
+
+    Parameters
+    ----------
+    block : numpy.ndarray
+        Finite float32 values.
+    prefixes : sequence of int
+        Upper 16-bit key prefixes (from :func:`select_prefixes`).
+
+    Returns
+    -------
+    numpy.ndarray
+        int64, shape ``(len(prefixes), 65536)``; sum over chunks.
+    """
     keys = _order_keys(block).ravel()
     high = keys >> np.uint32(16)
-    return np.stack(
-        [
-            np.bincount(keys[high == prefix] & np.uint32(0xFFFF), minlength=_DIGIT)
-            for prefix in prefixes
-        ]
-    )
+    rows = [
+        np.bincount(keys[high == prefix] & np.uint32(0xFFFF), minlength=_DIGIT)
+        for prefix in prefixes
+    ]
+    return np.stack(rows) if rows else np.zeros((0, _DIGIT), dtype=np.int64)
+
+
+def select_prefixes(high_counts: np.ndarray, ranks: Sequence[int]) -> tuple[int, ...]:
+    """Upper 16-bit key prefix holding each rank (0-based) after pass 1."""
+    cumulative = np.cumsum(high_counts)
+    return tuple(int(np.searchsorted(cumulative, rank, side="right")) for rank in ranks)
+
+
+def resolve_ranks(
+    high_counts: np.ndarray,
+    low_counts: np.ndarray,
+    ranks: Sequence[int],
+    prefixes: Sequence[int],
+) -> np.ndarray:
+    """Values at ``ranks`` from both passes' summed counts.
+
+    Parameters
+    ----------
+    high_counts : numpy.ndarray
+        Summed :func:`high_digit_counts`.
+    low_counts : numpy.ndarray
+        Summed :func:`low_digit_counts` for ``prefixes``.
+    ranks : sequence of int
+        0-based ranks in the sorted flattened values.
+    prefixes : sequence of int
+        The prefixes ``low_counts`` was computed for (each rank's prefix among them).
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 value at each rank.
+    """
+    cumulative = np.cumsum(high_counts)
+    order = list(prefixes)
+    values = []
+    for rank, prefix in zip(ranks, select_prefixes(high_counts, ranks), strict=True):
+        below = int(cumulative[prefix - 1]) if prefix else 0
+        within = np.cumsum(low_counts[order.index(prefix)])
+        suffix = int(np.searchsorted(within, rank - below, side="right"))
+        values.append(_key_to_float((prefix << 16) | suffix))
+    return np.array(values, dtype=np.float32)
 
 
 def order_statistics(x: da.Array, ranks: Sequence[int], *, scheduler: str) -> np.ndarray:
     """Exact order statistics of a float32 Dask array (radix selection, two passes).
 
     Pass 1 counts the upper 16 bits of order-preserving 32-bit keys per chunk; pass 2
-    counts the lower 16 bits of the values whose upper bits hold each wanted rank.
+    counts the lower 16 bits of the values whose upper bits hold a wanted rank.
 
     Parameters
     ----------
@@ -319,20 +392,63 @@ def order_statistics(x: da.Array, ranks: Sequence[int], *, scheduler: str) -> np
     -------
     numpy.ndarray
         float32, the value at each rank (equal to ``np.sort(x, axis=None)[ranks]``;
-        ``-0.0`` and ``0.0`` count as distinct, which no comparison can tell apart).
+        ``-0.0`` sorts before ``0.0``, which no comparison can tell apart).
     """
-    high_counts = np.sum(per_block(_high_counts, x, scheduler=scheduler), axis=0)
-    cumulative = np.cumsum(high_counts)
-    prefixes = [int(np.searchsorted(cumulative, rank, side="right")) for rank in ranks]
-    distinct = tuple(sorted(set(prefixes)))
-    low_counts = np.sum(per_block(_low_counts, x, scheduler=scheduler, prefixes=distinct), axis=0)
-    values = []
-    for rank, prefix in zip(ranks, prefixes, strict=True):
-        below = int(cumulative[prefix - 1]) if prefix else 0
-        within = np.cumsum(low_counts[distinct.index(prefix)])
-        suffix = int(np.searchsorted(within, rank - below, side="right"))
-        values.append(_key_to_float((prefix << 16) | suffix))
-    return np.array(values, dtype=np.float32)
+    high = np.sum(
+        per_block(lambda _, block: high_digit_counts(block), x, scheduler=scheduler), axis=0
+    )
+    prefixes = tuple(sorted(set(select_prefixes(high, ranks))))
+    low = np.sum(
+        per_block(lambda _, block: low_digit_counts(block, prefixes), x, scheduler=scheduler),
+        axis=0,
+    )
+    return resolve_ranks(high, low, ranks, prefixes)
+
+
+def percentile_plan(n: int, percents: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Ranks and weights of NumPy's ``linear`` percentile rule for ``n`` values.
+
+    Parameters
+    ----------
+    n : int
+        Number of values.
+    percents : sequence of float
+        Percentiles in 0..100.
+
+    Returns
+    -------
+    previous, following : numpy.ndarray
+        0-based ranks of the two order statistics each percentile interpolates.
+    gamma : numpy.ndarray
+        float64 interpolation weight of ``following``.
+    """
+    quantiles = np.true_divide(np.asarray(percents, dtype=np.float64), 100)
+    virtual = (n - 1) * quantiles
+    floor = np.floor(virtual)
+    above = virtual >= n - 1
+    previous = np.where(above, n - 1, floor).astype(np.intp)
+    following = np.where(above, n - 1, floor + 1).astype(np.intp)
+    gamma = virtual - np.where(above, -1.0, floor)
+    return previous, following, gamma
+
+
+def interpolate_percentiles(a: np.ndarray, b: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """NumPy's linear rule: ``a + (b - a) t``, written ``b - (b - a)(1 - t)`` from t >= 0.5.
+
+    Parameters
+    ----------
+    a, b : numpy.ndarray
+        float32 order statistics at the ``previous`` and ``following`` ranks.
+    gamma : numpy.ndarray
+        float64 weights from :func:`percentile_plan`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 percentiles.
+    """
+    diff = b - a
+    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
 
 
 def exact_percentiles(x: da.Array, percents: Sequence[float], *, scheduler: str) -> np.ndarray:
@@ -352,27 +468,41 @@ def exact_percentiles(x: da.Array, percents: Sequence[float], *, scheduler: str)
     numpy.ndarray
         float64, as ``numpy.percentile`` returns for float32 input.
     """
-    n = int(x.size)
-    quantiles = np.true_divide(np.asarray(percents, dtype=np.float64), 100)
-    virtual = (n - 1) * quantiles
-    previous = np.floor(virtual)
-    above = virtual >= n - 1
-    previous_index = np.where(above, n - 1, previous).astype(np.intp)
-    next_index = np.where(above, n - 1, previous + 1).astype(np.intp)
-    gamma = virtual - np.where(above, -1.0, previous)
-    ranks = sorted({int(r) for r in np.concatenate([previous_index, next_index])})
+    previous, following, gamma = percentile_plan(int(x.size), percents)
+    ranks = sorted({int(r) for r in np.concatenate([previous, following])})
     by_rank = dict(zip(ranks, order_statistics(x, ranks, scheduler=scheduler), strict=True))
-    a = np.array([by_rank[int(r)] for r in previous_index], dtype=np.float32)
-    b = np.array([by_rank[int(r)] for r in next_index], dtype=np.float32)
-    # numpy's linear rule: a + (b - a) t, written b - (b - a)(1 - t) from t >= 0.5 on.
-    diff = b - a
-    return np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    a = np.array([by_rank[int(r)] for r in previous], dtype=np.float32)
+    b = np.array([by_rank[int(r)] for r in following], dtype=np.float32)
+    return interpolate_percentiles(a, b, gamma)
 
 
-def _histogram_block(
-    index: tuple[slice, ...], block: np.ndarray, low: np.float32, high: np.float32
-) -> np.ndarray:
+def otsu_counts(block: np.ndarray, low: np.float32, high: np.float32) -> np.ndarray:
+    """One chunk's counts in skimage's 256-bin Otsu histogram over [low, high].
+
+    Parameters
+    ----------
+    block : numpy.ndarray
+        float32 values.
+    low, high : numpy.float32
+        Minimum and maximum of the whole array.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 counts; sum over chunks and pass to :func:`otsu_from_counts`.
+    """
     return np.histogram(block, bins=_OTSU_BINS, range=(low, high))[0]
+
+
+def otsu_from_counts(counts: np.ndarray, low: np.float32, high: np.float32) -> float:
+    """``skimage.filters.threshold_otsu`` of the array whose histogram is ``counts``."""
+    if low == high:
+        return float(low)
+    # The float32 edges numpy.histogram builds for this range, as skimage uses them.
+    probe = np.array([low, high], dtype=np.float32)
+    edges = np.histogram(probe, bins=_OTSU_BINS, range=(low, high))[1]
+    centers = (edges[:-1] + edges[1:]) / 2.0
+    return float(threshold_otsu(hist=(counts, centers)))
 
 
 def otsu_threshold(x: da.Array, low: np.float32, high: np.float32, *, scheduler: str) -> float:
@@ -393,9 +523,8 @@ def otsu_threshold(x: da.Array, low: np.float32, high: np.float32, *, scheduler:
     """
     if low == high:
         return float(low)
-    counts = np.sum(per_block(_histogram_block, x, scheduler=scheduler, low=low, high=high), axis=0)
-    # The float32 edges numpy.histogram builds for this range, as skimage uses them.
-    probe = np.array([low, high], dtype=np.float32)
-    edges = np.histogram(probe, bins=_OTSU_BINS, range=(low, high))[1]
-    centers = (edges[:-1] + edges[1:]) / 2.0
-    return float(threshold_otsu(hist=(counts, centers)))
+    counts = np.sum(
+        per_block(lambda _, block: otsu_counts(block, low, high), x, scheduler=scheduler),
+        axis=0,
+    )
+    return otsu_from_counts(counts, low, high)

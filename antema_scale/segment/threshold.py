@@ -224,27 +224,39 @@ def threshold_segment(
     return Prediction(probability > 0.5, probability, quality)
 
 
-def _store_blurred(
-    index: tuple[slice, ...], block: np.ndarray, out: Any
-) -> tuple[np.float32, np.float32]:
-    """Write one blurred chunk into the float32 buffer; its min and max."""
+def _store_blurred(index: tuple[slice, ...], block: np.ndarray, out: Any) -> np.ndarray:
+    """Pass 1: write one blurred chunk into the float32 buffer; its min, max and sum."""
     out.array[index] = block
-    return block.min(), block.max()
+    return np.array([block.min(), block.max(), block.sum(dtype=np.float64)], dtype=np.float64)
 
 
-def _upper_stats(index: tuple[slice, ...], block: np.ndarray, threshold: float) -> np.ndarray:
-    """Pixels above ``threshold`` (float32 comparison, as the polarity test), the float64
-    sum, count and sum above it (as :func:`otsu_separability`)."""
-    values = block.astype(np.float64)
-    upper = values > threshold
-    return np.array(
-        [(block > threshold).sum(), values.sum(), upper.sum(), values[upper].sum()],
-        dtype=np.float64,
+def _first_statistics(
+    index: tuple[slice, ...], block: np.ndarray, low: np.float32, high: np.float32, mean: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Pass 2: radix counts (percentiles), Otsu histogram, squared deviations (variance)."""
+    from antema_scale.segment import chunked as ck
+
+    return (
+        ck.high_digit_counts(block),
+        ck.otsu_counts(block, low, high),
+        float(((block.astype(np.float64) - mean) ** 2).sum()),
     )
 
 
-def _squared_deviations(index: tuple[slice, ...], block: np.ndarray, mean: float) -> float:
-    return float(((block.astype(np.float64) - mean) ** 2).sum())
+def _second_statistics(
+    index: tuple[slice, ...], block: np.ndarray, prefixes: tuple[int, ...], threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 3: radix counts of the lower bits; pixels above the Otsu threshold as the
+    polarity test counts them (float32 comparison) and the float64 count and sum above
+    it (as :func:`otsu_separability`)."""
+    from antema_scale.segment import chunked as ck
+
+    values = block.astype(np.float64)
+    upper = values > threshold
+    stats = np.array(
+        [(block > threshold).sum(), upper.sum(), values[upper].sum()], dtype=np.float64
+    )
+    return ck.low_digit_counts(block, prefixes), stats
 
 
 def _corrected_range(
@@ -302,25 +314,37 @@ def _threshold_chunked(
     x = ck.as_dask_image(image, chunk_px).astype(np.float32)
     blurred = ck.gaussian_blur(x, sigma_px) if sigma_px > 0 else x
     shape = tuple(int(n) for n in x.shape)
+    n = int(x.size)
     # The blurred image lives in one float32 buffer, overwritten by the probability at the end.
     buffer = np.empty(shape, dtype=np.float32)
     view = ck.NumpyView(buffer)
-    ranges = np.array(ck.per_block(_store_blurred, blurred, scheduler=scheduler, out=view))
-    low, high = ranges[:, 0].min(), ranges[:, 1].max()
+    first = np.array(ck.per_block(_store_blurred, blurred, scheduler=scheduler, out=view))
+    low, high = np.float32(first[:, 0].min()), np.float32(first[:, 1].max())
     if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError("image contains NaN or infinite values")
+    mean = float(first[:, 2].sum() / n)
     smooth = ck.lazy_view(buffer, blurred.chunks)
-    lo, hi = ck.exact_percentiles(smooth, (1, 99), scheduler=scheduler)
+    parts = ck.per_block(
+        _first_statistics, smooth, scheduler=scheduler, low=low, high=high, mean=mean
+    )
+    high_counts = np.sum([part[0] for part in parts], axis=0)
+    global_t = ck.otsu_from_counts(np.sum([part[1] for part in parts], axis=0), low, high)
+    variance = sum(part[2] for part in parts) / n
+    # Exact 1st/99th percentiles: numpy's linear rule on exact order statistics.
+    previous, following, gamma = ck.percentile_plan(n, (1, 99))
+    ranks = [int(r) for r in np.concatenate([previous, following])]
+    prefixes = tuple(sorted(set(ck.select_prefixes(high_counts, ranks))))
+    parts = ck.per_block(
+        _second_statistics, smooth, scheduler=scheduler, prefixes=prefixes, threshold=global_t
+    )
+    low_counts = np.sum([part[0] for part in parts], axis=0)
+    above, n_upper, upper_sum = np.sum([part[1] for part in parts], axis=0)
+    values = ck.resolve_ranks(high_counts, low_counts, ranks, prefixes)
+    lo, hi = ck.interpolate_percentiles(values[:2], values[2:], gamma)
     if not hi > lo:
         return _flat_prediction(shape)
-    n = buffer.size
-    global_t = ck.otsu_threshold(smooth, low, high, scheduler=scheduler)
-    above, total, n_upper, upper_sum = np.sum(
-        ck.per_block(_upper_stats, smooth, scheduler=scheduler, threshold=global_t), axis=0
-    )
     # otsu_separability from per-chunk sums (float64; equal up to rounding).
-    mean = total / n
-    variance = sum(ck.per_block(_squared_deviations, smooth, scheduler=scheduler, mean=mean)) / n
+    total = mean * n
     w1 = n_upper / n
     separability = 0.0
     if variance > 0 and 0 < n_upper < n:
