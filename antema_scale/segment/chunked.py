@@ -64,6 +64,8 @@ from skimage.filters import threshold_otsu
 __all__ = [
     "CHUNKED_MIN_PIXELS",
     "DEFAULT_CHUNK_PX",
+    "STATISTICS_CHUNKS",
+    "STRIP_PX",
     "as_dask_image",
     "default_scheduler",
     "NumpyView",
@@ -91,6 +93,13 @@ CHUNKED_MIN_PIXELS = 4096 * 4096
 
 #: Default chunk side in pixels for NumPy inputs (the store's image chunks are <= 2048²).
 DEFAULT_CHUNK_PX = 2048
+
+#: Chunks of the passes over the in-memory blurred image (statistics, probability, mask):
+#: small, so that per-chunk float64 temporaries stay a few MiB per thread.
+STATISTICS_CHUNKS = (1024, 1024)
+
+#: Width (height) of the column (row) strips of the large-sigma background Gaussian.
+STRIP_PX = 512
 
 #: Truncation of the Gaussian kernels in sigmas (SciPy's and dask-image's default).
 _TRUNCATE = 4.0

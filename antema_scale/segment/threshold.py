@@ -236,10 +236,12 @@ def _first_statistics(
     """Pass 2: radix counts (percentiles), Otsu histogram, squared deviations (variance)."""
     from antema_scale.segment import chunked as ck
 
+    deviations = block.astype(np.float64).ravel()
+    deviations -= mean
     return (
         ck.high_digit_counts(block),
         ck.otsu_counts(block, low, high),
-        float(((block.astype(np.float64) - mean) ** 2).sum()),
+        float(np.dot(deviations, deviations)),
     )
 
 
@@ -254,7 +256,12 @@ def _second_statistics(
     values = block.astype(np.float64)
     upper = values > threshold
     stats = np.array(
-        [(block > threshold).sum(), upper.sum(), values[upper].sum()], dtype=np.float64
+        [
+            np.count_nonzero(block > threshold),
+            np.count_nonzero(upper),
+            np.sum(values, where=upper),
+        ],
+        dtype=np.float64,
     )
     return ck.low_digit_counts(block, prefixes), stats
 
@@ -323,7 +330,8 @@ def _threshold_chunked(
     if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError("image contains NaN or infinite values")
     mean = float(first[:, 2].sum() / n)
-    smooth = ck.lazy_view(buffer, blurred.chunks)
+    # Statistics and the final pass read the buffer in small square views (few temporaries).
+    smooth = ck.lazy_view(buffer, ck.STATISTICS_CHUNKS)
     parts = ck.per_block(
         _first_statistics, smooth, scheduler=scheduler, low=low, high=high, mean=mean
     )
@@ -355,9 +363,8 @@ def _threshold_chunked(
     offset = global_t
     if method == "local":
         sigma = _background_sigma(shape, pixel_size_nm, block_size_nm)
-        strip = max(max(c) for c in blurred.chunks)
-        back = ck.gaussian_background(buffer, sigma, strip_px=strip, scheduler=scheduler)
-        back_lazy = ck.lazy_view(back, blurred.chunks)
+        back = ck.gaussian_background(buffer, sigma, strip_px=ck.STRIP_PX, scheduler=scheduler)
+        back_lazy = ck.lazy_view(back, ck.STATISTICS_CHUNKS)
         corrected_ranges = np.array(
             ck.per_block(_corrected_range, smooth, back_lazy, scheduler=scheduler)
         )
