@@ -73,7 +73,9 @@ def demo_rows(segment: Callable[[np.ndarray, float], np.ndarray]) -> dict[str, d
         truth = micrograph.truth[~micrograph.truth["touches_border"].astype(bool)]
         found = particle_summary(mask, size)
         rows[name] = {
-            "pixel_iou": round(pixel_metrics(confusion_matrix(micrograph.mask, mask))["iou_particle"], 4),
+            "pixel_iou": round(
+                pixel_metrics(confusion_matrix(micrograph.mask, mask))["iou_particle"], 4
+            ),
             "true_particles": int(len(truth)),
             "found_over_true": round(found["particles"] / max(1, len(truth)), 3),
             "true_median_ecd_nm": round(float(truth["equivalent_diameter_nm"].median()), 3),
@@ -90,7 +92,9 @@ def film_rows(segment: Callable[[np.ndarray, float], np.ndarray]) -> dict[str, d
     for path in sorted(FILMS.glob("*.h5")):
         image = read_micrograph(path)
         size = float(image.attrs["pixel_size_nm"])
-        rows[path.stem] = particle_summary(segment(np.asarray(image.values, dtype=np.float32), size), size)
+        rows[path.stem] = particle_summary(
+            segment(np.asarray(image.values, dtype=np.float32), size), size
+        )
     return rows
 
 
@@ -112,7 +116,10 @@ def main() -> None:
         "segmenters": {},
     }
     for name, segment in segmenters(models).items():
-        results["segmenters"][name] = {"demo": demo_rows(segment), "haadf_films": film_rows(segment)}
+        results["segmenters"][name] = {
+            "demo": demo_rows(segment),
+            "haadf_films": film_rows(segment),
+        }
         demo = results["segmenters"][name]["demo"]
         films = results["segmenters"][name]["haadf_films"]
         print(name)
