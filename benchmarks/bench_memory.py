@@ -276,6 +276,28 @@ def _own_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def _code_revision() -> dict[str, Any]:
+    """Git commit of the package and whether ``antema_scale/`` had uncommitted changes."""
+    import subprocess
+
+    import antema_scale
+    from antema_scale.provenance import git_revision
+
+    package = Path(antema_scale.__file__).resolve().parent
+    try:
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=package,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty: bool | None = bool(status.stdout.strip()) if status.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        dirty = None
+    return {"git_revision": git_revision(package), "package_has_uncommitted_changes": dirty}
+
+
 def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     """Write the inputs, run the pipeline under the sampler; return the results record."""
     from distributed import Client, LocalCluster
@@ -371,7 +393,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         "store_bytes": store_bytes,
         "seconds_writing_inputs": round(write_seconds, 1),
         "run_seconds": round(run_seconds, 1),
-        "ingest_seconds_until_first_image": round(
+        "seconds_until_first_image": round(
             timing.get("first_image", float("nan")) - run_started, 1
         ),
         "images_per_s_whole_run": round(args.images / run_seconds, 4),
@@ -449,6 +471,7 @@ def main() -> None:
 
     from antema_scale.provenance import hardware_fingerprint, software_versions
 
+    revision = _code_revision()
     parent = args.work_dir or Path(tempfile.gettempdir())
     needed = args.images * (args.size * args.size * 4 * 2.2)
     free = shutil.disk_usage(parent).free
@@ -464,6 +487,7 @@ def main() -> None:
             print(f"kept {work_dir}")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
+    record["code_at_start"] = revision
     record["hardware"] = hardware_fingerprint()
     record["software"] = software_versions()
     args.output.parent.mkdir(parents=True, exist_ok=True)
