@@ -225,3 +225,14 @@ def test_inside_a_distributed_worker_and_never_on_the_default_client() -> None:
             local = threshold_segment(image, 0.5, chunked=True, chunk_px=64)
         assert stream.data == []
         _assert_same(reference, local)
+
+
+@pytest.mark.slow
+def test_default_chunk_size_on_an_image_above_the_size_threshold() -> None:
+    side = int(np.ceil(np.sqrt(chunked.CHUNKED_MIN_PIXELS)))
+    rng = np.random.default_rng(14)
+    tile = _micrograph("haadf", (512, 512), seed=9)
+    image = np.tile(tile, (side // 512 + 1, side // 512 + 1))[:side, : side + 100]
+    image += rng.normal(0.0, 0.02, size=image.shape).astype(np.float32)
+    candidate = threshold_segment(image, 0.5)  # auto: chunked, DEFAULT_CHUNK_PX chunks
+    _assert_same(threshold_segment(image, 0.5, chunked=False), candidate)
