@@ -48,6 +48,7 @@ explicitly, so a ``distributed.Client`` registered as default is never used from
 from __future__ import annotations
 
 import math
+import sys
 import threading
 import uuid
 from collections.abc import Sequence
@@ -183,14 +184,14 @@ def default_scheduler() -> str:
         thread (nested parallelism: the caller already runs in parallel), else
         ``"threads"``.
     """
-    try:
-        from distributed import get_worker
-
-        get_worker()
-    except (ImportError, ValueError):
-        pass
-    else:
-        return "synchronous"
+    distributed = sys.modules.get("distributed")  # never imported: not in a worker
+    if distributed is not None:
+        try:
+            distributed.get_worker()
+        except ValueError:
+            pass
+        else:
+            return "synchronous"
     if threading.current_thread() is not threading.main_thread():
         return "synchronous"
     return "threads"
