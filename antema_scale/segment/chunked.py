@@ -34,8 +34,10 @@ How each step is made chunk-wise and still exact:
 Memory: a NumPy input is read through views (no copy of the input); the blurred image
 is written into one float32 buffer that is later overwritten in place by the
 probability, so the peak is about input + 1 float32 image + the bool mask (+ 1 float32
-image for the ``local`` background) + a few chunks per thread, instead of several
-whole-image float32/float64 temporaries.
+image for the ``local`` background) + a few chunks per thread (the passes after the
+blur read the buffer in :data:`STATISTICS_CHUNKS` views), instead of several
+whole-image float32/float64 temporaries. A Dask input (lazy Zarr) is never held whole.
+Measured: ``benchmarks/bench_chunked_threshold.py``.
 
 Schedulers: inside a Dask worker (distributed) or any non-main thread (e.g. a task of
 Dask's local threaded scheduler) the computations run with ``scheduler="synchronous"``
