@@ -272,6 +272,17 @@ class RssSampler:
         self.marks["after_run"] = self.sample()
 
 
+def _worker_profiler_settings() -> tuple[tuple[str, Any], ...]:
+    """Dask's statistical profiler settings in a worker process (run there)."""
+    import dask
+
+    return (
+        ("enabled", bool(dask.config.get("distributed.worker.profile.enabled"))),
+        ("cycle", str(dask.config.get("distributed.worker.profile.cycle"))),
+        ("history_cycles", int(dask.config.get("distributed.admin.low-level-log-length"))),
+    )
+
+
 def _own_peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -300,9 +311,14 @@ def _code_revision() -> dict[str, Any]:
 
 def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     """Write the inputs, run the pipeline under the sampler; return the results record."""
+    import dask
     from distributed import Client, LocalCluster
 
     from antema_scale.pipeline import SegmentationSettings, run_analysis
+
+    if args.no_worker_profile:
+        # the nannies pass this process's Dask config on to the worker processes
+        dask.config.set({"distributed.worker.profile.enabled": False})
 
     started = time.perf_counter()
     bases = write_images(work_dir / "bases", args.bases, args.size)
@@ -327,6 +343,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         Client(cluster) as client,
     ):
         worker_pids = client.run(os.getpid)
+        profiler = set(client.run(_worker_profiler_settings).values())
         names = {address: f"worker-{index}" for index, address in enumerate(sorted(worker_pids))}
         pids = {names[address]: pid for address, pid in worker_pids.items()} | {
             "client": os.getpid()
@@ -377,6 +394,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
             f"nice -n 10 python benchmarks/bench_memory.py --images {args.images} --size {args.size} "
             f"--bases {args.bases} --noise {args.noise} --segmenter {args.segmenter} --workers {args.workers} "
             f"--memory-limit {args.memory_limit} --interval {args.interval}"
+            + (" --no-worker-profile" if args.no_worker_profile else "")
         ),
         "images": args.images,
         "image_side_px": args.size,
@@ -385,6 +403,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
         "segmenter": args.segmenter,
         "workers": args.workers,
         "threads_per_worker": 1,
+        "worker_profiler": dict(sorted(profiler)[0]) if len(profiler) == 1 else "mixed",
         "worker_memory_limit_mib": {
             name: round(value, 1) for name, value in worker_memory_limit.items()
         },
@@ -458,6 +477,11 @@ def main() -> None:
     parser.add_argument("--segmenter", choices=["threshold", "model"], default="threshold")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--memory-limit", default="4GiB", help="Dask memory limit per worker")
+    parser.add_argument(
+        "--no-worker-profile",
+        action="store_true",
+        help="switch off Dask's statistical profiler in the workers (its history grows RSS)",
+    )
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between RSS samples")
     parser.add_argument(
         "--timeline-points", type=int, default=300, help="samples kept in the JSON timeline"
