@@ -314,7 +314,7 @@ def test_new_files_are_segmented_while_others_are_still_being_ingested(
 
     with (
         LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
-        Client(cluster) as single,
+        Client(cluster, set_as_default=False) as single,
         get_task_stream(single) as stream,
     ):
         result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=single, max_in_flight=2)

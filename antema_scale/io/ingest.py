@@ -205,7 +205,7 @@ def _run(
         from distributed import as_completed
 
         futures = [client.submit(task, *args, pure=False) for args in arguments]
-        for _future in as_completed(futures):
+        for _future in as_completed(futures, loop=client.loop):
             on_done()
         return client.gather(futures)
 

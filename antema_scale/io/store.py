@@ -362,7 +362,8 @@ class Store:
         dataset = self._open_dataset(image_id)
         image = dataset["image"]
         image.attrs = self._public_attrs(dataset)
-        return image if lazy else image.load()
+        # one image's chunks, read in this thread: never hand them to a distributed client
+        return image if lazy else image.load(scheduler="synchronous")
 
     def mask_written(self, image_id: str) -> np.ndarray:
         """Which frames of ``image_id`` have a mask (bool array, one entry per frame)."""
@@ -388,7 +389,7 @@ class Store:
         dataset = self._open_dataset(image_id)
         mask = dataset["mask"]
         mask.attrs = self._public_attrs(dataset)
-        return mask if lazy else mask.load()
+        return mask if lazy else mask.load(scheduler="synchronous")
 
     def write_mask(
         self, image_id: str, mask: np.ndarray | xr.DataArray, frame: int | None = None

@@ -215,7 +215,7 @@ def run_graph(
     ingest_window = max(1, options.max_in_flight // 2)
     measuring: dict[str, tuple[Future, ImageWork]] = {}
     ingesting: dict[str, tuple[Future, Any]] = {}
-    completed = as_completed()
+    completed = as_completed(loop=client.loop)
     run = GraphRun()
     expect = getattr(on_outcome, "expect", None)
 

@@ -171,7 +171,7 @@ def _read_frames(store: Any, work: ImageWork) -> tuple[list[np.ndarray], list[in
 
     image = read_image(store, work.image_id, lazy=work.frame_start is not None)
     if work.frame_start is not None:
-        image = image.isel(frame=slice(work.frame_start, work.frame_stop)).load()
+        image = image.isel(frame=slice(work.frame_start, work.frame_stop)).load(scheduler="synchronous")
     values = np.asarray(image.values)
     if values.ndim == 2:
         return [values], [], [], image
