@@ -11,9 +11,11 @@ repeats are kept in the JSON.
 1. **stages alone** on a 2-worker local cluster (one single-threaded process per worker):
    ingest (files -> Zarr), segmentation (read from the store, segment, write the mask)
    and analysis (read the mask, ``analyze_mask``), each as its own pass over all images;
-2. **end to end** (``run_analysis`` from the files, ingest included) on the same cluster:
-   images/s and its ratio to the slowest stage alone (target >= 0.85) and to the serial
-   sum of the stages;
+2. **end to end** (``run_analysis`` from the files, ingest included and streamed inside
+   the graph) on the same cluster: images/s and its ratio to the slowest stage alone
+   (target >= 0.85) and to the serial sum of the stages. On a CPU-only machine every stage
+   uses the same cores, so the serial sum is a hard ceiling; the JSON records it as a
+   ratio to the slowest stage;
 3. **1 vs 2 workers**: end-to-end images/s from the ingested store on a 1-worker and a
    2-worker cluster (target >= 1.7x on 2 cores);
 4. **graph build** for 10,000 images: planning (result keys + resume check) and
@@ -239,6 +241,9 @@ def main() -> None:
         "end_to_end_images_per_s": round(e2e_files, 3),
         "end_to_end_over_slowest_stage": round(e2e_files / stages[slowest], 3),
         "end_to_end_over_serial_sum_of_stages": round(e2e_files / serial, 3),
+        # When every stage runs on the same CPU cores, the CPU time of one image is the sum
+        # of its stages' and end to end can at best reach the serial sum of the stages:
+        "ceiling_end_to_end_over_slowest_when_stages_share_the_cores": round(serial / stages[slowest], 3),
         "target_end_to_end_over_slowest_stage": 0.85,
         "from_store_images_per_s": {"1_worker": round(one_worker, 3), "2_workers": round(two_workers, 3)},
         "speedup_2_over_1_workers": round(two_workers / one_worker, 3),
