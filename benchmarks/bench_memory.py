@@ -198,6 +198,16 @@ def rss_slope_per_1000(
     return float(slope * 1000.0)
 
 
+def samples_until(samples: Sequence[Sample], last: Sample | None) -> list[Sample]:
+    """The samples taken up to ``last`` (the one at the last image; None: all of them).
+
+    Samples taken afterwards (merging the tables) would bias the per-image slope.
+    """
+    if last is None:
+        return list(samples)
+    return [sample for sample in samples if sample.seconds <= last.seconds]
+
+
 def peaks(samples: Sequence[Sample]) -> dict[str, float]:
     """Largest sampled RSS (MiB) of every process."""
     result: dict[str, float] = {}
@@ -385,6 +395,7 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
     del result
 
     samples = sampler.samples
+    graph_samples = samples_until(samples, sampler.marks.get("100%"))
     sampled_peaks = peaks(samples)
     workers = sorted(name for name in pids if name != "client")
     graph_seconds = timing.get("last_image", float("nan")) - timing.get("first_image", float("nan"))
@@ -437,8 +448,8 @@ def run(args: argparse.Namespace, work_dir: Path) -> dict[str, Any]:
             | {name: round(value, 1) for name, value in sample.rss_mib.items()}
             for mark, sample in sampler.marks.items()
         },
-        "rss_slope_mib_per_1000_images_second_half": {
-            name: round(rss_slope_per_1000(samples, name), 2) for name in [*workers, "client"]
+        "rss_slope_mib_per_1000_images_second_half": {  # up to the last image, merge excluded
+            name: round(rss_slope_per_1000(graph_samples, name), 2) for name in [*workers, "client"]
         },
         "samples": len(samples),
         "sample_interval_s": args.interval,

@@ -110,6 +110,12 @@ def test_slope_needs_enough_samples(bench: ModuleType) -> None:
     assert math.isnan(bench.rss_slope_per_1000(samples, "missing"))
 
 
+def test_samples_until_drops_the_merge_samples(bench: ModuleType) -> None:
+    samples = _samples(bench, [(10, 1.0, 1.0), (20, 1.0, 1.0), (20, 1.0, 9.0), (20, 1.0, 9.0)])
+    assert bench.samples_until(samples, samples[1]) == samples[:2]
+    assert bench.samples_until(samples, None) == samples
+
+
 def test_peaks_ignore_missing_processes(bench: ModuleType) -> None:
     samples = [
         bench.Sample(0.0, 0, {"worker-0": 300.0, "client": 200.0}, 1.0),
