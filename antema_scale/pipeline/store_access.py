@@ -7,8 +7,7 @@ ingested earlier, used in place. Files that cannot be ingested become error rows
 
 :func:`plan_store` only hashes the input files: the new ones come back as ``pending``
 ingest tasks that the graph runs alongside segmentation and measurement (an image is
-segmented as soon as it is in the store, while other files are still being read);
-:func:`prepare_store` ingests everything first.
+segmented as soon as it is in the store, while other files are still being read).
 """
 
 from __future__ import annotations
@@ -103,58 +102,6 @@ def _images_from_index(index: Any, image_ids: set[str] | None = None) -> list[St
     )
 
 
-def prepare_store(
-    inputs: str | Path | Sequence[str | Path],
-    output_dir: Path,
-    *,
-    pixel_size_nm: float | tuple[float, float] | None = None,
-    client: Any = None,
-    progress: bool = False,
-) -> StoreEntries:
-    """Make sure every input is in a store; list the run's images and ingest errors.
-
-    Parameters
-    ----------
-    inputs : path, glob, or sequence of them
-        Files, folders, globs, or one ingested store.
-    output_dir : Path
-        Run folder; new stores go to ``<output_dir>/store.zarr``.
-    pixel_size_nm : float or (float, float), optional
-        Pixel size (nm) for files without one.
-    client : distributed.Client, optional
-        Ingest on this cluster.
-    progress : bool
-        Show the ingest progress bar.
-
-    Returns
-    -------
-    StoreEntries
-    """
-    from antema_scale.io import ingest, open_store
-
-    items = _as_list(inputs)
-    if len(items) == 1 and is_store(items[0]):
-        store = open_store(items[0])
-        return StoreEntries(store_path=store.path, images=_images_from_index(store.index))
-    report = ingest(
-        items,
-        output_dir / STORE_NAME,
-        pixel_size_nm=pixel_size_nm,
-        client=client,
-        progress=progress,
-    )
-    store = open_store(report.store)
-    covered = set(report.ingested["image_id"]) | {i for i in report.skipped["image_id"] if i}
-    errors = [ingest_error_record(row) for row in report.errors.itertuples()]
-    skipped = [str(row.source) for row in report.skipped.itertuples() if not row.image_id]
-    return StoreEntries(
-        store_path=store.path,
-        images=_images_from_index(store.index, covered),
-        errors=errors,
-        skipped=skipped,
-    )
-
-
 def plan_store(
     inputs: str | Path | Sequence[str | Path],
     output_dir: Path,
@@ -163,11 +110,28 @@ def plan_store(
     client: Any = None,
     progress: bool = False,
 ) -> StoreEntries:
-    """Like :func:`prepare_store`, but new files are only hashed, not read.
+    """List the run's images: those already in a store, and the files still to ingest.
 
-    Images already in the store (same SHA-256) are listed in ``images``; every new file is
-    an ingest task in ``pending``, for the graph to run. Parameters as for
-    :func:`prepare_store`.
+    New files are only hashed here, not read: images already in the store (same SHA-256)
+    are listed in ``images``; every new file is an ingest task in ``pending``, for the
+    graph to run; files that cannot be found or hashed are in ``errors``.
+
+    Parameters
+    ----------
+    inputs : path, glob, or sequence of them
+        Files, folders, globs, or one ingested store (used in place).
+    output_dir : Path
+        Run folder; new stores go to ``<output_dir>/store.zarr``.
+    pixel_size_nm : float or (float, float), optional
+        Pixel size (nm) for files without one.
+    client : distributed.Client, optional
+        Hash on this cluster.
+    progress : bool
+        Show the hashing progress bar.
+
+    Returns
+    -------
+    StoreEntries
     """
     from antema_scale.io import open_store
     from antema_scale.io.ingest import plan_ingest
