@@ -109,3 +109,19 @@ def test_a_scheduler_without_workers_is_a_clear_error() -> None:
         spec = ClusterSpec(scheduler=empty.scheduler_address, worker_timeout_s=0.5)
         with pytest.raises(NoWorkersError, match=r"no Dask worker joined .* within 0.5 s"), connect(spec):
             pass
+
+
+def _profiler_enabled() -> bool:
+    import dask
+
+    return bool(dask.config.get("distributed.worker.profile.enabled"))
+
+
+@pytest.mark.parametrize("profile", [True, False])
+def test_worker_profile_switch_reaches_worker_processes(profile: bool) -> None:
+    import dask
+
+    spec = ClusterSpec(workers=1, threads_per_worker=1, dashboard_address=None, worker_profile=profile)
+    with connect(spec) as client:
+        assert list(client.run(_profiler_enabled).values()) == [profile]
+    assert dask.config.get("distributed.worker.profile.enabled") is True  # restored here
