@@ -211,7 +211,9 @@ def run_graph(
     per_task = max(1, context.segmenter.settings.images_per_task)
     queue: deque[list[ImageWork]] = deque(group_work(work, per_task))
     arriving: list[ImageWork] = []  # ingested units not yet grouped
-    files = deque(feed.tasks if feed is not None else ())
+    if feed is None:
+        feed = IngestFeed((), lambda row: ([], []))
+    files = deque(feed.tasks)
     ingest_window = max(1, options.max_in_flight // 2)
     measuring: dict[str, tuple[Future, ImageWork]] = {}
     ingesting: dict[str, tuple[Future, Any]] = {}
@@ -253,7 +255,7 @@ def run_graph(
                 "message": str(future.exception()),
             }
             record = ingest_error_record(error)
-            feed.errors.append(record)  # type: ignore[union-attr]
+            feed.errors.append(record)
             return ImageOutcome(
                 task.image_id,
                 record["source"],
@@ -261,10 +263,10 @@ def run_graph(
                 error_type=record["error_type"],
                 message=record["message"],
             )
-        feed.rows.append(row)  # type: ignore[union-attr]
-        todo, reused = feed.plan(row)  # type: ignore[union-attr]
-        feed.work.extend([*todo, *reused])  # type: ignore[union-attr]
-        feed.reused.extend(reused)  # type: ignore[union-attr]
+        feed.rows.append(row)
+        todo, reused = feed.plan(row)
+        feed.work.extend([*todo, *reused])
+        feed.reused.extend(reused)
         arriving.extend(todo)
         if expect is not None and len(todo) + len(reused) != 1:
             expect(len(todo) + len(reused) - 1)
