@@ -11,12 +11,13 @@ import torch
 
 from antema_scale.segment.augment import Augmentation, PreparedImage, sample_batch
 from antema_scale.segment.datasets import split_ids, standin_micrograph
-from antema_scale.segment.model_file import load_model
+from antema_scale.segment.model_file import load_model, save_model
 from antema_scale.segment.network import NetworkConfig, build_network
 from antema_scale.segment.preprocess import Preprocessing
 from antema_scale.segment.train import (
     TrainConfig,
     gap_map,
+    initialise_from,
     prepare_labelled,
     segmentation_loss,
     train,
@@ -139,3 +140,53 @@ def test_gap_weight_raises_the_loss_of_filled_gaps_only() -> None:
     plain = segmentation_loss(filled, target, 0.0) - segmentation_loss(good, target, 0.0)
     weighted = segmentation_loss(filled, target, 4.0) - segmentation_loss(good, target, 4.0)
     assert weighted > 2.0 * plain
+
+
+def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path) -> None:
+    torch.manual_seed(3)
+    source = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4)))
+    preprocessing = Preprocessing((0.2, 0.8), sigma_px=1.0)
+    path = tmp_path / "source.pt"
+    save_model(path, source, preprocessing, {"training": {"command": "antema-scale train x"}})
+    torch.manual_seed(4)
+    fresh = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4)))
+    info = initialise_from(fresh, str(path), preprocessing)
+    assert info["command"] == "antema-scale train x"
+    assert info["weights_sha256"] == load_model(path, device="cpu").metadata["weights_sha256"]
+    for name, tensor in source.state_dict().items():
+        # save_model stores fp16: the copy equals the source up to that rounding
+        torch.testing.assert_close(fresh.state_dict()[name], tensor, atol=1e-2, rtol=1e-3)
+    with pytest.raises(ValueError, match="--width"):
+        initialise_from(
+            build_network(NetworkConfig(base_width=8, aspp_rates=(2, 4))), str(path), preprocessing
+        )
+    with pytest.raises(ValueError, match="--pixel-min"):
+        initialise_from(fresh, str(path), Preprocessing((0.1, 0.4), sigma_px=1.0))
+
+
+def test_fine_tuning_run_starts_from_the_given_model(tmp_path: Path) -> None:
+    config = TrainConfig(
+        output_dir=str(tmp_path / "base"),
+        synthetic_images=10,
+        synthetic_generator="standin",
+        synthetic_shape=(96, 96),
+        base_width=4,
+        epochs=1,
+        steps_per_epoch=2,
+        batch_size=2,
+        augmentation=Augmentation(tile=64),
+        threads=1,
+        device="cpu",
+    )
+    train(config)
+    base = tmp_path / "base" / "last.pt"
+    config.output_dir = str(tmp_path / "tuned")
+    config.init_model = str(base)
+    config.learning_rate = 0.0  # no update: the tuned network must equal its start
+    train(config)
+    start = load_model(base, device="cpu").network.state_dict()
+    tuned = load_model(tmp_path / "tuned" / "last.pt", device="cpu")
+    for name, tensor in tuned.network.state_dict().items():
+        if tensor.is_floating_point() and "running" not in name:
+            torch.testing.assert_close(tensor, start[name], atol=1e-3, rtol=1e-3)
+    assert tuned.metadata["data_seen"]["initialised_from"]["path"] == str(base)

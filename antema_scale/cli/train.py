@@ -67,6 +67,8 @@ def register(app: typer.Typer) -> None:
         tile: int = typer.Option(256, help="Training tile side, px."),
         lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, cosine decay)."),
         invert: float = typer.Option(0.3, help="Probability of polarity inversion."),
+        scale_min: float = typer.Option(0.7, help="Augmentation zoom range: minimum."),
+        scale_max: float = typer.Option(1.4, help="Augmentation zoom range: maximum."),
         gap_weight: float = typer.Option(
             4.0,
             help="Extra cross-entropy weight of background in gaps narrower than --gap-px "
@@ -86,6 +88,11 @@ def register(app: typer.Typer) -> None:
             "runs/train"
         ),
         resume: bool = typer.Option(False, help="Continue from OUTPUT/state.pt."),
+        init_model: str | None = typer.Option(
+            None,
+            help="Fine-tune: start from this model file's weights ('default' = the shipped "
+            "model); same --width/--backbone/--pixel-min/--pixel-max required.",
+        ),
     ) -> None:
         """Train the DeepLabV3+ segmentation network; writes best.pt/last.pt in OUTPUT."""
         from rich.console import Console
@@ -102,6 +109,12 @@ def register(app: typer.Typer) -> None:
             )
         if not folders and synthetic <= 0:
             raise typer.BadParameter("give --folder, --emps and/or --synthetic N")
+        if not 0 < scale_min <= scale_max:
+            raise typer.BadParameter(
+                f"need 0 < --scale-min <= --scale-max, got {scale_min}, {scale_max}"
+            )
+        if init_model not in (None, "default") and not Path(init_model).is_file():
+            raise typer.BadParameter(f"--init-model {init_model}: no such file")
         if generator not in ("synth", "standin"):
             raise typer.BadParameter(f"--generator must be synth or standin, got {generator!r}")
         config = TrainConfig(
@@ -122,9 +135,10 @@ def register(app: typer.Typer) -> None:
             threads=threads,
             device=device,
             max_images_per_source=max_images,
-            augmentation=Augmentation(tile=tile, invert=invert),
+            augmentation=Augmentation(tile=tile, invert=invert, scale=(scale_min, scale_max)),
             gap_weight=gap_weight,
             gap_px=gap_px,
+            init_model=init_model,
             command=shlex.join(["antema-scale", *sys.argv[1:]]),
         )
 

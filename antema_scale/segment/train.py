@@ -89,6 +89,7 @@ class TrainConfig:
     augmentation: Augmentation = field(default_factory=Augmentation)
     gap_weight: float = 4.0
     gap_px: int = 7
+    init_model: str | None = None
     command: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -290,6 +291,56 @@ def _score(metrics: dict[str, dict[str, float]]) -> float:
     return float(np.nanmean(per_source)) if per_source else float("nan")
 
 
+def initialise_from(
+    network: DeepLabV3Plus, model_path: str, preprocessing: Preprocessing
+) -> dict[str, Any]:
+    """Copy the weights of a model file into ``network`` (fine-tuning).
+
+    ``model_path`` is a model file or ``"default"`` (the model shipped with the package).
+    Its architecture and pre-processing must equal the run's, or the weights would not
+    fit or would see differently prepared images.
+
+    Returns
+    -------
+    dict
+        What was loaded: path, weights sha256, training command and data it saw.
+
+    Raises
+    ------
+    ValueError
+        Architecture (backbone, width, ...) or pre-processing differ.
+    """
+    from antema_scale.segment.model_file import load_model
+
+    source = load_model(None if model_path == "default" else model_path, device="cpu")
+    if source.network.config != network.config:
+        raise ValueError(
+            f"cannot initialise from {model_path}: its network is "
+            f"{source.network.config.to_dict()}, this run's is {network.config.to_dict()} "
+            "(match --width and --backbone)"
+        )
+    if source.preprocessing != preprocessing:
+        raise ValueError(
+            f"cannot initialise from {model_path}: it was trained on pre-processing "
+            f"{source.preprocessing.to_dict()['pixel_size_range_nm']} nm/px, "
+            f"sigma {source.preprocessing.sigma_px} px; this run uses "
+            f"{preprocessing.to_dict()['pixel_size_range_nm']} nm/px, sigma "
+            f"{preprocessing.sigma_px} px (match --pixel-min/--pixel-max)"
+        )
+    network.load_state_dict(source.network.state_dict())
+    meta = source.metadata
+    return {
+        "path": str(model_path),
+        "weights_sha256": meta.get("weights_sha256"),
+        "command": meta.get("training", {}).get("command"),
+        "images_seen": {
+            split: info["images"]
+            for split, info in meta.get("data_seen", {}).items()
+            if isinstance(info, dict) and "images" in info
+        },
+    }
+
+
 def train(
     config: TrainConfig,
     *,
@@ -324,6 +375,9 @@ def train(
     network = build_network(
         NetworkConfig(backbone=config.backbone, base_width=config.base_width)
     ).to(device)
+    init_from = None
+    if config.init_model is not None:
+        init_from = initialise_from(network, config.init_model, preprocessing)
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
@@ -343,6 +397,8 @@ def train(
         "val": _describe(val_set),
         "emps_nominal_pixel_size_nm": EMPS_NOMINAL_PIXEL_SIZE_NM,
     }
+    if init_from is not None:
+        data_seen["initialised_from"] = init_from
     for epoch in range(start_epoch, config.epochs):
         rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 1000 + epoch)
