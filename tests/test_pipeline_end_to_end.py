@@ -137,9 +137,19 @@ def test_changed_parameters_recompute(good_folder: Path, reference, client: Clie
 
 
 def wait_until_idle(client: Client, timeout_s: float = 60.0) -> None:
-    """Wait until no task is processing on any worker."""
+    """Wait until no task is processing on any worker, cancelled ones included.
+
+    A task cancelled while it runs leaves the scheduler's ``processing`` at once but its
+    thread finishes (and writes its result file) later: count the workers' executing
+    tasks too.
+    """
+
+    def busy() -> bool:
+        executing = client.run(lambda dask_worker: len(dask_worker.state.executing))
+        return any(client.processing().values()) or any(executing.values())
+
     deadline = time.monotonic() + timeout_s
-    while any(client.processing().values()) and time.monotonic() < deadline:
+    while busy() and time.monotonic() < deadline:
         time.sleep(0.1)
 
 

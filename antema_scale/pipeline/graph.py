@@ -276,24 +276,34 @@ def run_graph(
                 on_outcome(outcome)
         return None
 
-    fill_window()
-    for future in completed:
-        if future.key in ingesting:
-            _, task = ingesting.pop(future.key)
-            outcome = ingested(future, task)
-            if outcome is None:
-                fill_window()
-                continue
-        else:
-            _, item = measuring.pop(future.key)
-            outcome = outcome_of(future, item)
-            run.outcomes.append(outcome)
-        if on_outcome is not None:
-            on_outcome(outcome)
-        if options.fail_fast and outcome.error_type:
-            run.stopped_early = True
-            client.cancel([pending for pending, _ in [*measuring.values(), *ingesting.values()]])
-            completed.clear()
-            break
+    def cancel_in_flight() -> None:
+        client.cancel([pending for pending, _ in [*measuring.values(), *ingesting.values()]])
+        completed.clear()
+
+    try:
         fill_window()
+        for future in completed:
+            if future.key in ingesting:
+                _, task = ingesting.pop(future.key)
+                outcome = ingested(future, task)
+                if outcome is None:
+                    fill_window()
+                    continue
+            else:
+                _, item = measuring.pop(future.key)
+                outcome = outcome_of(future, item)
+                run.outcomes.append(outcome)
+            if on_outcome is not None:
+                on_outcome(outcome)
+            if options.fail_fast and outcome.error_type:
+                run.stopped_early = True
+                cancel_in_flight()
+                break
+            fill_window()
+    except BaseException:
+        # Interrupted (Ctrl-C, a failing progress callback): stop the window's queued work
+        # instead of leaving it to run on a long-lived cluster. Tasks already executing
+        # finish on their worker and their result files stay valid for a resumed run.
+        cancel_in_flight()
+        raise
     return run
