@@ -88,6 +88,16 @@ def test_parameter_hash_ignores_device_and_batching_but_not_segmenter() -> None:
     assert cpu != parameter_hash(SegmentationSettings(segmenter="threshold"), {**options, "separation": "watershed"})
 
 
+def test_parameter_hash_follows_scale_adaptation_of_the_network_only() -> None:
+    options = {"separation": "uecs"}
+    adapted = parameter_hash(SegmentationSettings(segmenter="model"), options)
+    single = parameter_hash(SegmentationSettings(segmenter="model", scale_adaptation=False), options)
+    assert adapted != single
+    assert parameter_hash(SegmentationSettings(segmenter="threshold"), options) == parameter_hash(
+        SegmentationSettings(segmenter="threshold", scale_adaptation=False), options
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

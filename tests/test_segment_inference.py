@@ -9,9 +9,11 @@ import torch
 from antema_scale.segment.inference import (
     OUTPUT_STRIDE,
     blend_window,
+    median_particle_diameter_px,
     predict,
     predict_prepared,
     quality_signal,
+    refine_zoom,
     tile_origins,
 )
 from antema_scale.segment.model_file import SegmentationModel
@@ -96,7 +98,10 @@ def test_resampling_maps_back_to_original_grid(
     assert working_zoom(pixel_size, (0.2, 0.8)) == pytest.approx(zoom)
     prepared, z = prepare_image(image, pixel_size, tiny_model.preprocessing)
     assert prepared.shape == (round(61 * zoom), round(77 * zoom))
-    (pred,) = predict(tiny_model, [image], [pixel_size], batch_size=2, device="cpu")
+    (pred,) = predict(
+        tiny_model, [image], [pixel_size], batch_size=2, device="cpu", target_diameter_px=None
+    )
+    assert pred.quality["refine_zoom"] == 1.0
     assert pred.mask.shape == pred.probability.shape == image.shape
     assert pred.mask.dtype == bool and pred.probability.dtype == np.float32
     assert pred.quality["zoom"] == pytest.approx(z)
@@ -138,3 +143,83 @@ def test_mismatched_lengths(tiny_model: SegmentationModel) -> None:
 def test_constant_image_gives_no_nans(tiny_model: SegmentationModel) -> None:
     (pred,) = predict(tiny_model, [np.full((40, 40), 7.0)], [0.5], batch_size=1)
     assert np.isfinite(pred.probability).all()
+
+
+class _BrightIsParticle(torch.nn.Module):
+    """A stand-in network: bright = particle (threshold at half the tile's maximum)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 10.0 * (x - x.amax(dim=(-2, -1), keepdim=True) / 2)
+
+
+def _disks(shape: tuple[int, int], diameter_px: float, spacing: int) -> np.ndarray:
+    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]]
+    cy = (rows % spacing) - spacing / 2
+    cx = (cols % spacing) - spacing / 2
+    return (cy**2 + cx**2) <= (diameter_px / 2) ** 2
+
+
+def test_median_particle_diameter_ignores_specks_and_handles_empty() -> None:
+    mask = _disks((120, 120), 10.0, 30)
+    prob = mask.astype(np.float32)
+    expected = np.sqrt(4 * mask[:30, :30].sum() / np.pi)
+    prob[2, 2] = prob[2, 5] = 1.0  # 1-px specks do not count
+    for r in range(1, 120, 30):  # twice as many 2x2 specks as disks, in the cell corners:
+        for c in (*range(1, 120, 30), *range(5, 120, 30)):  # the area-weighted median
+            prob[r : r + 2, c : c + 2] = 1.0  # ignores them, a plain one would not
+    assert median_particle_diameter_px(prob) == pytest.approx(expected)
+    assert 9.5 < expected < 10.5
+    assert np.isnan(median_particle_diameter_px(np.zeros((20, 20), np.float32)))
+
+
+def test_refine_zoom_rules() -> None:
+    assert refine_zoom(6.0, 24.0, 2.0) == 2.0
+    assert refine_zoom(16.0, 24.0, 2.0) == pytest.approx(1.5)
+    assert refine_zoom(30.0, 24.0, 2.0) == 1.0
+    assert refine_zoom(float("nan"), 24.0, 2.0) == 1.0
+
+
+@pytest.mark.parametrize(("diameter", "refined"), [(8.0, True), (40.0, False)])
+def test_scale_adaptation_refines_only_images_of_small_particles(
+    diameter: float, refined: bool
+) -> None:
+    truth = _disks((160, 160), diameter, 20 if diameter < 20 else 80)
+    image = truth.astype(np.float32) + np.random.default_rng(4).normal(0, 0.05, truth.shape)
+    model = SegmentationModel(_BrightIsParticle(), Preprocessing((0.2, 0.8), sigma_px=1.0))  # type: ignore[arg-type]
+    (pred,) = predict(model, [image], [0.5], batch_size=2, target_diameter_px=24.0)
+    (single,) = predict(model, [image], [0.5], batch_size=2, target_diameter_px=None)
+    assert pred.quality["particle_diameter_px"] == pytest.approx(diameter, rel=0.25)
+    if refined:
+        assert pred.quality["refine_zoom"] == 2.0 and pred.quality["zoom"] == 2.0
+    else:
+        assert pred.quality["refine_zoom"] == 1.0 and pred.quality["zoom"] == 1.0
+        np.testing.assert_array_equal(pred.mask, single.mask)
+    assert single.quality["refine_zoom"] == 1.0 and single.quality["zoom"] == 1.0
+    # Either way the mask comes back on the original grid and matches the disks.
+    assert pred.mask.shape == truth.shape
+    iou = (pred.mask & truth).sum() / (pred.mask | truth).sum()
+    assert iou > 0.8
+
+
+def test_max_refine_zoom_below_one_is_an_error(tiny_model: SegmentationModel) -> None:
+    with pytest.raises(ValueError, match="max_refine_zoom"):
+        predict(tiny_model, [np.ones((8, 8))], [0.5], max_refine_zoom=0.5)
+
+
+def test_prepare_image_zoom_factor(tiny_model: SegmentationModel) -> None:
+    image = np.random.default_rng(5).normal(size=(40, 50))
+    prepared, zoom = prepare_image(image, 0.5, tiny_model.preprocessing, zoom_factor=1.5)
+    assert prepared.shape == (60, 75) and zoom == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="zoom_factor"):
+        prepare_image(image, 0.5, tiny_model.preprocessing, zoom_factor=0.0)
+
+
+@pytest.mark.parametrize("adapt", [True, False])
+def test_pipeline_model_segmenter_passes_scale_adaptation_through(adapt: bool) -> None:
+    from antema_scale.pipeline.segmenters import ModelSegmenter
+
+    image = _disks((160, 160), 8.0, 20).astype(np.float32)
+    model = SegmentationModel(_BrightIsParticle(), Preprocessing((0.2, 0.8), sigma_px=1.0))  # type: ignore[arg-type]
+    segmenter = ModelSegmenter(model, batch_size=2, device="cpu", scale_adaptation=adapt)
+    (pred,) = segmenter.segment([image], [0.5])
+    assert pred.quality["refine_zoom"] == (2.0 if adapt else 1.0)

@@ -64,6 +64,15 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(4, help="Tiles per forward pass."),
         tile: int = typer.Option(512, help="Largest tile side in working pixels (network)."),
         overlap: int = typer.Option(64, help="Minimum tile overlap in pixels (network)."),
+        refine_to_px: float | None = typer.Option(
+            None,
+            help="Scale adaptation (network): images whose first-pass median particle "
+            "diameter is below this many working px are segmented again on a finer grid "
+            "(default: the package's, 0 = off).",
+        ),
+        max_refine_zoom: float | None = typer.Option(
+            None, help="Largest zoom of that second pass (default: the package's)."
+        ),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         threads: int = typer.Option(2, help="torch CPU threads."),
         output: Annotated[
@@ -110,8 +119,27 @@ def register(app: typer.Typer) -> None:
             pixel_range = tuple(loaded.preprocessing.pixel_size_range_nm)
             settings["model"] = str(model) if model else "shipped default"
             settings["model_sha256"] = loaded.metadata.get("weights_sha256")
-            segment = network_segmenter(loaded, batch_size=batch_size, tile=tile, overlap=overlap)
-            settings.update(tile=tile, overlap=overlap)
+            from antema_scale.segment.inference import SCALE_ADAPTATION
+
+            target = (
+                SCALE_ADAPTATION["target_diameter_px"] if refine_to_px is None else refine_to_px
+            )
+            max_zoom = (
+                SCALE_ADAPTATION["max_refine_zoom"] if max_refine_zoom is None else max_refine_zoom
+            )
+            if target < 0 or max_zoom < 1:
+                raise typer.BadParameter("need --refine-to-px >= 0 and --max-refine-zoom >= 1")
+            segment = network_segmenter(
+                loaded,
+                batch_size=batch_size,
+                tile=tile,
+                overlap=overlap,
+                target_diameter_px=target,
+                max_refine_zoom=max_zoom,
+            )
+            settings.update(
+                tile=tile, overlap=overlap, refine_to_px=target, max_refine_zoom=max_zoom
+            )
         else:
             settings["threshold_method"] = threshold_method
             segment = threshold_segmenter(threshold_method)

@@ -54,12 +54,18 @@ class ModelSegmenter:
         Tiles per forward pass.
     device : str
         Device the model runs on.
+    scale_adaptation : bool
+        Second pass on a finer grid for images of small particles (the default of
+        :func:`antema_scale.segment.predict`); ``False``: one pass.
     """
 
-    def __init__(self, model: Any, *, batch_size: int, device: str) -> None:
+    def __init__(
+        self, model: Any, *, batch_size: int, device: str, scale_adaptation: bool = True
+    ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.device = device
+        self.scale_adaptation = scale_adaptation
 
     def segment(self, images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float]) -> list[Any]:
         """One prediction per image (batched across images and tiles).
@@ -77,11 +83,16 @@ class ModelSegmenter:
         """
         from antema_scale.segment import predict
 
+        if self.scale_adaptation:
+            return predict(
+                self.model, list(images), list(pixel_sizes_nm), batch_size=self.batch_size
+            )
         return predict(
             self.model,
             list(images),
             list(pixel_sizes_nm),
             batch_size=self.batch_size,
+            target_diameter_px=None,
         )
 
 
@@ -156,4 +167,9 @@ class SegmenterSpec:
 
         device = worker_device(self.settings.device)
         model = load_model(self.settings.resolved_model_path(), device=device)
-        return ModelSegmenter(model, batch_size=self.settings.batch_size, device=device)
+        return ModelSegmenter(
+            model,
+            batch_size=self.settings.batch_size,
+            device=device,
+            scale_adaptation=self.settings.scale_adaptation,
+        )

@@ -71,6 +71,9 @@ class SegmentationSettings:
     frames_per_task : int
         Movies with more frames are split into chunks of this many frames, each its own
         task and result file (bounded memory, frames spread over workers).
+    scale_adaptation : bool
+        Network only: segment images of small particles a second time on a finer grid
+        (see :mod:`antema_scale.segment.inference`, *Scale adaptation*).
     """
 
     segmenter: SegmenterName = "model"
@@ -79,6 +82,7 @@ class SegmentationSettings:
     batch_size: int = 8
     images_per_task: int = 1
     frames_per_task: int = 16
+    scale_adaptation: bool = True
 
     def __post_init__(self) -> None:
         if self.segmenter not in SEGMENTERS:
@@ -117,6 +121,8 @@ class SegmentationSettings:
 
     def result_parameters(self) -> dict[str, Any]:
         """The settings that change a result (device and batching do not)."""
+        if self.segmenter == "model":
+            return {"segmenter": self.segmenter, "scale_adaptation": self.scale_adaptation}
         return {"segmenter": self.segmenter}
 
 

@@ -227,10 +227,26 @@ def evaluate(
 
 
 def network_segmenter(
-    model: object, *, batch_size: int = 4, tile: int = 512, overlap: int = 64
+    model: object,
+    *,
+    batch_size: int = 4,
+    tile: int = 512,
+    overlap: int = 64,
+    target_diameter_px: float | None = None,
+    max_refine_zoom: float | None = None,
 ) -> Callable[[Sequence[LabelledImage]], list[Prediction]]:
-    """A ``segment`` callable for :func:`evaluate` that runs a :class:`SegmentationModel`."""
-    from antema_scale.segment.inference import predict
+    """A ``segment`` callable for :func:`evaluate` that runs a :class:`SegmentationModel`.
+
+    ``target_diameter_px`` and ``max_refine_zoom`` set the scale adaptation of
+    :func:`antema_scale.segment.predict` (``None``: its defaults; a target of 0 turns it
+    off).
+    """
+    from antema_scale.segment.inference import SCALE_ADAPTATION, predict
+
+    target = (
+        SCALE_ADAPTATION["target_diameter_px"] if target_diameter_px is None else target_diameter_px
+    )
+    max_zoom = SCALE_ADAPTATION["max_refine_zoom"] if max_refine_zoom is None else max_refine_zoom
 
     def segment(items: Sequence[LabelledImage]) -> list[Prediction]:
         return predict(
@@ -240,6 +256,8 @@ def network_segmenter(
             batch_size=batch_size,
             tile=tile,
             overlap=overlap,
+            target_diameter_px=target if target > 0 else None,
+            max_refine_zoom=max_zoom,
         )
 
     return segment

@@ -15,12 +15,27 @@ quality signal:
 ``particle_fraction``
     fraction of pixels predicted as particle.
 ``zoom``
-    working pixels per original pixel (1 = no resampling).
+    working pixels per original pixel (1 = no resampling), refinement included.
+``particle_diameter_px``
+    area-weighted median equivalent diameter of the particles found in the first pass,
+    in pixels of the working grid (NaN when none was found).
+``refine_zoom``
+    extra zoom of the second pass (1 = no second pass; see *Scale adaptation*).
 ``out_of_distribution``
     True when ``mean_margin < QUALITY_THRESHOLDS["min_mean_margin"]`` or
     ``uncertain_fraction > QUALITY_THRESHOLDS["max_uncertain_fraction"]`` (a model file may
     carry its own calibrated ``quality_thresholds`` in its metadata), or when the image had
     to be resampled by more than ``max_zoom_factor`` either way.
+
+Scale adaptation
+----------------
+The network outlines particles of 25 px and more on its working grid best; near its
+6 px lower limit boundaries are coarse (the decoder works at a quarter of the input
+resolution) and faint particles are missed. So :func:`predict` measures the (area-weighted)
+median particle diameter of a first pass and, when it is below ``target_diameter_px``
+(:data:`SCALE_ADAPTATION`), segments the image again on a grid finer by
+``min(max_refine_zoom, target_diameter_px / diameter)`` and keeps that second pass.
+Images of large particles (most real films at their working pixel size) are left alone.
 """
 
 from __future__ import annotations
@@ -40,11 +55,14 @@ from antema_scale.segment.preprocess import prepare_image, resample
 __all__ = [
     "OUTPUT_STRIDE",
     "QUALITY_THRESHOLDS",
+    "SCALE_ADAPTATION",
     "Prediction",
     "blend_window",
+    "median_particle_diameter_px",
     "predict",
     "predict_prepared",
     "quality_signal",
+    "refine_zoom",
     "tile_origins",
 ]
 
@@ -59,6 +77,14 @@ QUALITY_THRESHOLDS: dict[str, float] = {
     "max_uncertain_fraction": 0.20,
     "max_zoom_factor": 16.0,
 }
+#: Defaults of the scale adaptation (see the module docstring): a second pass for images
+#: whose first-pass median particle diameter is below ``target_diameter_px`` working
+#: pixels, on a grid at most ``max_refine_zoom`` times finer. Chosen on the validation
+#: split (docs/MODEL_CARD.md).
+SCALE_ADAPTATION: dict[str, float] = {"target_diameter_px": 24.0, "max_refine_zoom": 2.0}
+#: Connected components smaller than this (working pixels) are ignored when the first
+#: pass's particle size is measured (isolated noise pixels).
+MIN_COMPONENT_AREA_PX = 4
 
 
 @dataclass
@@ -192,6 +218,39 @@ def predict_prepared(
     ]
 
 
+def median_particle_diameter_px(
+    probability: np.ndarray, min_area_px: int = MIN_COMPONENT_AREA_PX
+) -> float:
+    """Area-weighted median equivalent diameter (px) of the regions with ``probability > 0.5``.
+
+    The equivalent diameter of the region that the median particle pixel belongs to:
+    half of the particle area lies in regions at least this large, so a crowd of small
+    false specks barely moves it (an unweighted median would follow the specks). Regions
+    smaller than ``min_area_px`` pixels are ignored; NaN when none is left.
+    """
+    from skimage.measure import label
+
+    labels = label(np.asarray(probability) > 0.5, connectivity=1)
+    areas = np.bincount(labels.ravel())[1:]
+    areas = np.sort(areas[areas >= min_area_px])
+    if areas.size == 0:
+        return float("nan")
+    cumulative = np.cumsum(areas)
+    median_area = areas[np.searchsorted(cumulative, cumulative[-1] / 2.0)]
+    return float(np.sqrt(4.0 * median_area / np.pi))
+
+
+def refine_zoom(diameter_px: float, target_diameter_px: float, max_refine_zoom: float) -> float:
+    """Extra zoom of the second pass for a first-pass median diameter (1 = no second pass).
+
+    ``min(max_refine_zoom, target_diameter_px / diameter_px)`` when the particles are
+    smaller than the target, else 1 (also for NaN: nothing found, nothing to refine).
+    """
+    if not math.isfinite(diameter_px) or diameter_px <= 0 or diameter_px >= target_diameter_px:
+        return 1.0
+    return float(min(max_refine_zoom, target_diameter_px / diameter_px))
+
+
 def quality_signal(
     probability: np.ndarray, zoom: float, thresholds: dict[str, float] | None = None
 ) -> dict[str, float | bool]:
@@ -225,6 +284,8 @@ def predict(
     device: str | torch.device | None = None,
     tile: int = 512,
     overlap: int = 64,
+    target_diameter_px: float | None = SCALE_ADAPTATION["target_diameter_px"],
+    max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
 ) -> list[Prediction]:
     """Segment micrographs with a model; one :class:`Prediction` per image.
 
@@ -242,6 +303,12 @@ def predict(
         ``auto|cpu|cuda|mps``; default: where the model already is.
     tile, overlap : int
         Tile side and overlap in working pixels.
+    target_diameter_px : float or None
+        Scale adaptation (see the module docstring): images whose first-pass median
+        particle diameter is below this many working pixels are segmented again on a
+        finer grid. ``None`` turns it off (one pass per image).
+    max_refine_zoom : float
+        Largest extra zoom of the second pass (>= 1).
 
     Returns
     -------
@@ -256,6 +323,8 @@ def predict(
     """
     if len(images) != len(pixel_sizes_nm):
         raise ValueError(f"got {len(images)} images but {len(pixel_sizes_nm)} pixel sizes")
+    if max_refine_zoom < 1:
+        raise ValueError(f"max_refine_zoom must be >= 1, got {max_refine_zoom}")
     if device is not None:
         model.to(device)
     prepared, zooms = [], []
@@ -266,18 +335,40 @@ def predict(
             raise ValueError(f"image {index}: {exc}") from exc
         prepared.append(work)
         zooms.append(zoom)
-    probabilities = predict_prepared(
-        model.network,
-        prepared,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=model.device,
-    )
+
+    def run(works: list[np.ndarray]) -> list[np.ndarray]:
+        return predict_prepared(
+            model.network,
+            works,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            device=model.device,
+        )
+
+    probabilities = run(prepared)
+    diameters = [median_particle_diameter_px(p) for p in probabilities]
+    refines = [
+        1.0 if target_diameter_px is None else refine_zoom(d, target_diameter_px, max_refine_zoom)
+        for d in diameters
+    ]
+    again = [i for i, r in enumerate(refines) if r > 1.0]
+    if again:
+        finer = [
+            prepare_image(images[i], pixel_sizes_nm[i], model.preprocessing, zoom_factor=refines[i])
+            for i in again
+        ]
+        for i, prob, (_, zoom) in zip(again, run([w for w, _ in finer]), finer, strict=True):
+            probabilities[i] = prob
+            zooms[i] = zoom
     thresholds = model.metadata.get("quality_thresholds")
     results = []
-    for image, prob, zoom in zip(images, probabilities, zooms, strict=True):
+    for image, prob, zoom, diameter, refine in zip(
+        images, probabilities, zooms, diameters, refines, strict=True
+    ):
         quality = quality_signal(prob, zoom, thresholds)
+        quality["particle_diameter_px"] = diameter
+        quality["refine_zoom"] = refine
         original = np.clip(resample(prob, tuple(np.shape(image))), 0.0, 1.0)
         results.append(Prediction(original > 0.5, original.astype(np.float32), quality))
     return results

@@ -142,7 +142,11 @@ def normalise_intensity(
 
 
 def prepare_image(
-    image: np.ndarray, pixel_size_nm: float, preprocessing: Preprocessing
+    image: np.ndarray,
+    pixel_size_nm: float,
+    preprocessing: Preprocessing,
+    *,
+    zoom_factor: float = 1.0,
 ) -> tuple[np.ndarray, float]:
     """Bring one micrograph onto the model's working grid and normalise it.
 
@@ -154,13 +158,16 @@ def prepare_image(
         Pixel size of ``image`` in nm/px.
     preprocessing : Preprocessing
         The model's pre-processing parameters.
+    zoom_factor : float
+        Extra zoom on top of the working zoom (> 1: a finer grid than the working range,
+        used by the inference's scale adaptation for images of small particles).
 
     Returns
     -------
     prepared : numpy.ndarray
         float32 image on the working grid, zero mean and unit std.
     zoom : float
-        Working pixels per original pixel (see :func:`working_zoom`).
+        Working pixels per original pixel (see :func:`working_zoom`), times ``zoom_factor``.
     """
     image = np.asarray(image)
     if image.ndim != 2:
@@ -171,7 +178,9 @@ def prepare_image(
         raise ValueError(f"image must be real-valued, got dtype {image.dtype}")
     if not np.all(np.isfinite(image)):
         raise ValueError("image contains NaN or infinite values")
-    zoom = working_zoom(pixel_size_nm, preprocessing.pixel_size_range_nm)
+    if not (math.isfinite(zoom_factor) and zoom_factor > 0):
+        raise ValueError(f"zoom_factor must be a positive number, got {zoom_factor!r}")
+    zoom = working_zoom(pixel_size_nm, preprocessing.pixel_size_range_nm) * zoom_factor
     resampled = resample(image, working_shape(image.shape, zoom))
     prepared = normalise_intensity(
         resampled, preprocessing.sigma_px, preprocessing.clip_percentiles
