@@ -8,7 +8,9 @@ Measured side by side in one run on the same images:
    with the default tiling, and in range with one 1024² tile (ratio to the default);
 2. the bare network forward pass on 1024² for random-init ResNet-18 DeepLabV3+ of base
    widths 16, 24, 32 and 64 (64 = the standard ResNet-18), as ratios to the shipped width;
-3. on a CUDA device, when there is one: images/s at 1024² with batches of 16 (autocast).
+3. scale adaptation: an image of 1-2 nm particles segmented with and without the second,
+   2x finer pass (the worst case, ratios to the in-range image);
+4. on a CUDA device, when there is one: images/s at 1024² with batches of 16 (autocast).
 
 Each measurement is the median of ``--repeat`` runs after one warm-up run. The load
 average at the end is recorded: on a shared machine the absolute seconds are upper bounds.
@@ -29,7 +31,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from antema_scale.provenance import hardware_fingerprint, software_versions
@@ -90,6 +91,28 @@ def main() -> None:
             "ratio": one_tile / rows[0]["seconds"],  # type: ignore[operator]
         }
     )
+    # Scale adaptation: an image of 1-2 nm particles (4-8 working px) is segmented twice,
+    # the second time on a 2x finer grid (4x the pixels): the worst case.
+    small = standin_micrograph(
+        1, (SIZE, SIZE), pixel_size_nm=(lo * hi) ** 0.5, diameter_nm=(1.0, 2.0)
+    )
+    (refined,) = predict(model, [small.image], [small.pixel_size_nm], batch_size=4)
+    for label, target in (("scale adaptation on", "default"), ("scale adaptation off", None)):
+        kwargs = {} if target == "default" else {"target_diameter_px": None}
+        seconds = _median_seconds(
+            lambda kwargs=kwargs: predict(
+                model, [small.image], [small.pixel_size_nm], batch_size=4, **kwargs
+            ),
+            args.repeat,
+        )
+        rows.append(
+            {
+                "case": f"predict 1024² 1-2 nm particles, {label}",
+                "seconds": seconds,
+                "ratio": seconds / rows[0]["seconds"],  # type: ignore[operator]
+                "refine_zoom": refined.quality["refine_zoom"] if target else 1.0,
+            }
+        )
     x = torch.zeros(1, 1, SIZE, SIZE)
     forward: dict[int, float] = {}
     for width in (16, 24, 32, 64):
@@ -103,7 +126,11 @@ def main() -> None:
         )
     if torch.cuda.is_available():
         gpu = load_model(args.model, device="cuda")
-        images = [np.random.default_rng(i).normal(size=(SIZE, SIZE)) for i in range(64)]
+        distinct = [
+            standin_micrograph(i, (SIZE, SIZE), pixel_size_nm=(lo * hi) ** 0.5).image
+            for i in range(8)
+        ]
+        images = distinct * 8
         seconds = _median_seconds(
             lambda: predict(gpu, images, [(lo * hi) ** 0.5] * 64, batch_size=16), args.repeat
         )
