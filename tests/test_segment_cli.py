@@ -124,3 +124,18 @@ def test_bad_folder_spec_is_reported(tmp_path: Path) -> None:
         parse_folder_spec(f"{tmp_path}:{tmp_path}:abc", 0.5)
     with pytest.raises(typer.BadParameter, match="expected IMAGES_DIR:MASKS_DIR"):
         parse_folder_spec(str(tmp_path), 0.5)
+
+
+def test_fine_tuning_an_incompatible_model_is_a_clear_error(
+    labelled_folder: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images, masks = labelled_folder
+    monkeypatch.chdir(tmp_path)  # short paths: the error box does not wrap them
+    base = ["train", "--folder", f"{images}:{masks}:0.5", "--output", str(tmp_path / "run")]
+    result = CliRunner().invoke(app, [*base, "--init-model", "default", "--width", "8"])
+    assert result.exit_code == 2
+    assert "match --width" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, [*base, "--init-model", "none.pt"])
+    assert result.exit_code == 2 and "no such file" in result.output
+    result = CliRunner().invoke(app, [*base, "--scale-min", "2", "--scale-max", "1"])
+    assert result.exit_code == 2 and "--scale-min" in result.output

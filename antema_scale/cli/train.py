@@ -156,7 +156,11 @@ def register(app: typer.Typer) -> None:
             )
 
         with console.status("preparing data and training..."):
-            summary = train(config, resume=resume, progress=report)
+            try:
+                summary = train(config, resume=resume, progress=report)
+            except ValueError as exc:  # incompatible --init-model, no images, bad files
+                console.print(f"[red]error:[/red] {exc}")
+                raise typer.Exit(2) from exc
         console.print(
             f"best validation score {summary['best_val_score']:.4f}; model files in {output}"
         )

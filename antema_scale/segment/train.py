@@ -366,18 +366,18 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     preprocessing = Preprocessing(tuple(config.pixel_size_range_nm), config.sigma_px)
-    started = time.perf_counter()
-    train_set = _prepared_split(config, "train", preprocessing, out)
-    val_set = _prepared_split(config, "val", preprocessing, out)
-    if not train_set:
-        raise ValueError("no training images: give --images/--masks folders or --synthetic N")
-    data_seconds = time.perf_counter() - started
     network = build_network(
         NetworkConfig(backbone=config.backbone, base_width=config.base_width)
     ).to(device)
     init_from = None
-    if config.init_model is not None:
+    if config.init_model is not None:  # checked before the (slow) data preparation
         init_from = initialise_from(network, config.init_model, preprocessing)
+    started = time.perf_counter()
+    train_set = _prepared_split(config, "train", preprocessing, out)
+    val_set = _prepared_split(config, "val", preprocessing, out)
+    if not train_set:
+        raise ValueError("no training images: give --folder/--emps or --synthetic N")
+    data_seconds = time.perf_counter() - started
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
