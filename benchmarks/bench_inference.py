@@ -5,7 +5,8 @@ Measured side by side in one run on the same images:
 1. the model (default: the shipped one) through :func:`antema_scale.segment.predict` on a
    1024² synthetic image at three pixel sizes: inside the working range (no resampling),
    finer than it (shrunk) and coarser than it (enlarged 2x per side, i.e. 4x the pixels),
-   with the default tiling, and in range with one 1024² tile (ratio to the default);
+   with the default tiling and 4 flip views, and in range with 2 and 1 flip views and
+   with one 1024² tile (ratios to the default);
 2. the bare network forward pass on 1024² for random-init ResNet-18 DeepLabV3+ of base
    widths 16, 24, 32 and 64 (64 = the standard ResNet-18), as ratios to the shipped width;
 3. scale adaptation: an image of 1-2 nm particles segmented with and without the second,
@@ -80,6 +81,20 @@ def main() -> None:
         )
         rows.append({"case": f"predict 1024² {label} ({pixel:.3f} nm/px)", "seconds": seconds})
     item = standin_micrograph(0, (SIZE, SIZE), pixel_size_nm=(lo * hi) ** 0.5)
+    for flips in (2, 1):
+        seconds = _median_seconds(
+            lambda flips=flips: predict(
+                model, [item.image], [item.pixel_size_nm], batch_size=4, flips=flips
+            ),
+            args.repeat,
+        )
+        rows.append(
+            {
+                "case": f"predict 1024² in range, flips={flips} (default 4)",
+                "seconds": seconds,
+                "ratio": seconds / rows[0]["seconds"],  # type: ignore[operator]
+            }
+        )
     one_tile = _median_seconds(
         lambda: predict(model, [item.image], [item.pixel_size_nm], batch_size=4, tile=1024),
         args.repeat,

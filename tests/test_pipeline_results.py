@@ -93,6 +93,9 @@ def test_parameter_hash_follows_scale_adaptation_of_the_network_only() -> None:
     adapted = parameter_hash(SegmentationSettings(segmenter="model"), options)
     single = parameter_hash(SegmentationSettings(segmenter="model", scale_adaptation=False), options)
     assert adapted != single
+    assert adapted != parameter_hash(SegmentationSettings(segmenter="model", flips=1), options)
+    with pytest.raises(PipelineOptionError, match="flips must be 1, 2 or 4"):
+        SegmentationSettings(segmenter="model", flips=3)
     assert parameter_hash(SegmentationSettings(segmenter="threshold"), options) == parameter_hash(
         SegmentationSettings(segmenter="threshold", scale_adaptation=False), options
     )

@@ -9,6 +9,7 @@ import torch
 from antema_scale.segment.inference import (
     OUTPUT_STRIDE,
     blend_window,
+    flip_averaged_logits,
     median_particle_diameter_px,
     predict,
     predict_prepared,
@@ -223,3 +224,37 @@ def test_pipeline_model_segmenter_passes_scale_adaptation_through(adapt: bool) -
     segmenter = ModelSegmenter(model, batch_size=2, device="cpu", scale_adaptation=adapt)
     (pred,) = segmenter.segment([image], [0.5])
     assert pred.quality["refine_zoom"] == (2.0 if adapt else 1.0)
+
+
+class _Lopsided(torch.nn.Module):
+    """A network that is not mirror-symmetric: logit = the pixel minus its right neighbour."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x - torch.roll(x, -1, dims=-1)
+
+
+def test_flip_averaging_unmirrors_every_view() -> None:
+    x = torch.randn(2, 1, 8, 10)
+    net = _Lopsided()
+    plain = flip_averaged_logits(net, x, 1)
+    torch.testing.assert_close(plain, net(x))
+    # mirrored in x, the lopsided network looks left instead: the x-views average out
+    mirrored = torch.flip(net(torch.flip(x, (-1,))), (-1,))
+    expected4 = (2 * net(x) + 2 * mirrored) / 4  # the y-mirror changes nothing here
+    torch.testing.assert_close(flip_averaged_logits(net, x, 4), expected4)
+    torch.testing.assert_close(flip_averaged_logits(net, x, 2), (net(x) + mirrored) / 2)
+    symmetric = _BrightIsParticle()
+    torch.testing.assert_close(flip_averaged_logits(symmetric, x, 4), symmetric(x))
+    with pytest.raises(ValueError, match="flips must be one of"):
+        flip_averaged_logits(net, x, 3)
+
+
+def test_predict_flips_option(tiny_model: SegmentationModel) -> None:
+    image = np.random.default_rng(6).normal(size=(70, 90))
+    one, four = (
+        predict(tiny_model, [image], [0.5], target_diameter_px=None, flips=f)[0] for f in (1, 4)
+    )
+    assert one.mask.shape == four.mask.shape == image.shape
+    assert not np.allclose(one.probability, four.probability)  # the views differ
+    with pytest.raises(ValueError, match="flips"):
+        predict(tiny_model, [image], [0.5], flips=3)

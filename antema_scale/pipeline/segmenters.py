@@ -57,15 +57,24 @@ class ModelSegmenter:
     scale_adaptation : bool
         Second pass on a finer grid for images of small particles (the default of
         :func:`antema_scale.segment.predict`); ``False``: one pass.
+    flips : int
+        Mirrored views averaged per tile (4, 2 or 1).
     """
 
     def __init__(
-        self, model: Any, *, batch_size: int, device: str, scale_adaptation: bool = True
+        self,
+        model: Any,
+        *,
+        batch_size: int,
+        device: str,
+        scale_adaptation: bool = True,
+        flips: int = 4,
     ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.device = device
         self.scale_adaptation = scale_adaptation
+        self.flips = flips
 
     def segment(self, images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float]) -> list[Any]:
         """One prediction per image (batched across images and tiles).
@@ -83,16 +92,14 @@ class ModelSegmenter:
         """
         from antema_scale.segment import predict
 
-        if self.scale_adaptation:
-            return predict(
-                self.model, list(images), list(pixel_sizes_nm), batch_size=self.batch_size
-            )
+        adaptation = {} if self.scale_adaptation else {"target_diameter_px": None}
         return predict(
             self.model,
             list(images),
             list(pixel_sizes_nm),
             batch_size=self.batch_size,
-            target_diameter_px=None,
+            flips=self.flips,
+            **adaptation,
         )
 
 
@@ -172,4 +179,5 @@ class SegmenterSpec:
             batch_size=self.settings.batch_size,
             device=device,
             scale_adaptation=self.settings.scale_adaptation,
+            flips=self.settings.flips,
         )

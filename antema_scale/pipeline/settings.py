@@ -74,6 +74,8 @@ class SegmentationSettings:
     scale_adaptation : bool
         Network only: segment images of small particles a second time on a finer grid
         (see :mod:`antema_scale.segment.inference`, *Scale adaptation*).
+    flips : {4, 2, 1}
+        Network only: mirrored views averaged per tile (*Flip averaging*; 1 = fastest).
     """
 
     segmenter: SegmenterName = "model"
@@ -83,6 +85,7 @@ class SegmentationSettings:
     images_per_task: int = 1
     frames_per_task: int = 16
     scale_adaptation: bool = True
+    flips: int = 4
 
     def __post_init__(self) -> None:
         if self.segmenter not in SEGMENTERS:
@@ -91,6 +94,8 @@ class SegmentationSettings:
             )
         if self.batch_size < 1:
             raise PipelineOptionError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.flips not in (1, 2, 4):
+            raise PipelineOptionError(f"flips must be 1, 2 or 4, got {self.flips}")
         if self.frames_per_task < 1:
             raise PipelineOptionError(f"frames_per_task must be >= 1, got {self.frames_per_task}")
         if self.images_per_task < 1:
@@ -122,7 +127,11 @@ class SegmentationSettings:
     def result_parameters(self) -> dict[str, Any]:
         """The settings that change a result (device and batching do not)."""
         if self.segmenter == "model":
-            return {"segmenter": self.segmenter, "scale_adaptation": self.scale_adaptation}
+            return {
+                "segmenter": self.segmenter,
+                "scale_adaptation": self.scale_adaptation,
+                "flips": self.flips,
+            }
         return {"segmenter": self.segmenter}
 
 

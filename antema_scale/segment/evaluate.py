@@ -234,12 +234,13 @@ def network_segmenter(
     overlap: int = 64,
     target_diameter_px: float | None = None,
     max_refine_zoom: float | None = None,
+    flips: int = 4,
 ) -> Callable[[Sequence[LabelledImage]], list[Prediction]]:
     """A ``segment`` callable for :func:`evaluate` that runs a :class:`SegmentationModel`.
 
     ``target_diameter_px`` and ``max_refine_zoom`` set the scale adaptation of
     :func:`antema_scale.segment.predict` (``None``: its defaults; a target of 0 turns it
-    off).
+    off); ``flips`` the mirrored views averaged per tile.
     """
     from antema_scale.segment.inference import SCALE_ADAPTATION, predict
 
@@ -258,6 +259,7 @@ def network_segmenter(
             overlap=overlap,
             target_diameter_px=target if target > 0 else None,
             max_refine_zoom=max_zoom,
+            flips=flips,
         )
 
     return segment

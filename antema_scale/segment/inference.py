@@ -36,6 +36,14 @@ median particle diameter of a first pass and, when it is below ``target_diameter
 (:data:`SCALE_ADAPTATION`), segments the image again on a grid finer by
 ``min(max_refine_zoom, target_diameter_px / diameter)`` and keeps that second pass.
 Images of large particles (most real films at their working pixel size) are left alone.
+
+Flip averaging
+--------------
+With ``flips=4`` (the default of :func:`predict`) every tile is also run mirrored in x,
+in y and in both, and the four logit maps are averaged after un-mirroring (test-time
+augmentation): 4x the network time for about +0.02 particle IoU on the validation split
+(docs/MODEL_CARD.md). ``flips=2`` uses the identity and the 180-degree turn, ``flips=1``
+the network alone.
 """
 
 from __future__ import annotations
@@ -57,7 +65,9 @@ __all__ = [
     "QUALITY_THRESHOLDS",
     "SCALE_ADAPTATION",
     "Prediction",
+    "FLIP_VIEWS",
     "blend_window",
+    "flip_averaged_logits",
     "median_particle_diameter_px",
     "predict",
     "predict_prepared",
@@ -82,6 +92,13 @@ QUALITY_THRESHOLDS: dict[str, float] = {
 #: pixels, on a grid at most ``max_refine_zoom`` times finer. Chosen on the validation
 #: split (docs/MODEL_CARD.md).
 SCALE_ADAPTATION: dict[str, float] = {"target_diameter_px": 24.0, "max_refine_zoom": 2.0}
+#: Mirror axes of the views averaged by ``flips`` = 1, 2 or 4 (see the module docstring);
+#: axes of an ``(N, C, H, W)`` batch.
+FLIP_VIEWS: dict[int, tuple[tuple[int, ...], ...]] = {
+    1: ((),),
+    2: ((), (-2, -1)),
+    4: ((), (-1,), (-2,), (-2, -1)),
+}
 #: Connected components smaller than this (working pixels) are ignored when the first
 #: pass's particle size is measured (isolated noise pixels).
 MIN_COMPONENT_AREA_PX = 4
@@ -150,6 +167,26 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
     return contextlib.nullcontext()
 
 
+def flip_averaged_logits(
+    network: torch.nn.Module, batch: torch.Tensor, flips: int = 1
+) -> torch.Tensor:
+    """Logits of ``batch`` averaged over the mirrored views of :data:`FLIP_VIEWS`.
+
+    Each view is mirrored, run and mirrored back, so the maps align pixel by pixel.
+    ``flips=1`` is the plain forward pass.
+    """
+    if flips not in FLIP_VIEWS:
+        raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
+    total = None
+    for axes in FLIP_VIEWS[flips]:
+        if axes:
+            logits = torch.flip(network(torch.flip(batch, axes)), axes).float()
+        else:
+            logits = network(batch).float()
+        total = logits if total is None else total + logits
+    return total / len(FLIP_VIEWS[flips])  # type: ignore[operator]
+
+
 def predict_prepared(
     network: torch.nn.Module,
     images: Sequence[np.ndarray],
@@ -158,6 +195,7 @@ def predict_prepared(
     overlap: int = 64,
     batch_size: int = 4,
     device: torch.device | str = "cpu",
+    flips: int = 1,
 ) -> list[np.ndarray]:
     """Particle probability of prepared (working-grid, standardised) images, tiled.
 
@@ -175,6 +213,8 @@ def predict_prepared(
         Tiles per forward pass (tiles of all images are batched together).
     device : torch.device or str
         Where to run.
+    flips : int
+        Mirrored views averaged per tile: 1, 2 or 4 (:func:`flip_averaged_logits`).
 
     Returns
     -------
@@ -187,6 +227,8 @@ def predict_prepared(
         raise ValueError(f"overlap must be in [0, tile), got {overlap}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if flips not in FLIP_VIEWS:
+        raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
     device = resolve_device(device)
     network.eval()
     sums, weights, jobs = [], [], defaultdict(list)
@@ -207,8 +249,10 @@ def predict_prepared(
             for start in range(0, len(tiles), batch_size):
                 chunk = tiles[start : start + batch_size]
                 batch = np.stack([padded_images[i][y : y + th, x : x + tw] for i, y, x in chunk])
-                logits = network(torch.from_numpy(batch[:, None]).to(device))
-                probs = torch.sigmoid(logits.float())[:, 0].cpu().numpy()
+                logits = flip_averaged_logits(
+                    network, torch.from_numpy(batch[:, None]).to(device), flips
+                )
+                probs = torch.sigmoid(logits)[:, 0].cpu().numpy()
                 for (i, y, x), prob in zip(chunk, probs, strict=True):
                     sums[i][y : y + th, x : x + tw] += prob * window
                     weights[i][y : y + th, x : x + tw] += window
@@ -286,6 +330,7 @@ def predict(
     overlap: int = 64,
     target_diameter_px: float | None = SCALE_ADAPTATION["target_diameter_px"],
     max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
+    flips: int = 4,
 ) -> list[Prediction]:
     """Segment micrographs with a model; one :class:`Prediction` per image.
 
@@ -309,6 +354,9 @@ def predict(
         finer grid. ``None`` turns it off (one pass per image).
     max_refine_zoom : float
         Largest extra zoom of the second pass (>= 1).
+    flips : int
+        Mirrored views averaged per tile (see *Flip averaging*): 4 (default), 2 or 1
+        (fastest: the network alone).
 
     Returns
     -------
@@ -325,6 +373,8 @@ def predict(
         raise ValueError(f"got {len(images)} images but {len(pixel_sizes_nm)} pixel sizes")
     if max_refine_zoom < 1:
         raise ValueError(f"max_refine_zoom must be >= 1, got {max_refine_zoom}")
+    if flips not in FLIP_VIEWS:
+        raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
     if device is not None:
         model.to(device)
     prepared, zooms = [], []
@@ -344,6 +394,7 @@ def predict(
             overlap=overlap,
             batch_size=batch_size,
             device=model.device,
+            flips=flips,
         )
 
     probabilities = run(prepared)
