@@ -202,3 +202,29 @@ def test_peak_memory_of_a_spawned_process_is_its_own() -> None:
         child = pool.apply(peak_memory_mib)
     assert 0 < child["rss_peak_mib"] < 300
     del ballast
+
+
+@pytest.mark.parametrize(("flips", "adapt"), [(4, True), (1, False)])
+def test_serial_loop_masks_equal_the_pipeline_inference(
+    tiny_dataset, tmp_path: Path, flips: int, adapt: bool
+) -> None:
+    """The serial baseline runs the same inference as the pipeline (flips, scale adaptation)."""
+    from antema_scale.io import read_micrograph
+    from antema_scale.particles import AnalysisOptions
+    from antema_scale.pipeline import SegmentationSettings
+    from antema_scale.pipeline.segmenters import ModelSegmenter
+    from antema_scale.segment import default_model_path, load_model
+
+    if not default_model_path().is_file():
+        pytest.skip("no shipped model")
+    settings = SegmentationSettings(segmenter="model", flips=flips, scale_adaptation=adapt)
+    paths = [image.path for image in tiny_dataset.of_size(128)]
+    serial_loop(paths, settings, AnalysisOptions(), tmp_path, threads=1)
+    segmenter = ModelSegmenter(
+        load_model(device="cpu"), batch_size=8, device="cpu", scale_adaptation=adapt, flips=flips
+    )
+    for path in paths:
+        image = read_micrograph(path)
+        (pred,) = segmenter.segment([np.asarray(image.values)], [image.attrs["pixel_size_nm"]])
+        with np.load(tmp_path / f"{path.stem}_mask.npz") as saved:
+            np.testing.assert_array_equal(saved["mask"], pred.mask)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -52,3 +55,41 @@ def test_pure_noise_is_not_confidently_segmented(shipped: SegmentationModel) -> 
     noise = np.random.default_rng(0).normal(size=(256, 256))
     (pred,) = predict(shipped, [noise], [0.25], batch_size=2)
     assert pred.quality["out_of_distribution"] or pred.quality["particle_fraction"] < 0.05
+
+
+@pytest.mark.slow
+def test_model_card_test_metrics_reproduce(
+    shipped: SegmentationModel, shared_data: Path, tmp_path: Path
+) -> None:
+    """The test-split metrics recorded in the shipped model (and its card) reproduce (~5 min)."""
+    from typer.testing import CliRunner
+
+    from antema_scale.cli import app
+
+    emps = shared_data / "emps-train"
+    if not emps.is_dir():
+        pytest.skip("../shared/data/emps-train is not present")
+    out = tmp_path / "eval"
+    result = CliRunner().invoke(
+        app,
+        [
+            "evaluate",
+            "--emps",
+            str(emps),
+            "--synthetic",
+            "400",
+            "--split",
+            "test",
+            "--output",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    measured = json.loads((out / "metrics.json").read_text())["summary"]
+    recorded = shipped.metadata["test_metrics"]
+    for source in ("synth", "emps"):
+        for key in ("iou_particle", "global_accuracy", "dice_particle", "instance_f1"):
+            assert measured[source][key] == pytest.approx(recorded[source][key], abs=2e-3), (
+                source,
+                key,
+            )

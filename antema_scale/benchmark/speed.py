@@ -203,7 +203,11 @@ def _process_one(
     """Read, segment, analyse and write one micrograph; returns (particles, megapixels)."""
     from antema_scale.io import read_micrograph
     from antema_scale.particles import analyze_mask
-    from antema_scale.segment.inference import predict_prepared
+    from antema_scale.segment.inference import (
+        median_particle_diameter_px,
+        predict_prepared,
+        refine_zoom,
+    )
     from antema_scale.segment.preprocess import prepare_image, resample
     from antema_scale.segment.threshold import threshold_segment
 
@@ -217,12 +221,32 @@ def _process_one(
         with clock("postprocess"):
             table = analyze_mask(mask, pixel_size, options=analysis_options, image_id=path.stem)
     else:
-        with clock("preprocess"):
-            work, _ = prepare_image(values, pixel_size, segmenter.preprocessing)
-        with clock("inference"):
-            (probability,) = predict_prepared(
-                segmenter.network, [work], batch_size=segmenter.batch_size, device=segmenter.device
+        # The steps of segment.predict with the pipeline's settings (flips, scale
+        # adaptation), timed apart; a second pass counts as preprocess + inference again.
+        def run(zoom_factor: float) -> np.ndarray:
+            with clock("preprocess"):
+                work, _ = prepare_image(
+                    values, pixel_size, segmenter.preprocessing, zoom_factor=zoom_factor
+                )
+            with clock("inference"):
+                (probability,) = predict_prepared(
+                    segmenter.network,
+                    [work],
+                    batch_size=segmenter.batch_size,
+                    device=segmenter.device,
+                    flips=segmenter.flips,
+                )
+            return probability
+
+        probability = run(1.0)
+        if segmenter.target_diameter_px is not None:
+            zoom = refine_zoom(
+                median_particle_diameter_px(probability),
+                segmenter.target_diameter_px,
+                segmenter.max_refine_zoom,
             )
+            if zoom > 1.0:
+                probability = run(zoom)
         with clock("postprocess"):
             mask = resample(probability, values.shape) > 0.5
             table = analyze_mask(mask, pixel_size, options=analysis_options, image_id=path.stem)
@@ -238,6 +262,9 @@ class _LoopSegmenter:
     preprocessing: Any
     device: Any
     batch_size: int
+    flips: int
+    target_diameter_px: float | None
+    max_refine_zoom: float
 
 
 def serial_loop(
@@ -255,7 +282,8 @@ def serial_loop(
     paths : sequence of Path
         Micrograph files (the first one is also processed once, untimed, as warm-up).
     settings : antema_scale.pipeline.SegmentationSettings
-        Segmenter, model file, device, batch size.
+        Segmenter, model file, device, batch size, flips and scale adaptation (the
+        serial loop runs the same inference as the pipeline).
     analysis_options : antema_scale.particles.AnalysisOptions
         Particle-analysis options.
     output_dir : Path
@@ -284,8 +312,16 @@ def serial_loop(
         from antema_scale.segment import load_model
 
         model = load_model(settings.resolved_model_path(), device=settings.device)
+        from antema_scale.segment.inference import SCALE_ADAPTATION
+
         segmenter = _LoopSegmenter(
-            model.network, model.preprocessing, model.device, settings.batch_size
+            model.network,
+            model.preprocessing,
+            model.device,
+            settings.batch_size,
+            settings.flips,
+            SCALE_ADAPTATION["target_diameter_px"] if settings.scale_adaptation else None,
+            SCALE_ADAPTATION["max_refine_zoom"],
         )
         device = str(model.device)
     model_load = time.perf_counter() - started
@@ -416,7 +452,11 @@ def pipeline_run(
         started = time.perf_counter()
         warm = [
             client.submit(
-                _warm_worker, spec, str(warmup_image), workers=[a], pure=False,
+                _warm_worker,
+                spec,
+                str(warmup_image),
+                workers=[a],
+                pure=False,
                 allow_other_workers=False,
             )
             for a in addresses
