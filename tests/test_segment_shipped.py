@@ -61,7 +61,7 @@ def test_pure_noise_is_not_confidently_segmented(shipped: SegmentationModel) -> 
 def test_model_card_test_metrics_reproduce(
     shipped: SegmentationModel, shared_data: Path, tmp_path: Path
 ) -> None:
-    """The test-split metrics recorded in the shipped model (and its card) reproduce (~5 min)."""
+    """The test-split metrics recorded in the shipped model (and its card) reproduce (~2 min)."""
     from typer.testing import CliRunner
 
     from antema_scale.cli import app
