@@ -141,13 +141,8 @@ def register(app: typer.Typer) -> None:
                 max_refine_zoom=max_zoom,
                 flips=flips,
             )
-            settings.update(
-                tile=tile,
-                overlap=overlap,
-                refine_to_px=target,
-                max_refine_zoom=max_zoom,
-                flips=flips,
-            )
+            inference = {"refine_to_px": target, "max_refine_zoom": max_zoom, "flips": flips}
+            settings.update(tile=tile, overlap=overlap, **inference)
         else:
             settings["threshold_method"] = threshold_method
             segment = threshold_segmenter(threshold_method)
