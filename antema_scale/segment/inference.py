@@ -167,6 +167,11 @@ def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]
     return contextlib.nullcontext()
 
 
+def _check_flips(flips: int) -> None:
+    if flips not in FLIP_VIEWS:
+        raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
+
+
 def flip_averaged_logits(
     network: torch.nn.Module, batch: torch.Tensor, flips: int = 1
 ) -> torch.Tensor:
@@ -175,8 +180,7 @@ def flip_averaged_logits(
     Each view is mirrored, run and mirrored back, so the maps align pixel by pixel.
     ``flips=1`` is the plain forward pass.
     """
-    if flips not in FLIP_VIEWS:
-        raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
+    _check_flips(flips)
     total = None
     for axes in FLIP_VIEWS[flips]:
         if axes:
@@ -227,8 +231,7 @@ def predict_prepared(
         raise ValueError(f"overlap must be in [0, tile), got {overlap}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    if flips not in FLIP_VIEWS:
-        raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
+    _check_flips(flips)
     device = resolve_device(device)
     network.eval()
     sums, weights, jobs = [], [], defaultdict(list)
@@ -373,8 +376,7 @@ def predict(
         raise ValueError(f"got {len(images)} images but {len(pixel_sizes_nm)} pixel sizes")
     if max_refine_zoom < 1:
         raise ValueError(f"max_refine_zoom must be >= 1, got {max_refine_zoom}")
-    if flips not in FLIP_VIEWS:
-        raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
+    _check_flips(flips)
     if device is not None:
         model.to(device)
     prepared, zooms = [], []
