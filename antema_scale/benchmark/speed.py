@@ -310,10 +310,9 @@ def serial_loop(
     device = "cpu"
     if settings.segmenter == "model":
         from antema_scale.segment import load_model
-
-        model = load_model(settings.resolved_model_path(), device=settings.device)
         from antema_scale.segment.inference import SCALE_ADAPTATION
 
+        model = load_model(settings.resolved_model_path(), device=settings.device)
         segmenter = _LoopSegmenter(
             model.network,
             model.preprocessing,

@@ -137,7 +137,7 @@ def register(app: typer.Typer) -> None:
                 batch_size=batch_size,
                 tile=tile,
                 overlap=overlap,
-                target_diameter_px=target,
+                target_diameter_px=target if target > 0 else None,
                 max_refine_zoom=max_zoom,
                 flips=flips,
             )

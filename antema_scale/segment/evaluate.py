@@ -29,7 +29,7 @@ from skimage.measure import label, regionprops
 from skimage.segmentation import clear_border
 
 from antema_scale.segment.datasets import LabelledImage
-from antema_scale.segment.inference import Prediction
+from antema_scale.segment.inference import SCALE_ADAPTATION, Prediction, predict
 from antema_scale.segment.metrics import confusion_matrix, instance_matches, pixel_metrics
 
 __all__ = ["EvaluationResult", "component_diameters_nm", "evaluate", "summarise"]
@@ -232,22 +232,15 @@ def network_segmenter(
     batch_size: int = 4,
     tile: int = 512,
     overlap: int = 64,
-    target_diameter_px: float | None = None,
-    max_refine_zoom: float | None = None,
+    target_diameter_px: float | None = SCALE_ADAPTATION["target_diameter_px"],
+    max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
     flips: int = 4,
 ) -> Callable[[Sequence[LabelledImage]], list[Prediction]]:
     """A ``segment`` callable for :func:`evaluate` that runs a :class:`SegmentationModel`.
 
-    ``target_diameter_px`` and ``max_refine_zoom`` set the scale adaptation of
-    :func:`antema_scale.segment.predict` (``None``: its defaults; a target of 0 turns it
-    off); ``flips`` the mirrored views averaged per tile.
+    The keywords are those of :func:`antema_scale.segment.predict` (``target_diameter_px``
+    ``None`` turns the scale adaptation off).
     """
-    from antema_scale.segment.inference import SCALE_ADAPTATION, predict
-
-    target = (
-        SCALE_ADAPTATION["target_diameter_px"] if target_diameter_px is None else target_diameter_px
-    )
-    max_zoom = SCALE_ADAPTATION["max_refine_zoom"] if max_refine_zoom is None else max_refine_zoom
 
     def segment(items: Sequence[LabelledImage]) -> list[Prediction]:
         return predict(
@@ -257,8 +250,8 @@ def network_segmenter(
             batch_size=batch_size,
             tile=tile,
             overlap=overlap,
-            target_diameter_px=target if target > 0 else None,
-            max_refine_zoom=max_zoom,
+            target_diameter_px=target_diameter_px,
+            max_refine_zoom=max_refine_zoom,
             flips=flips,
         )
 
