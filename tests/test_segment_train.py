@@ -9,7 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from antema_scale.segment.augment import Augmentation, PreparedImage, sample_batch
+from antema_scale.segment.augment import (
+    Augmentation,
+    PreparedImage,
+    sample_batch,
+    smooth_background,
+)
 from antema_scale.segment.datasets import split_ids, standin_micrograph
 from antema_scale.segment.model_file import load_model, save_model
 from antema_scale.segment.network import NetworkConfig, build_network
@@ -71,6 +76,40 @@ def test_identity_augmentation_reproduces_the_crop() -> None:
     x, y = sample_batch([PreparedImage(image, mask, "a", "t")], 1, aug, np.random.default_rng(0))
     np.testing.assert_allclose(x[0, 0].numpy(), image, atol=1e-2)
     np.testing.assert_array_equal(y[0, 0].numpy() > 0.5, mask)
+
+
+def test_smooth_background_has_the_amplitude_and_no_edges() -> None:
+    rng = np.random.default_rng(4)
+    for amplitude in (0.3, 1.0):
+        field = smooth_background(128, amplitude, rng)[0].numpy()
+        assert field.shape == (128, 128)
+        assert abs(np.abs(field).max() - amplitude) < 1e-5
+        # Broad: no step between neighbouring pixels exceeds a few % of the amplitude.
+        steps = max(np.abs(np.diff(field, axis=0)).max(), np.abs(np.diff(field, axis=1)).max())
+        assert steps < 0.1 * amplitude
+
+
+def test_shading_adds_a_smooth_field_to_half_of_the_tiles() -> None:
+    image = np.zeros((64, 64), dtype=np.float32)
+    mask = np.zeros((64, 64), dtype=bool)
+    aug = Augmentation(
+        tile=64,
+        scale=(1.0, 1.0),
+        rotate=False,
+        flip=False,
+        whole_image=0.0,
+        contrast=(1.0, 1.0),
+        brightness=0.0,
+        noise=0.0,
+        invert=0.0,
+        shading=0.8,
+    )
+    x, y = sample_batch([PreparedImage(image, mask, "a", "t")], 40, aug, np.random.default_rng(2))
+    peaks = x.abs().amax(dim=(1, 2, 3)).numpy()
+    shaded = peaks > 1e-6
+    assert 10 <= shaded.sum() <= 30  # about half
+    assert peaks.max() <= 0.8 + 1e-5
+    assert not y.any()  # the mask is untouched
 
 
 def test_split_is_seeded_disjoint_and_60_20_20() -> None:

@@ -69,6 +69,11 @@ def register(app: typer.Typer) -> None:
         invert: float = typer.Option(0.3, help="Probability of polarity inversion."),
         scale_min: float = typer.Option(0.7, help="Augmentation zoom range: minimum."),
         scale_max: float = typer.Option(1.4, help="Augmentation zoom range: maximum."),
+        shading: float = typer.Option(
+            0.0,
+            help="Largest amplitude (standard deviations) of a smooth uneven background "
+            "added to half of the training tiles (0 = off).",
+        ),
         gap_weight: float = typer.Option(
             4.0,
             help="Extra cross-entropy weight of background in gaps narrower than --gap-px "
@@ -113,6 +118,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"need 0 < --scale-min <= --scale-max, got {scale_min}, {scale_max}"
             )
+        if shading < 0:
+            raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
         if init_model not in (None, "default") and not Path(init_model).is_file():
             raise typer.BadParameter(f"--init-model {init_model}: no such file")
         if generator not in ("synth", "standin"):
@@ -135,7 +142,9 @@ def register(app: typer.Typer) -> None:
             threads=threads,
             device=device,
             max_images_per_source=max_images,
-            augmentation=Augmentation(tile=tile, invert=invert, scale=(scale_min, scale_max)),
+            augmentation=Augmentation(
+                tile=tile, invert=invert, scale=(scale_min, scale_max), shading=shading
+            ),
             gap_weight=gap_weight,
             gap_px=gap_px,
             init_model=init_model,

@@ -7,8 +7,10 @@ Images arrive already prepared (on the working grid, standardised; see
   downsized to one tile as in the paper), scaled by a log-uniform factor, rotated by a
   random angle, flipped in x and/or y — done in one ``grid_sample`` per sample with
   reflection padding;
-* intensity: contrast gain, brightness offset, additive Gaussian noise and, with
-  probability ``invert``, polarity inversion (bright-field <-> HAADF look).
+* intensity: contrast gain, brightness offset, a smooth uneven background (``shading``:
+  a random tilt plus a few broad bumps, as from uneven illumination or a support film of
+  varying thickness), additive Gaussian noise and, with probability ``invert``, polarity
+  inversion (bright-field <-> HAADF look).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class Augmentation:
         Maximum std of additive Gaussian noise (drawn uniformly from 0).
     invert : float
         Probability of polarity inversion.
+    shading : float
+        Largest amplitude (in standard deviations of the prepared image) of the smooth
+        background added to half of the samples; 0 turns it off.
     """
 
     tile: int = 256
@@ -59,6 +64,7 @@ class Augmentation:
     brightness: float = 0.4
     noise: float = 0.4
     invert: float = 0.3
+    shading: float = 0.0
 
     def to_dict(self) -> dict[str, object]:
         """Plain-Python form for metadata."""
@@ -76,6 +82,22 @@ class PreparedImage:
     mask: np.ndarray
     image_id: str
     source: str
+
+
+def smooth_background(tile: int, amplitude: float, rng: np.random.Generator) -> torch.Tensor:
+    """A smooth random field of shape ``(1, tile, tile)`` whose largest magnitude is ``amplitude``.
+
+    The sum of a random tilt and a bicubically upsampled 2x2 to 4x4 grid of random values:
+    features at least a quarter of the tile across, far broader than the particle edges
+    the network has to find.
+    """
+    cells = int(rng.integers(2, 5))
+    coarse = torch.from_numpy(rng.normal(size=(1, 1, cells, cells)).astype(np.float32))
+    field = F.interpolate(coarse, size=(tile, tile), mode="bicubic", align_corners=True)[0]
+    ramp = torch.linspace(-1.0, 1.0, tile)
+    gy, gx = rng.normal(size=2)
+    field = field + float(gy) * ramp[None, :, None] + float(gx) * ramp[None, None, :]
+    return field * (amplitude / max(float(field.abs().max()), 1e-6))
 
 
 def _view(
@@ -125,6 +147,8 @@ def _view(
     gain = rng.uniform(*aug.contrast)
     offset = rng.uniform(-aug.brightness, aug.brightness)
     image = image * gain + offset
+    if aug.shading > 0 and rng.random() < 0.5:
+        image = image + smooth_background(tile, rng.uniform(0, aug.shading), rng)
     if aug.noise > 0:
         image = image + torch.from_numpy(
             rng.normal(0.0, rng.uniform(0, aug.noise), image.shape).astype(np.float32)
