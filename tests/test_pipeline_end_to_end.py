@@ -305,6 +305,37 @@ def test_movies_are_analysed_per_frame_and_chunks_give_the_same_table(movie_fold
     assert rerun.analysed == [] and len(rerun.reused) == 3
 
 
+def test_the_frames_of_a_movie_share_one_scale_decision(client: Client, tmp_path: Path) -> None:
+    """Frames of small (2 nm) and large (12 nm) particles alternate; the sample frames 0, 2, 4
+    are mostly small, so every frame, in every chunk, gets the second pass on the 2x grid."""
+    from antema_scale.segment import load_model, predict
+
+    def scene(diameter_nm: float, seed: int) -> np.ndarray:
+        config = SynthConfig(
+            mode="haadf", image_size=128, pixel_size_nm=0.3, overlap="low",
+            diameter_mean_nm=diameter_nm, diameter_spread=0.1, area_fraction=0.15,
+        )
+        return generate_micrograph(config, seed=seed).image
+
+    frames = [scene(2.0, 80), scene(12.0, 81), scene(2.0, 82), scene(12.0, 83), scene(12.0, 84)]
+    folder = tmp_path / "movie"
+    folder.mkdir()
+    write_h5(folder / "movie.h5", np.stack(frames), 0.3)
+    model = load_model(device="cpu")
+    on_their_own = [p.quality["refine_zoom"] for p in predict(model, frames, [0.3] * 5)]
+    assert on_their_own[0] > 1.0 and on_their_own[1] == 1.0  # the frames would disagree
+    shared = predict(model, frames, [0.3] * 5, refine_zooms=[on_their_own[0]] * 5)
+    for frames_per_task in (16, 2):
+        settings = SegmentationSettings(device="cpu", frames_per_task=frames_per_task)
+        result = run_analysis(folder, tmp_path / f"run{frames_per_task}", segmentation=settings, client=client)
+        assert result.ok
+        assert result.images.iloc[0].quality_refine_zoom == pytest.approx(on_their_own[0])
+        store = open_store(tmp_path / f"run{frames_per_task}" / "store.zarr")
+        masks = store.read_mask(store.image_ids[0]).values
+        for index in range(5):
+            np.testing.assert_array_equal(masks[index], shared[index].mask)
+
+
 def test_rich_progress_bar_counts_images_from_the_distributed_scheduler(
     good_folder: Path, client: Client, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

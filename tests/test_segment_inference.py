@@ -15,6 +15,7 @@ from antema_scale.segment.inference import (
     predict_prepared,
     quality_signal,
     refine_zoom,
+    shared_refine_zoom,
     tile_origins,
 )
 from antema_scale.segment.model_file import SegmentationModel
@@ -200,6 +201,48 @@ def test_scale_adaptation_refines_only_images_of_small_particles(
     assert pred.mask.shape == truth.shape
     iou = (pred.mask & truth).sum() / (pred.mask | truth).sum()
     assert iou > 0.8
+
+
+def test_fixed_refine_zooms_skip_the_decision_and_match_the_adaptive_pass() -> None:
+    model = SegmentationModel(_BrightIsParticle(), Preprocessing((0.2, 0.8), sigma_px=1.0))  # type: ignore[arg-type]
+    small = _disks((160, 160), 8.0, 20).astype(np.float32)
+    large = _disks((160, 160), 40.0, 80).astype(np.float32)
+    adaptive = predict(model, [small, large], [0.5, 0.5], batch_size=2)
+    # The decisions the images would take for themselves, given: identical masks.
+    fixed = predict(model, [small, large], [0.5, 0.5], batch_size=2, refine_zooms=[2.0, 1.0])
+    for a, f in zip(adaptive, fixed, strict=True):
+        np.testing.assert_array_equal(a.mask, f.mask)
+        assert a.quality["refine_zoom"] == f.quality["refine_zoom"]
+        assert f.quality["particle_diameter_px"] == pytest.approx(
+            a.quality["particle_diameter_px"], rel=0.2
+        )
+    # A forced decision wins over the image's own: the large disks on the finer grid.
+    (forced,) = predict(model, [large], [0.5], refine_zooms=[2.0])
+    assert forced.quality["refine_zoom"] == 2.0 and forced.quality["zoom"] == 2.0
+    # None entries decide per image.
+    mixed = predict(model, [small, large], [0.5, 0.5], refine_zooms=[None, 2.0])
+    assert [m.quality["refine_zoom"] for m in mixed] == [2.0, 2.0]
+    with pytest.raises(ValueError, match="image 1: refine zoom must be >= 1"):
+        predict(model, [small, large], [0.5, 0.5], refine_zooms=[1.0, 0.5])
+    with pytest.raises(ValueError, match="2 images but 1 refine zooms"):
+        predict(model, [small, large], [0.5, 0.5], refine_zooms=[1.0])
+
+
+def test_shared_refine_zoom_is_one_decision_from_the_median_frame() -> None:
+    model = SegmentationModel(_BrightIsParticle(), Preprocessing((0.2, 0.8), sigma_px=1.0))  # type: ignore[arg-type]
+    frames = [
+        _disks((160, 160), d, 20 if d < 20 else 80).astype(np.float32) for d in (8.0, 10.0, 40.0)
+    ]
+    diameter, zoom = shared_refine_zoom(model, frames, [0.5] * 3)
+    assert diameter == pytest.approx(10.0, rel=0.25)  # the median frame
+    assert zoom == 2.0
+    diameter, zoom = shared_refine_zoom(model, frames[2:], [0.5])
+    assert diameter == pytest.approx(40.0, rel=0.25) and zoom == 1.0
+    blank = np.zeros((64, 64), dtype=np.float32)
+    diameter, zoom = shared_refine_zoom(model, [blank], [0.5])
+    assert np.isnan(diameter) and zoom == 1.0
+    with pytest.raises(ValueError, match="at least one image"):
+        shared_refine_zoom(model, [], [])
 
 
 def test_max_refine_zoom_below_one_is_an_error(tiny_model: SegmentationModel) -> None:

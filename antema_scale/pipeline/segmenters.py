@@ -21,7 +21,19 @@ from antema_scale.pipeline.settings import SegmentationSettings
 class ThresholdSegmenter:
     """Classical Gaussian + threshold segmentation (:func:`antema_scale.segment.threshold_segment`)."""
 
-    def segment(self, images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float]) -> list[Any]:
+    #: No scale decision to share between the frames of a movie.
+    shares_scale_per_movie = False
+
+    def movie_refine_zoom(self, frames: Sequence[np.ndarray], pixel_size_nm: float) -> None:
+        """The threshold baseline works on the native grid: no decision (None)."""
+        return None
+
+    def segment(
+        self,
+        images: Sequence[np.ndarray],
+        pixel_sizes_nm: Sequence[float],
+        refine_zooms: Sequence[float | None] | None = None,
+    ) -> list[Any]:
         """One prediction per image.
 
         Parameters
@@ -30,6 +42,8 @@ class ThresholdSegmenter:
             Micrographs.
         pixel_sizes_nm : sequence of float
             Pixel size of each image in nm.
+        refine_zooms : sequence, optional
+            Ignored (the network's scale decisions; the baseline has none).
 
         Returns
         -------
@@ -76,7 +90,46 @@ class ModelSegmenter:
         self.scale_adaptation = scale_adaptation
         self.flips = flips
 
-    def segment(self, images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float]) -> list[Any]:
+    @property
+    def shares_scale_per_movie(self) -> bool:
+        """Whether the frames of a movie should share one scale decision (:meth:`movie_refine_zoom`)."""
+        return self.scale_adaptation
+
+    def movie_refine_zoom(self, frames: Sequence[np.ndarray], pixel_size_nm: float) -> float | None:
+        """One scale-adaptation decision for a movie from some of its frames.
+
+        Parameters
+        ----------
+        frames : sequence of 2-D arrays
+            Sample frames of the movie (:func:`antema_scale.pipeline.tasks.movie_probe_frames`).
+        pixel_size_nm : float
+            Pixel size of the movie in nm.
+
+        Returns
+        -------
+        float or None
+            Extra zoom for every frame (1 = one pass on the working grid); None when scale
+            adaptation is off or there are no frames.
+        """
+        if not self.scale_adaptation or not len(frames):
+            return None
+        from antema_scale.segment.inference import shared_refine_zoom
+
+        _, zoom = shared_refine_zoom(
+            self.model,
+            list(frames),
+            [pixel_size_nm] * len(frames),
+            batch_size=self.batch_size,
+            flips=self.flips,
+        )
+        return zoom
+
+    def segment(
+        self,
+        images: Sequence[np.ndarray],
+        pixel_sizes_nm: Sequence[float],
+        refine_zooms: Sequence[float | None] | None = None,
+    ) -> list[Any]:
         """One prediction per image (batched across images and tiles).
 
         Parameters
@@ -85,6 +138,9 @@ class ModelSegmenter:
             Micrographs.
         pixel_sizes_nm : sequence of float
             Pixel size of each image in nm.
+        refine_zooms : sequence of float or None, optional
+            Scale decisions taken beforehand (movie frames), as for
+            :func:`antema_scale.segment.predict`; ignored when scale adaptation is off.
 
         Returns
         -------
@@ -92,7 +148,11 @@ class ModelSegmenter:
         """
         from antema_scale.segment import predict
 
-        adaptation = {} if self.scale_adaptation else {"target_diameter_px": None}
+        adaptation: dict[str, Any] = (
+            {"refine_zooms": refine_zooms}
+            if self.scale_adaptation
+            else {"target_diameter_px": None}
+        )
         return predict(
             self.model,
             list(images),

@@ -73,7 +73,8 @@ class SegmentationSettings:
         task and result file (bounded memory, frames spread over workers).
     scale_adaptation : bool
         Network only: segment images of small particles a second time on a finer grid
-        (see :mod:`antema_scale.segment.inference`, *Scale adaptation*).
+        (see :mod:`antema_scale.segment.inference`, *Scale adaptation*); the frames of a
+        movie share one decision, taken from up to three sample frames.
     flips : {4, 2, 1}
         Network only: mirrored views averaged per tile (*Flip averaging*; 1 = fastest).
     """
@@ -130,6 +131,7 @@ class SegmentationSettings:
             return {
                 "segmenter": self.segmenter,
                 "scale_adaptation": self.scale_adaptation,
+                "movie_scale": "one decision per movie",
                 "flips": self.flips,
             }
         return {"segmenter": self.segmenter}

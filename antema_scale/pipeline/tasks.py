@@ -154,7 +154,24 @@ class ImageOutcome:
         }
 
 
-def _read_frames(store: Any, work: ImageWork) -> tuple[list[np.ndarray], list[int], list[float], Any]:
+#: Frames of a movie that decide its scale adaptation (first, middle, last).
+MOVIE_PROBE_FRAMES = 3
+
+
+def movie_probe_frames(n_frames: int, count: int = MOVIE_PROBE_FRAMES) -> list[int]:
+    """Indices of the frames that take a movie's one scale decision: evenly spaced, ends included.
+
+    Every frame chunk of a movie reads the same frames, so the chunks (separate tasks,
+    possibly on separate workers) take the same decision without talking to each other.
+    """
+    if n_frames < 1:
+        return []
+    return sorted({int(round(i)) for i in np.linspace(0, n_frames - 1, min(count, n_frames))})
+
+
+def _read_frames(
+    store: Any, work: ImageWork, *, probes: bool = False
+) -> tuple[list[np.ndarray], list[int], list[float], list[np.ndarray], Any]:
     """The 2-D frames of ``work`` (a whole image, a whole movie or a frame chunk of one).
 
     Returns
@@ -164,17 +181,21 @@ def _read_frames(store: Any, work: ImageWork) -> tuple[list[np.ndarray], list[in
         Frame index of each frame in the movie; empty for a 2-D image.
     times : list of float
         Time of each frame in s (NaN when unknown); empty for a 2-D image.
+    probe_frames : list of 2-D arrays
+        With ``probes``, the movie's :func:`movie_probe_frames` (also for a chunk that
+        does not contain them); empty for a 2-D image or without ``probes``.
     image : xarray.DataArray
         The (lazy) image, for its attrs.
     """
     from antema_scale.pipeline.store_access import read_image
 
-    image = read_image(store, work.image_id, lazy=work.frame_start is not None)
+    whole = read_image(store, work.image_id, lazy=work.frame_start is not None)
+    image = whole
     if work.frame_start is not None:
-        image = image.isel(frame=slice(work.frame_start, work.frame_stop)).load(scheduler="synchronous")
+        image = whole.isel(frame=slice(work.frame_start, work.frame_stop)).load(scheduler="synchronous")
     values = np.asarray(image.values)
     if values.ndim == 2:
-        return [values], [], [], image
+        return [values], [], [], [], image
     first = work.frame_start or 0
     indices = list(range(first, first + values.shape[0]))
     times = (
@@ -182,7 +203,15 @@ def _read_frames(store: Any, work: ImageWork) -> tuple[list[np.ndarray], list[in
         if "time" in image.coords
         else [float("nan")] * values.shape[0]
     )
-    return [values[index] for index in range(values.shape[0])], indices, times, image
+    probe_frames: list[np.ndarray] = []
+    if probes:
+        wanted = movie_probe_frames(int(whole.sizes["frame"]))
+        if work.frame_start is None:
+            probe_frames = [values[index] for index in wanted]
+        else:
+            sample = whole.isel(frame=wanted).load(scheduler="synchronous")
+            probe_frames = [np.asarray(frame) for frame in np.asarray(sample.values)]
+    return [values[index] for index in range(values.shape[0])], indices, times, probe_frames, image
 
 
 def _pixel_size(image: Any) -> tuple[float, float]:
@@ -215,26 +244,41 @@ class _LoadedImage:
     times: list[float]
     pixel_size_nm: tuple[float, float]
     seconds: float
+    probe_frames: list[np.ndarray] = field(default_factory=list)
 
 
-def _load(store: Any, work: ImageWork) -> _LoadedImage | SegmentedImage:
+def _load(store: Any, work: ImageWork, *, probes: bool = False) -> _LoadedImage | SegmentedImage:
     """The frames of one stored image, or a read error as a :class:`SegmentedImage`."""
     started = time.perf_counter()
     try:
-        frames, indices, times, image = _read_frames(store, work)
+        frames, indices, times, probe_frames, image = _read_frames(store, work, probes=probes)
         size = _pixel_size(image)
     except TRANSIENT_ERRORS:
         raise
     except Exception as error:
         return SegmentedImage(stage="read", error_type=type(error).__name__, message=str(error))
-    return _LoadedImage(work, frames, indices, times, size, time.perf_counter() - started)
+    return _LoadedImage(
+        work, frames, indices, times, size, time.perf_counter() - started, probe_frames
+    )
 
 
 def _predict(segmenter: Any, loaded: Sequence[_LoadedImage]) -> list[list[Any]]:
-    """Segment every frame of ``loaded`` in one call; per-image predictions."""
+    """Segment every frame of ``loaded`` in one call; per-image predictions.
+
+    The frames of a movie share one scale decision, taken from its probe frames
+    (:func:`movie_probe_frames`); still images decide for themselves.
+    """
     frames = [frame for image in loaded for frame in image.frames]
     sizes = [_segmenter_pixel_size(image.pixel_size_nm) for image in loaded for _ in image.frames]
-    predictions = list(segmenter.segment(frames, sizes))
+    refine_zooms: list[float | None] = []
+    for image in loaded:
+        zoom = (
+            segmenter.movie_refine_zoom(image.probe_frames, _segmenter_pixel_size(image.pixel_size_nm))
+            if image.probe_frames
+            else None
+        )
+        refine_zooms.extend([zoom] * len(image.frames))
+    predictions = list(segmenter.segment(frames, sizes, refine_zooms))
     per_image, start = [], 0
     for image in loaded:
         per_image.append(predictions[start : start + len(image.frames)])
@@ -305,7 +349,7 @@ def segment_group(context: RunContext, group: Sequence[ImageWork]) -> dict[str, 
     results: dict[str, SegmentedImage] = {}
     loaded: list[_LoadedImage] = []
     for work in group:
-        image = _load(store, work)
+        image = _load(store, work, probes=segmenter.shares_scale_per_movie)
         if isinstance(image, SegmentedImage):
             results[work.unit_id] = image
         else:

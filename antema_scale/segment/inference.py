@@ -36,6 +36,10 @@ median particle diameter of a first pass and, when it is below ``target_diameter
 (:data:`SCALE_ADAPTATION`), segments the image again on a grid finer by
 ``min(max_refine_zoom, target_diameter_px / diameter)`` and keeps that second pass.
 Images of large particles (most real films at their working pixel size) are left alone.
+The frames of a movie should share one decision (:func:`shared_refine_zoom`, passed to
+:func:`predict` as ``refine_zooms``): the pipeline decides once per movie from a few
+sample frames, so that a movie whose particle size sits near the target is not segmented
+on two grids.
 
 Flip averaging
 --------------
@@ -73,6 +77,7 @@ __all__ = [
     "predict_prepared",
     "quality_signal",
     "refine_zoom",
+    "shared_refine_zoom",
     "tile_origins",
 ]
 
@@ -322,6 +327,23 @@ def quality_signal(
     }
 
 
+def _prepare_all(
+    images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float], model: SegmentationModel
+) -> tuple[list[np.ndarray], list[float]]:
+    """Working-grid images and their zooms; a bad image raises naming its index."""
+    if len(images) != len(pixel_sizes_nm):
+        raise ValueError(f"got {len(images)} images but {len(pixel_sizes_nm)} pixel sizes")
+    prepared, zooms = [], []
+    for index, (image, pixel_size) in enumerate(zip(images, pixel_sizes_nm, strict=True)):
+        try:
+            work, zoom = prepare_image(image, pixel_size, model.preprocessing)
+        except ValueError as exc:
+            raise ValueError(f"image {index}: {exc}") from exc
+        prepared.append(work)
+        zooms.append(zoom)
+    return prepared, zooms
+
+
 def predict(
     model: SegmentationModel,
     images: Sequence[np.ndarray],
@@ -334,6 +356,7 @@ def predict(
     target_diameter_px: float | None = SCALE_ADAPTATION["target_diameter_px"],
     max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
     flips: int = 4,
+    refine_zooms: Sequence[float | None] | None = None,
 ) -> list[Prediction]:
     """Segment micrographs with a model; one :class:`Prediction` per image.
 
@@ -360,6 +383,11 @@ def predict(
     flips : int
         Mirrored views averaged per tile (see *Flip averaging*): 4 (default), 2 or 1
         (fastest: the network alone).
+    refine_zooms : sequence of float or None, optional
+        Per image, an extra zoom (>= 1) decided beforehand, e.g. once for all frames of
+        a movie by :func:`shared_refine_zoom`: such an image is segmented in one pass on
+        that grid, without a decision of its own. ``None`` entries (and the default)
+        decide per image as described under ``target_diameter_px``.
 
     Returns
     -------
@@ -370,23 +398,20 @@ def predict(
     ------
     ValueError
         Mismatched lengths, non-2-D/empty/non-finite images or bad pixel sizes (the
-        message names the image index).
+        message names the image index), a refine zoom below 1.
     """
-    if len(images) != len(pixel_sizes_nm):
-        raise ValueError(f"got {len(images)} images but {len(pixel_sizes_nm)} pixel sizes")
     if max_refine_zoom < 1:
         raise ValueError(f"max_refine_zoom must be >= 1, got {max_refine_zoom}")
     _check_flips(flips)
+    fixed = [None] * len(images) if refine_zooms is None else list(refine_zooms)
+    if len(fixed) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(fixed)} refine zooms")
+    for index, value in enumerate(fixed):
+        if value is not None and not value >= 1:
+            raise ValueError(f"image {index}: refine zoom must be >= 1, got {value}")
     if device is not None:
         model.to(device)
-    prepared, zooms = [], []
-    for index, (image, pixel_size) in enumerate(zip(images, pixel_sizes_nm, strict=True)):
-        try:
-            work, zoom = prepare_image(image, pixel_size, model.preprocessing)
-        except ValueError as exc:
-            raise ValueError(f"image {index}: {exc}") from exc
-        prepared.append(work)
-        zooms.append(zoom)
+    prepared, zooms = _prepare_all(images, pixel_sizes_nm, model)
 
     def run(works: list[np.ndarray]) -> list[np.ndarray]:
         return predict_prepared(
@@ -399,13 +424,20 @@ def predict(
             flips=flips,
         )
 
-    probabilities = run(prepared)
-    diameters = [median_particle_diameter_px(p) for p in probabilities]
-    refines = [
-        1.0 if target_diameter_px is None else refine_zoom(d, target_diameter_px, max_refine_zoom)
-        for d in diameters
-    ]
-    again = [i for i, r in enumerate(refines) if r > 1.0]
+    count = len(images)
+    probabilities: list[np.ndarray | None] = [None] * count
+    diameters = [float("nan")] * count
+    refines = [1.0 if value is None else float(value) for value in fixed]
+    # First pass on the working grid: images that decide for themselves, and those whose
+    # fixed zoom is 1 (for them it is the only pass).
+    first = [i for i in range(count) if fixed[i] is None or refines[i] == 1.0]
+    for i, probability in zip(first, run([prepared[i] for i in first]), strict=True):
+        probabilities[i] = probability
+        if fixed[i] is None:
+            diameters[i] = median_particle_diameter_px(probability)
+            if target_diameter_px is not None:
+                refines[i] = refine_zoom(diameters[i], target_diameter_px, max_refine_zoom)
+    again = [i for i in range(count) if refines[i] > 1.0]
     if again:
         finer = [
             prepare_image(images[i], pixel_sizes_nm[i], model.preprocessing, zoom_factor=refines[i])
@@ -414,14 +446,74 @@ def predict(
         for i, prob, (_, zoom) in zip(again, run([w for w, _ in finer]), finer, strict=True):
             probabilities[i] = prob
             zooms[i] = zoom
+    for i in range(count):
+        if fixed[i] is not None:  # no first pass of its own: measured on its one pass
+            diameters[i] = median_particle_diameter_px(probabilities[i]) / refines[i]
     thresholds = model.metadata.get("quality_thresholds")
     results = []
     for image, prob, zoom, diameter, refine in zip(
         images, probabilities, zooms, diameters, refines, strict=True
     ):
+        assert prob is not None
         quality = quality_signal(prob, zoom, thresholds)
         quality["particle_diameter_px"] = diameter
         quality["refine_zoom"] = refine
         original = np.clip(resample(prob, tuple(np.shape(image))), 0.0, 1.0)
         results.append(Prediction(original > 0.5, original.astype(np.float32), quality))
     return results
+
+
+def shared_refine_zoom(
+    model: SegmentationModel,
+    images: Sequence[np.ndarray],
+    pixel_sizes_nm: Sequence[float],
+    *,
+    batch_size: int = 4,
+    tile: int = 512,
+    overlap: int = 64,
+    target_diameter_px: float = SCALE_ADAPTATION["target_diameter_px"],
+    max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
+    flips: int = 4,
+) -> tuple[float, float]:
+    """One scale-adaptation decision for a set of images, e.g. sample frames of a movie.
+
+    Every image gets the first pass of :func:`predict`; the median of their particle
+    diameters (working px) decides one extra zoom for all. Passing that zoom to
+    :func:`predict` as ``refine_zooms`` for every frame keeps a movie on one grid, so
+    that particle sizes do not jump between frames when the decision would flip.
+
+    Parameters
+    ----------
+    model : SegmentationModel
+        From :func:`antema_scale.segment.load_model`.
+    images : sequence of numpy.ndarray
+        2-D grey images (at least one).
+    pixel_sizes_nm : sequence of float
+        Pixel size of each image in nm/px.
+    batch_size, tile, overlap, target_diameter_px, max_refine_zoom, flips
+        As for :func:`predict`.
+
+    Returns
+    -------
+    diameter_px : float
+        Median of the images' area-weighted median particle diameters, working px (NaN
+        when no image shows particles).
+    zoom : float
+        The extra zoom for all of them (1 = one pass on the working grid).
+    """
+    if not len(images):
+        raise ValueError("shared_refine_zoom needs at least one image")
+    _check_flips(flips)
+    prepared, _ = _prepare_all(images, pixel_sizes_nm, model)
+    probabilities = predict_prepared(
+        model.network,
+        prepared,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        device=model.device,
+        flips=flips,
+    )
+    found = [d for d in map(median_particle_diameter_px, probabilities) if math.isfinite(d)]
+    diameter = float(np.median(found)) if found else float("nan")
+    return diameter, refine_zoom(diameter, target_diameter_px, max_refine_zoom)
