@@ -55,7 +55,9 @@ def write_images(folder: Path, n: int, size: int, first_seed: int = 0) -> list[P
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for seed in range(first_seed, first_seed + n):
-        config = SynthConfig(mode="haadf", image_size=size, pixel_size_nm=0.25, overlap="low", diameter_mean_nm=8.0)
+        config = SynthConfig(
+            mode="haadf", image_size=size, pixel_size_nm=0.25, overlap="low", diameter_mean_nm=8.0
+        )
         micrograph = generate_micrograph(config, seed=seed)
         path = folder / f"bench_{seed:05d}.h5"
         with h5py.File(path, "w") as handle:
@@ -90,7 +92,9 @@ def _peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def stage_throughputs(client: Any, files: list[Path], work_dir: Path, settings: Any, tag: str = "") -> dict[str, float]:
+def stage_throughputs(
+    client: Any, files: list[Path], work_dir: Path, settings: Any, tag: str = ""
+) -> dict[str, float]:
     """Images/s of ingest, segmentation and analysis, each run alone over all images."""
     from antema_scale.io import ingest, open_store
     from antema_scale.particles import AnalysisOptions
@@ -106,11 +110,22 @@ def stage_throughputs(client: Any, files: list[Path], work_dir: Path, settings: 
     context = RunContext(str(store_path), str(work_dir), spec, AnalysisOptions())
     work = [ImageWork(row.image_id, row.source, row.sha256, "") for row in store.index.itertuples()]
     segment_s, _ = timed(
-        lambda: client.gather([client.submit(segment_group, context, [item], pure=False) for item in work])
+        lambda: client.gather(
+            [client.submit(segment_group, context, [item], pure=False) for item in work]
+        )
     )
     analyse_s, _ = timed(
         lambda: client.gather(
-            [client.submit(_analyse_stored_mask, str(store_path), item.image_id, AnalysisOptions(), pure=False) for item in work]
+            [
+                client.submit(
+                    _analyse_stored_mask,
+                    str(store_path),
+                    item.image_id,
+                    AnalysisOptions(),
+                    pure=False,
+                )
+                for item in work
+            ]
         )
     )
     n = len(files)
@@ -142,18 +157,29 @@ def graph_build_seconds(n_images: int, work_dir: Path, settings: Any) -> dict[st
 
     entries = StoreEntries(
         store_path=work_dir / "none.zarr",
-        images=[StoreImage(f"img-{i:05d}", f"/data/img-{i:05d}.dm4", f"{i:064x}") for i in range(n_images)],
+        images=[
+            StoreImage(f"img-{i:05d}", f"/data/img-{i:05d}.dm4", f"{i:064x}")
+            for i in range(n_images)
+        ],
     )
     spec = SegmenterSpec.from_settings(settings)
     options = AnalysisOptions()
     plan_s, (todo, _) = timed(
-        lambda: split_finished(plan_work(entries, parameter_hash(settings, options), spec.model_sha256), work_dir)
+        lambda: split_finished(
+            plan_work(entries, parameter_hash(settings, options), spec.model_sha256), work_dir
+        )
     )
     context = RunContext(str(entries.store_path), str(work_dir), spec, options)
     graph_options = GraphOptions(max_in_flight=n_images)
-    with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+
         def submit_all() -> list[Any]:
-            submitted = submit_groups(client, group_work(todo, settings.images_per_task), context, graph_options)
+            submitted = submit_groups(
+                client, group_work(todo, settings.images_per_task), context, graph_options
+            )
             tracker = as_completed([future for future, _ in submitted])
             return [future for future, _ in submitted] + [tracker]
 
@@ -170,7 +196,9 @@ def worker_peak_memory(client: Any) -> dict[str, float]:
 def local_client(workers: int) -> Any:
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+    )
     return cluster, Client(cluster)
 
 
@@ -178,10 +206,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=16, help="images per pass")
     parser.add_argument("--size", type=int, default=1024, help="image side in px")
-    parser.add_argument("--segmenter", choices=["threshold", "model"], default=None,
-                        help="default: the shipped model when the package has one, else threshold")
+    parser.add_argument(
+        "--segmenter",
+        choices=["threshold", "model"],
+        default=None,
+        help="default: the shipped model when the package has one, else threshold",
+    )
     parser.add_argument("--graph-images", type=int, default=10_000)
-    parser.add_argument("--repeats", type=int, default=2, help="alternating repeats; the best of each is kept")
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="alternating repeats; the best of each is kept"
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
 
@@ -206,8 +240,12 @@ def main() -> None:
             end_to_end(client1, work_dir / "warm_up", work_dir / "warm_up1", settings)
             runs: dict[str, list[Any]] = {"stages": [], "e2e": [], "two": [], "one": []}
             for repeat in range(args.repeats):
-                runs["stages"].append(stage_throughputs(client2, files, work_dir, settings, tag=str(repeat)))
-                runs["e2e"].append(end_to_end(client2, work_dir / "images", work_dir / f"e2e{repeat}", settings))
+                runs["stages"].append(
+                    stage_throughputs(client2, files, work_dir, settings, tag=str(repeat))
+                )
+                runs["e2e"].append(
+                    end_to_end(client2, work_dir / "images", work_dir / f"e2e{repeat}", settings)
+                )
                 runs["two"].append(end_to_end(client2, store, work_dir / f"two{repeat}", settings))
                 runs["one"].append(end_to_end(client1, store, work_dir / f"one{repeat}", settings))
             memory_short = worker_peak_memory(client2)
@@ -243,12 +281,18 @@ def main() -> None:
         "end_to_end_over_serial_sum_of_stages": round(e2e_files / serial, 3),
         # When every stage runs on the same CPU cores, the CPU time of one image is the sum
         # of its stages' and end to end can at best reach the serial sum of the stages:
-        "ceiling_end_to_end_over_slowest_when_stages_share_the_cores": round(serial / stages[slowest], 3),
+        "ceiling_end_to_end_over_slowest_when_stages_share_the_cores": round(
+            serial / stages[slowest], 3
+        ),
         "target_end_to_end_over_slowest_stage": 0.85,
-        "from_store_images_per_s": {"1_worker": round(one_worker, 3), "2_workers": round(two_workers, 3)},
+        "from_store_images_per_s": {
+            "1_worker": round(one_worker, 3),
+            "2_workers": round(two_workers, 3),
+        },
         "speedup_2_over_1_workers": round(two_workers / one_worker, 3),
         "target_speedup": 1.7,
-        "graph_build_10000": {k: round(v, 3) for k, v in graph.items()} | {"images": args.graph_images},
+        "graph_build_10000": {k: round(v, 3) for k, v in graph.items()}
+        | {"images": args.graph_images},
         "peak_worker_rss_mib": {
             f"after_{args.images}_images": memory_short,
             f"after_{args.images}+{2 * args.images}_images": memory_long,
@@ -260,7 +304,11 @@ def main() -> None:
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
-    print(json.dumps({k: v for k, v in results.items() if k not in ("hardware", "software")}, indent=2))
+    print(
+        json.dumps(
+            {k: v for k, v in results.items() if k not in ("hardware", "software")}, indent=2
+        )
+    )
 
 
 if __name__ == "__main__":

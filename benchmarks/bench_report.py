@@ -40,14 +40,18 @@ N_RESAMPLES = 2000
 BLOCK_VALUES = 4_000_000
 
 
-def brute_force_medians(values: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+def brute_force_medians(
+    values: np.ndarray, n_resamples: int, rng: np.random.Generator
+) -> np.ndarray:
     """Resample medians the textbook way: draw every resample, take its median."""
     n = values.size
     medians = np.empty(n_resamples)
     block = max(1, BLOCK_VALUES // n)
     for start in range(0, n_resamples, block):
         stop = min(start + block, n_resamples)
-        medians[start:stop] = np.median(values[rng.integers(0, n, size=(stop - start, n), dtype=np.int32)], axis=1)
+        medians[start:stop] = np.median(
+            values[rng.integers(0, n, size=(stop - start, n), dtype=np.int32)], axis=1
+        )
     return medians
 
 
@@ -86,10 +90,18 @@ def main() -> None:
     rows = []
     for n in (1_000, 10_000, 100_000):
         values = np.sort(particle_table(n)["equivalent_diameter_nm"].to_numpy())
-        brute_s, brute = timed(lambda v=values: brute_force_medians(v, N_RESAMPLES, np.random.default_rng(1)), args.repeat)
-        drawn_s, drawn = timed(lambda v=values: bootstrap_medians(v, N_RESAMPLES, np.random.default_rng(2)), args.repeat)
+        brute_s, brute = timed(
+            lambda v=values: brute_force_medians(v, N_RESAMPLES, np.random.default_rng(1)),
+            args.repeat,
+        )
+        drawn_s, drawn = timed(
+            lambda v=values: bootstrap_medians(v, N_RESAMPLES, np.random.default_rng(2)),
+            args.repeat,
+        )
         table = particle_table(n)
-        summary_s, _ = timed(lambda t=table: summary_statistics(t, n_resamples=N_RESAMPLES), args.repeat)
+        summary_s, _ = timed(
+            lambda t=table: summary_statistics(t, n_resamples=N_RESAMPLES), args.repeat
+        )
         row = {
             "particles": n,
             "median_bootstrap_brute_s": round(brute_s, 4),

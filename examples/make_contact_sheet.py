@@ -36,12 +36,29 @@ from antema_scale.synth import (  # noqa: E402
 
 OVERLAPS = ("none", "low", "medium", "high")
 MODE_CONFIGS = {
-    "hrtem": SynthConfig(mode="hrtem", image_size=384, pixel_size_nm=0.25, diameter_mean_nm=9.0,
-                         diameter_spread=0.2, area_fraction=0.22, arrangement="clustered",
-                         dose=400.0, defocus=0.8),
-    "haadf": SynthConfig(mode="haadf", image_size=384, pixel_size_nm=0.33, diameter_mean_nm=10.0,
-                         diameter_spread=0.1, area_fraction=0.35, arrangement="rafts",
-                         profile_exponent=0.25, dose=80.0, gradient=0.2),
+    "hrtem": SynthConfig(
+        mode="hrtem",
+        image_size=384,
+        pixel_size_nm=0.25,
+        diameter_mean_nm=9.0,
+        diameter_spread=0.2,
+        area_fraction=0.22,
+        arrangement="clustered",
+        dose=400.0,
+        defocus=0.8,
+    ),
+    "haadf": SynthConfig(
+        mode="haadf",
+        image_size=384,
+        pixel_size_nm=0.33,
+        diameter_mean_nm=10.0,
+        diameter_spread=0.1,
+        area_fraction=0.35,
+        arrangement="rafts",
+        profile_exponent=0.25,
+        dose=80.0,
+        gradient=0.2,
+    ),
 }
 
 
@@ -83,15 +100,23 @@ def real_examples(shared: Path) -> list[tuple[str, np.ndarray]]:
             found.append((f"real HAADF {path.stem}", np.asarray(h5["data"][:384, :384], float)))
     for path in sorted((shared / "emps-train" / "images").glob("*.png"))[:6]:
         image = imread(path)
-        found.append((f"real EMPS {path.stem}", image[..., :3].mean(-1) if image.ndim == 3 else image))
+        found.append(
+            (f"real EMPS {path.stem}", image[..., :3].mean(-1) if image.ndim == 3 else image)
+        )
     return found
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("-o", "--output", type=Path, default=Path(__file__).with_name("synth_contact_sheet.png"))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "-o", "--output", type=Path, default=Path(__file__).with_name("synth_contact_sheet.png")
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--compare", action="store_true", help="add real images from ../shared/data")
+    parser.add_argument(
+        "--compare", action="store_true", help="add real images from ../shared/data"
+    )
     args = parser.parse_args()
 
     n_rows = 5 if args.compare else 4
@@ -100,32 +125,64 @@ def main() -> None:
         for k, level in enumerate(OVERLAPS):
             mic = generate_micrograph(config.with_(overlap=level), args.seed + k)
             share = mic.truth["overlaps"].mean() if len(mic.truth) else 0.0
-            show(axes[row, 2 * k], display(mic.image),
-                 f"{mode}, overlap {level}, {mic.pixel_size_nm:.2f} nm/px")
-            show(axes[row, 2 * k + 1], outlines(mic),
-                 f"truth: {len(mic.truth)} particles, {share:.0%} overlapping")
+            show(
+                axes[row, 2 * k],
+                display(mic.image),
+                f"{mode}, overlap {level}, {mic.pixel_size_nm:.2f} nm/px",
+            )
+            show(
+                axes[row, 2 * k + 1],
+                outlines(mic),
+                f"truth: {len(mic.truth)} particles, {share:.0%} overlapping",
+            )
     rng = np.random.default_rng(args.seed)
     for k, name in enumerate(sorted(PRESETS)):
         config = preset_config(name, rng, 384)
         mic = generate_micrograph(config, args.seed + 10 + k)
-        show(axes[2, k], display(mic.image),
-             f"{name}\n{config.pixel_size_nm:.3f} nm/px, d = {config.diameter_mean_nm:.1f} nm")
-    base = SynthConfig(mode="haadf", image_size=192, pixel_size_nm=0.08, dose=150.0, profile_exponent=0.3)
+        show(
+            axes[2, k],
+            display(mic.image),
+            f"{name}\n{config.pixel_size_nm:.3f} nm/px, d = {config.diameter_mean_nm:.1f} nm",
+        )
+    base = SynthConfig(
+        mode="haadf", image_size=192, pixel_size_nm=0.08, dose=150.0, profile_exponent=0.3
+    )
     pair = generate_scene(base, "pair", args.seed, diameter_nm=5.0, overlap=0.25, angle_rad=0.3)
     show(axes[2, 6], display(pair.image), "pair, 5 nm discs, 25 % overlap")
     show(axes[2, 7], outlines(pair), "truth of the pair")
-    chain = generate_scene(base.with_(mode="hrtem", pixel_size_nm=0.12, image_size=192), "chain",
-                           args.seed, n=5, diameter_nm=4.0, overlap=0.15)
+    chain = generate_scene(
+        base.with_(mode="hrtem", pixel_size_nm=0.12, image_size=192),
+        "chain",
+        args.seed,
+        n=5,
+        diameter_nm=4.0,
+        overlap=0.15,
+    )
     show(axes[3, 0], display(chain.image), "chain of 5, 15 % overlap (hrtem)")
     show(axes[3, 1], outlines(chain), "truth of the chain")
-    cluster = generate_scene(base.with_(pixel_size_nm=0.15), "cluster", args.seed, n=7,
-                             diameter_nm=4.0, overlap=0.2)
+    cluster = generate_scene(
+        base.with_(pixel_size_nm=0.15), "cluster", args.seed, n=7, diameter_nm=4.0, overlap=0.2
+    )
     show(axes[3, 2], display(cluster.image), "cluster of 7, 20 % overlap")
     show(axes[3, 3], outlines(cluster), "truth of the cluster")
-    movie_config = SynthConfig(mode="haadf", image_size=192, pixel_size_nm=0.3, diameter_mean_nm=5.0,
-                               diameter_spread=0.35, area_fraction=0.25, overlap="low", dose=100.0)
-    movie = generate_movie(movie_config, 16, args.seed, ostwald_rate=0.08, appearance_rate=0.5,
-                           approach_nm_per_frame=0.2)
+    movie_config = SynthConfig(
+        mode="haadf",
+        image_size=192,
+        pixel_size_nm=0.3,
+        diameter_mean_nm=5.0,
+        diameter_spread=0.35,
+        area_fraction=0.25,
+        overlap="low",
+        dose=100.0,
+    )
+    movie = generate_movie(
+        movie_config,
+        16,
+        args.seed,
+        ostwald_rate=0.08,
+        appearance_rate=0.5,
+        approach_nm_per_frame=0.2,
+    )
     for k, frame in enumerate((0, 5, 10, 15)):
         mic = movie.micrographs[frame]
         show(axes[3, 4 + k], display(mic.image), f"movie frame {frame}: {len(mic.truth)} particles")
@@ -135,7 +192,9 @@ def main() -> None:
             show(axes[4, k], display(image), title)
         for ax in axes[4, len(real_examples(shared)) :]:
             ax.set_axis_off()
-    fig.suptitle("antema-scale synthetic micrographs with exact truth (antema_scale.synth)", fontsize=10)
+    fig.suptitle(
+        "antema-scale synthetic micrographs with exact truth (antema_scale.synth)", fontsize=10
+    )
     fig.tight_layout()
     fig.savefig(args.output)
     print(f"wrote {args.output}")

@@ -52,9 +52,27 @@ def test_bench_writes_record_and_markdown(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         app,
         [
-            "bench", "--sizes", "128", "--n", "2", "--workers", "1", "--model", str(model),
-            "--device", "cpu", "--emps", str(emps), "--synthetic-per-level", "1",
-            "--synthetic-size", "128", "--workdir", str(tmp_path / "work"), "-o", str(output),
+            "bench",
+            "--sizes",
+            "128",
+            "--n",
+            "2",
+            "--workers",
+            "1",
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            "--emps",
+            str(emps),
+            "--synthetic-per-level",
+            "1",
+            "--synthetic-size",
+            "128",
+            "--workdir",
+            str(tmp_path / "work"),
+            "-o",
+            str(output),
         ],
     )
     assert result.exit_code == 0, result.output
@@ -84,21 +102,29 @@ def test_bench_writes_record_and_markdown(tmp_path: Path) -> None:
     accuracy = record["accuracy"]
     assert accuracy["images"] == {"emps": 1, "synth-high": 1, "synth-low": 1, "synth-medium": 1}
     assert {(r["segmenter"], r["group"]) for r in accuracy["pixel"]} >= {
-        ("model", "emps"), ("threshold", "emps"), ("threshold", "all")
+        ("model", "emps"),
+        ("threshold", "emps"),
+        ("threshold", "all"),
     }
     from antema_scale.particles.analyze import SEPARATION_MODES
 
     combos = {(r["segmenter"], r["mode"]) for r in accuracy["particles"]}
     assert combos == {(s, m) for s in ("truth", "model", "threshold") for m in SEPARATION_MODES}
     emps_truth = next(
-        r for r in accuracy["particles"]
+        r
+        for r in accuracy["particles"]
         if r["segmenter"] == "truth" and r["mode"] == "none" and r["group"] == "emps"
     )
     assert emps_truth["n_truth"] == 3 and emps_truth["f1"] == 1.0  # three isolated discs
     assert record["speed"]["model"]["architecture"]["base_width"] == 8
     markdown = output.with_suffix(".md").read_text()
-    for heading in ("## Speed", "### 128 x 128 px, 2 images", "## Accuracy", "IoU particle",
-                    "network width 8"):
+    for heading in (
+        "## Speed",
+        "### 128 x 128 px, 2 images",
+        "## Accuracy",
+        "IoU particle",
+        "network width 8",
+    ):
         assert heading in markdown
     assert "Partial record" not in markdown
 

@@ -122,28 +122,54 @@ def _record(name: str, serial_ips: float, pipeline_ips: float) -> dict:
                     "images": 4,
                     "serial": [{"images_per_s": serial_ips}],
                     "pipeline": [
-                        {"workers": 2, "images_per_s": pipeline_ips, "megapixels_per_s": 1.5,
-                         "load_average": [3.5, 3.0, 2.0],
-                         "cold_start_s": 12.0, "worker_memory": [{"rss_peak_mib": 700.0}]},
+                        {
+                            "workers": 2,
+                            "images_per_s": pipeline_ips,
+                            "megapixels_per_s": 1.5,
+                            "load_average": [3.5, 3.0, 2.0],
+                            "cold_start_s": 12.0,
+                            "worker_memory": [{"rss_peak_mib": 700.0}],
+                        },
                     ],
                     "scaling": [{"workers": 2, "seconds": 1.0, "speedup": 1.0, "efficiency": 0.8}],
                     "pipeline_vs_serial": [{"speedup": pipeline_ips / serial_ips}],
                 }
             ],
-            "separation": {"rows": [{"size": 1024, "speedup_default_vs_reference": 7.0},
-                                    {"size": 2048, "speedup_default_vs_reference": 30.0}]},
+            "separation": {
+                "rows": [
+                    {"size": 1024, "speedup_default_vs_reference": 7.0},
+                    {"size": 2048, "speedup_default_vs_reference": 30.0},
+                ]
+            },
         },
         "accuracy": {
             "default_mode": "hybrid",
-            "pixel": [{"segmenter": "model", "group": "emps", "iou_particle": 0.81,
-                       "dice_particle": 0.9}],
+            "pixel": [
+                {"segmenter": "model", "group": "emps", "iou_particle": 0.81, "dice_particle": 0.9}
+            ],
             "particles": [
-                {"segmenter": "model", "mode": "hybrid", "group": "emps", "images": 3, "f1": 0.75,
-                 "split_fraction": 0.5, "n_pairs": 8, "diameter_mean_error_nm": -0.2,
-                 "diameter_std_error_nm": 0.1},
-                {"segmenter": "model", "mode": "watershed", "group": "emps", "images": 3, "f1": 0.7,
-                 "split_fraction": 0.4, "n_pairs": 8, "diameter_mean_error_nm": -0.3,
-                 "diameter_std_error_nm": 0.1},
+                {
+                    "segmenter": "model",
+                    "mode": "hybrid",
+                    "group": "emps",
+                    "images": 3,
+                    "f1": 0.75,
+                    "split_fraction": 0.5,
+                    "n_pairs": 8,
+                    "diameter_mean_error_nm": -0.2,
+                    "diameter_std_error_nm": 0.1,
+                },
+                {
+                    "segmenter": "model",
+                    "mode": "watershed",
+                    "group": "emps",
+                    "images": 3,
+                    "f1": 0.7,
+                    "split_fraction": 0.4,
+                    "n_pairs": 8,
+                    "diameter_mean_error_nm": -0.3,
+                    "diameter_std_error_nm": 0.1,
+                },
             ],
         },
     }
@@ -181,7 +207,9 @@ def test_choose_model_threshold_explicit_and_untrained_fallback(
 
     threshold = choose_model("threshold", None, "cpu", tmp_path)
     assert threshold.settings.segmenter == "threshold" and threshold.trained
-    monkeypatch.setattr(segment, "default_model_path", lambda: tmp_path / "absent.pt", raising=False)
+    monkeypatch.setattr(
+        segment, "default_model_path", lambda: tmp_path / "absent.pt", raising=False
+    )
     fallback = choose_model("model", None, "cpu", tmp_path)
     assert not fallback.trained and "untrained" in fallback.description
     stand_in = load_model(fallback.settings.model_path, device="cpu")

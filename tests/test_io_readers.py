@@ -219,7 +219,7 @@ def test_real_file_shape_dtype_and_pixel_size(
 
 
 def test_no_real_file_is_a_diffraction_pattern(formats_dir: Path) -> None:
-    """"Diffraction" in these names/modes is the STEM projector mode, not the data.
+    """ "Diffraction" in these names/modes is the STEM projector mode, not the data.
 
     ``STEM HAADF Diffraction Micro.emd`` is a real-space HAADF image (pixel unit m,
     87.37 nm/px) and the TIA STEM series report mode "STEM nP SA Zoom Diffraction"; only a

@@ -17,12 +17,31 @@ from antema_scale.cli import app
 
 def test_analyze_command_runs_options_through_and_fails_on_bad_files(tmp_path: Path) -> None:
     synthetic_folder(tmp_path / "in", 2, size=128, first_seed=60)
-    write_h5(tmp_path / "in" / "diffraction.h5", np.random.default_rng(0).random((32, 32)).astype(np.float32), 0.1, "1/nm")
+    write_h5(
+        tmp_path / "in" / "diffraction.h5",
+        np.random.default_rng(0).random((32, 32)).astype(np.float32),
+        0.1,
+        "1/nm",
+    )
     out = tmp_path / "out"
     result = CliRunner().invoke(
         app,
-        ["analyze", str(tmp_path / "in"), "-o", str(out), "--segmenter", "threshold", "--separation",
-         "watershed", "--min-particle-diameter-nm", "0.8", "--csv", "--workers", "1", "--quiet"],
+        [
+            "analyze",
+            str(tmp_path / "in"),
+            "-o",
+            str(out),
+            "--segmenter",
+            "threshold",
+            "--separation",
+            "watershed",
+            "--min-particle-diameter-nm",
+            "0.8",
+            "--csv",
+            "--workers",
+            "1",
+            "--quiet",
+        ],
     )
     assert result.exit_code == 1, result.output
     assert "ReciprocalSpaceError" in result.output
@@ -44,12 +63,16 @@ def test_invalid_analysis_option_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_unknown_separation_mode_is_refused(tmp_path: Path) -> None:
-    result = CliRunner().invoke(app, ["analyze", str(tmp_path), "-o", str(tmp_path), "--separation", "magic"])
+    result = CliRunner().invoke(
+        app, ["analyze", str(tmp_path), "-o", str(tmp_path), "--separation", "magic"]
+    )
     assert result.exit_code == 2
     assert "magic" in result.output
 
 
-def test_missing_kubernetes_backend_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_kubernetes_backend_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     real_import = builtins.__import__
 
     def no_dask_kubernetes(name: str, *args: object, **kwargs: object) -> object:
@@ -59,7 +82,17 @@ def test_missing_kubernetes_backend_names_the_extra(tmp_path: Path, monkeypatch:
 
     monkeypatch.setattr(builtins, "__import__", no_dask_kubernetes)
     result = CliRunner().invoke(
-        app, ["analyze", str(tmp_path), "-o", str(tmp_path / "out"), "--cluster", "kubernetes", "--segmenter", "threshold"]
+        app,
+        [
+            "analyze",
+            str(tmp_path),
+            "-o",
+            str(tmp_path / "out"),
+            "--cluster",
+            "kubernetes",
+            "--segmenter",
+            "threshold",
+        ],
     )
     assert result.exit_code == 2
     assert "antema-scale[k8s]" in result.output
@@ -67,7 +100,17 @@ def test_missing_kubernetes_backend_names_the_extra(tmp_path: Path, monkeypatch:
 
 def test_scheduler_and_cluster_together_are_refused(tmp_path: Path) -> None:
     result = CliRunner().invoke(
-        app, ["analyze", str(tmp_path), "-o", str(tmp_path), "--scheduler", "tcp://127.0.0.1:1", "--cluster", "slurm"]
+        app,
+        [
+            "analyze",
+            str(tmp_path),
+            "-o",
+            str(tmp_path),
+            "--scheduler",
+            "tcp://127.0.0.1:1",
+            "--cluster",
+            "slurm",
+        ],
     )
     assert result.exit_code == 2
     assert "cannot be combined" in result.output
@@ -78,7 +121,13 @@ def test_demo_writes_results_a_newcomer_can_open(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo"), "--quiet"])
     assert result.exit_code == 0, result.output
     results = tmp_path / "demo" / "results"
-    for name in ("particles.parquet", "particles.csv", "particles.xlsx", "report.html", "manifest.json"):
+    for name in (
+        "particles.parquet",
+        "particles.csv",
+        "particles.xlsx",
+        "report.html",
+        "manifest.json",
+    ):
         assert (results / name).is_file(), name
     particles = pd.read_parquet(results / "particles.parquet")
     truth = pd.read_csv(tmp_path / "demo" / "sample" / "truth" / "truth.csv")
@@ -92,7 +141,18 @@ def test_corrupt_model_file_is_a_clear_usage_error(tmp_path: Path) -> None:
     model = tmp_path / "broken.pt"
     model.write_bytes(b"not a torch file")
     result = CliRunner().invoke(
-        app, ["analyze", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model), "--workers", "1", "--quiet"]
+        app,
+        [
+            "analyze",
+            str(tmp_path / "in"),
+            "-o",
+            str(tmp_path / "out"),
+            "--model",
+            str(model),
+            "--workers",
+            "1",
+            "--quiet",
+        ],
     )
     assert result.exit_code == 2, result.output
     assert "cannot load the segmentation model" in result.output

@@ -39,14 +39,21 @@ def test_local_cluster_with_gpus_has_one_gpu_worker_per_device_and_cpu_threads()
 def test_explicit_sizes_win_over_machine_defaults() -> None:
     spec = ClusterSpec(workers=3, threads_per_worker=2, memory_limit="1GiB")
     shape = local_cluster_shape(spec, cores=2, gpus=0)
-    assert (shape["n_workers"], shape["threads_per_worker"], shape["memory_limit"]) == (3, 2, "1GiB")
+    assert (shape["n_workers"], shape["threads_per_worker"], shape["memory_limit"]) == (
+        3,
+        2,
+        "1GiB",
+    )
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
         ({"cluster": "yarn"}, "unknown cluster 'yarn'"),
-        ({"scheduler": "tcp://a:1", "scheduler_file": "x.json"}, "either a scheduler address or a scheduler file"),
+        (
+            {"scheduler": "tcp://a:1", "scheduler_file": "x.json"},
+            "either a scheduler address or a scheduler file",
+        ),
         ({"cluster": "slurm", "scheduler": "tcp://a:1"}, "cannot be combined"),
         ({"scheduler_file": "/nonexistent/scheduler.json"}, "does not exist"),
         ({"workers": 0}, "workers must be >= 1"),
@@ -81,9 +88,13 @@ def test_missing_kubernetes_names_the_k8s_extra(monkeypatch: pytest.MonkeyPatch)
         kubernetes_cluster(ClusterSpec(cluster="kubernetes", workers=2))
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dask_jobqueue") is None, reason="dask-jobqueue not installed")
+@pytest.mark.skipif(
+    importlib.util.find_spec("dask_jobqueue") is None, reason="dask-jobqueue not installed"
+)
 def test_slurm_job_script_carries_cores_memory_and_queue() -> None:
-    spec = ClusterSpec(cluster="slurm", threads_per_worker=4, memory_limit="6GiB", queue="gpu", walltime="01:00:00")
+    spec = ClusterSpec(
+        cluster="slurm", threads_per_worker=4, memory_limit="6GiB", queue="gpu", walltime="01:00:00"
+    )
     with jobqueue_cluster(spec) as cluster:
         script = cluster.job_script()
     assert "#SBATCH -p gpu" in script
@@ -107,7 +118,10 @@ def test_a_scheduler_without_workers_is_a_clear_error() -> None:
 
     with LocalCluster(n_workers=0, processes=False, dashboard_address=None) as empty:
         spec = ClusterSpec(scheduler=empty.scheduler_address, worker_timeout_s=0.5)
-        with pytest.raises(NoWorkersError, match=r"no Dask worker joined .* within 0.5 s"), connect(spec):
+        with (
+            pytest.raises(NoWorkersError, match=r"no Dask worker joined .* within 0.5 s"),
+            connect(spec),
+        ):
             pass
 
 
@@ -121,7 +135,9 @@ def _profiler_enabled() -> bool:
 def test_worker_profile_switch_reaches_worker_processes(profile: bool) -> None:
     import dask
 
-    spec = ClusterSpec(workers=1, threads_per_worker=1, dashboard_address=None, worker_profile=profile)
+    spec = ClusterSpec(
+        workers=1, threads_per_worker=1, dashboard_address=None, worker_profile=profile
+    )
     with connect(spec) as client:
         assert list(client.run(_profiler_enabled).values()) == [profile]
     assert dask.config.get("distributed.worker.profile.enabled") is True  # restored here

@@ -58,17 +58,41 @@ def loopback_cluster(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     try:
         processes.append(
             subprocess.Popen(
-                [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-                 "--scheduler-file", str(scheduler_file)],
-                stdout=(logs / "scheduler.log").open("w"), stderr=subprocess.STDOUT,
+                [
+                    *dask,
+                    "scheduler",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    "0",
+                    "--no-dashboard",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                ],
+                stdout=(logs / "scheduler.log").open("w"),
+                stderr=subprocess.STDOUT,
             )
         )
         _wait_for_file(scheduler_file, processes[0])
         processes.append(
             subprocess.Popen(
-                [*dask, "worker", "--scheduler-file", str(scheduler_file), "--nworkers", "2",
-                 "--nthreads", "1", "--host", "127.0.0.1", "--no-dashboard", "--memory-limit", "2GiB"],
-                stdout=(logs / "workers.log").open("w"), stderr=subprocess.STDOUT,
+                [
+                    *dask,
+                    "worker",
+                    "--scheduler-file",
+                    str(scheduler_file),
+                    "--nworkers",
+                    "2",
+                    "--nthreads",
+                    "1",
+                    "--host",
+                    "127.0.0.1",
+                    "--no-dashboard",
+                    "--memory-limit",
+                    "2GiB",
+                ],
+                stdout=(logs / "workers.log").open("w"),
+                stderr=subprocess.STDOUT,
             )
         )
         address = json.loads(scheduler_file.read_text())["address"]
@@ -89,8 +113,17 @@ def test_analyze_through_an_external_scheduler_with_two_worker_processes(
     out = tmp_path / "run"
     result = CliRunner().invoke(
         app,
-        ["analyze", str(tmp_path / "images"), "-o", str(out), "--scheduler", address,
-         "--segmenter", "threshold", "--quiet"],
+        [
+            "analyze",
+            str(tmp_path / "images"),
+            "-o",
+            str(out),
+            "--scheduler",
+            address,
+            "--segmenter",
+            "threshold",
+            "--quiet",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert address in result.output
@@ -105,17 +138,30 @@ def test_analyze_through_an_external_scheduler_with_two_worker_processes(
     assert manifest["cluster"]["workers"] == 2
     again = CliRunner().invoke(
         app,
-        ["analyze", str(tmp_path / "images"), "-o", str(tmp_path / "run2"), "--scheduler-file",
-         str(scheduler_file), "--segmenter", "threshold", "--quiet"],
+        [
+            "analyze",
+            str(tmp_path / "images"),
+            "-o",
+            str(tmp_path / "run2"),
+            "--scheduler-file",
+            str(scheduler_file),
+            "--segmenter",
+            "threshold",
+            "--quiet",
+        ],
     )
     assert again.exit_code == 0, again.output
-    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run2" / "particles.parquet"), particles)
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(tmp_path / "run2" / "particles.parquet"), particles
+    )
 
 
 @pytest.fixture(scope="module")
 def process_client() -> Iterator[Client]:
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
         Client(cluster) as client,
     ):
         yield client
@@ -136,13 +182,19 @@ def test_killed_worker_loses_only_in_flight_images(process_client: Client, tmp_p
             os.kill(pids[busy[0]], signal.SIGKILL)
 
     result = run_analysis(
-        tmp_path / "images", tmp_path / "run", segmentation=THRESHOLD, client=process_client,
-        progress=kill_a_busy_worker, max_in_flight=4,
+        tmp_path / "images",
+        tmp_path / "run",
+        segmentation=THRESHOLD,
+        client=process_client,
+        progress=kill_a_busy_worker,
+        max_in_flight=4,
     )
     assert killed, "no worker was busy when the first image finished"
     assert result.ok, result.errors
     assert result.images.image_id.is_unique and len(result.images) == 10
-    pd.testing.assert_frame_equal(result.particles, direct_particles(sorted(paths)), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        result.particles, direct_particles(sorted(paths)), check_dtype=False
+    )
 
 
 def _tiny_model(path: Path) -> Path:
@@ -165,13 +217,24 @@ def test_network_is_loaded_once_per_worker_and_matches_direct_prediction(
 
     model_path = _tiny_model(tmp_path / "tiny.pt")
     paths = synthetic_folder(tmp_path / "images", 6, size=96, first_seed=40)
-    settings = SegmentationSettings(segmenter="model", model_path=str(model_path), device="cpu", batch_size=2)
-    result = run_analysis(tmp_path / "images", tmp_path / "run", segmentation=settings, client=process_client)
+    settings = SegmentationSettings(
+        segmenter="model", model_path=str(model_path), device="cpu", batch_size=2
+    )
+    result = run_analysis(
+        tmp_path / "images", tmp_path / "run", segmentation=settings, client=process_client
+    )
     assert result.ok, result.errors
     counts = process_client.run(model_load_counts)
-    model_keys = [key for per_worker in counts.values() for key in per_worker if key.startswith("model:")]
+    model_keys = [
+        key for per_worker in counts.values() for key in per_worker if key.startswith("model:")
+    ]
     assert len(model_keys) == 2  # one per worker process, not one per task (6 images)
-    assert all(per_worker[key] == 1 for per_worker in counts.values() for key in per_worker if key.startswith("model:"))
+    assert all(
+        per_worker[key] == 1
+        for per_worker in counts.values()
+        for key in per_worker
+        if key.startswith("model:")
+    )
     model = load_model(model_path, device="cpu")
     store_masks = {}
     from antema_scale.io import open_store
@@ -181,7 +244,9 @@ def test_network_is_loaded_once_per_worker_and_matches_direct_prediction(
         store_masks[image_id] = store.read_mask(image_id).values
     for path in paths:
         image = read_micrograph(path)
-        expected = predict(model, [np.asarray(image.values)], [float(image.attrs["pixel_size_nm"])], batch_size=2)[0]
+        expected = predict(
+            model, [np.asarray(image.values)], [float(image.attrs["pixel_size_nm"])], batch_size=2
+        )[0]
         image_id = f"{path.stem}-{image.attrs['sha256'][:8]}"
         np.testing.assert_array_equal(store_masks[image_id], expected.mask)
     assert {"quality_mean_margin", "quality_out_of_distribution"} <= set(result.images.columns)

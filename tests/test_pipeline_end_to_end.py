@@ -46,14 +46,20 @@ def synthetic_folder(folder: Path, n: int, *, size: int = 160, first_seed: int =
     for seed in range(first_seed, first_seed + n):
         config = SynthConfig(mode="haadf", image_size=size, pixel_size_nm=0.3, overlap="low")
         micrograph = generate_micrograph(config, seed=seed)
-        paths.append(write_h5(folder / f"particles_{seed:02d}.h5", micrograph.image, micrograph.pixel_size_nm))
+        paths.append(
+            write_h5(
+                folder / f"particles_{seed:02d}.h5", micrograph.image, micrograph.pixel_size_nm
+            )
+        )
     return paths
 
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
     with (
-        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
         Client(cluster) as active,
     ):
         yield active
@@ -69,7 +75,9 @@ def good_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def reference(good_folder: Path, client: Client, tmp_path_factory: pytest.TempPathFactory):
     """One uninterrupted run over the good folder."""
-    return run_analysis(good_folder, tmp_path_factory.mktemp("reference"), segmentation=THRESHOLD, client=client)
+    return run_analysis(
+        good_folder, tmp_path_factory.mktemp("reference"), segmentation=THRESHOLD, client=client
+    )
 
 
 def direct_particles(paths: list[Path]) -> pd.DataFrame:
@@ -81,7 +89,11 @@ def direct_particles(paths: list[Path]) -> pd.DataFrame:
         mask = threshold_segment(np.asarray(image.values), size).mask
         image_id = f"{path.stem}-{image.attrs['sha256'][:8]}"
         tables.append(analyze_mask(mask, size, image_id=image_id).particles)
-    return pd.concat(tables, ignore_index=True).sort_values(["image_id", "particle_id"]).reset_index(drop=True)
+    return (
+        pd.concat(tables, ignore_index=True)
+        .sort_values(["image_id", "particle_id"])
+        .reset_index(drop=True)
+    )
 
 
 def test_pipeline_results_equal_direct_per_image_calls(good_folder: Path, reference) -> None:
@@ -91,7 +103,10 @@ def test_pipeline_results_equal_direct_per_image_calls(good_folder: Path, refere
     pd.testing.assert_frame_equal(reference.particles, expected, check_dtype=False)
     assert len(reference.images) == N_GOOD
     counts = reference.particles.groupby("image_id").size()
-    assert (reference.images.set_index("image_id")["n_particles"] == counts.reindex(reference.images.image_id).fillna(0)).all()
+    assert (
+        reference.images.set_index("image_id")["n_particles"]
+        == counts.reindex(reference.images.image_id).fillna(0)
+    ).all()
 
 
 def test_masks_are_written_back_into_the_store(good_folder: Path, reference) -> None:
@@ -99,18 +114,30 @@ def test_masks_are_written_back_into_the_store(good_folder: Path, reference) -> 
     for image_id in reference.images.image_id:
         image = store.read_image(image_id)
         mask = store.read_mask(image_id).values
-        expected = threshold_segment(np.asarray(image.values), float(image.attrs["pixel_size_nm"])).mask
+        expected = threshold_segment(
+            np.asarray(image.values), float(image.attrs["pixel_size_nm"])
+        ).mask
         np.testing.assert_array_equal(mask, expected)
 
 
 def test_run_writes_tables_and_manifest(reference) -> None:
     out = reference.output_dir
-    for name in ("particles.parquet", "images.parquet", "errors.parquet", "errors.csv", "manifest.json"):
+    for name in (
+        "particles.parquet",
+        "images.parquet",
+        "errors.parquet",
+        "errors.csv",
+        "manifest.json",
+    ):
         assert (out / name).is_file(), name
     pd.testing.assert_frame_equal(pd.read_parquet(out / "particles.parquet"), reference.particles)
     assert len(list((out / PER_IMAGE_DIR).glob("*.parquet"))) == N_GOOD
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"] == {"segmenter": "threshold", "path": "", "sha256": "threshold-segmenter"}
+    assert manifest["model"] == {
+        "segmenter": "threshold",
+        "path": "",
+        "sha256": "threshold-segmenter",
+    }
     assert {entry["sha256"] for entry in manifest["inputs"]} == set(reference.images.sha256)
     assert manifest["parameters"]["analysis"]["separation"] == AnalysisOptions().separation
     assert manifest["counts"]["analysed"] == N_GOOD
@@ -126,7 +153,9 @@ def test_rerun_reuses_every_finished_image(good_folder: Path, reference, client:
     pd.testing.assert_frame_equal(again.particles, reference.particles)
 
 
-def test_changed_parameters_recompute(good_folder: Path, reference, client: Client, tmp_path: Path) -> None:
+def test_changed_parameters_recompute(
+    good_folder: Path, reference, client: Client, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
     shutil.copytree(reference.output_dir, out)
     table = analyze(good_folder, out, segmenter="threshold", separation="watershed", client=client)
@@ -157,7 +186,9 @@ class StopAfter(Exception):
     """Raised from the progress callback to interrupt a run."""
 
 
-def test_interrupted_run_resumes_only_unfinished_images(good_folder: Path, reference, client: Client, tmp_path: Path) -> None:
+def test_interrupted_run_resumes_only_unfinished_images(
+    good_folder: Path, reference, client: Client, tmp_path: Path
+) -> None:
     seen: list[str] = []
 
     def interrupt_after_two(outcome) -> None:
@@ -167,7 +198,14 @@ def test_interrupted_run_resumes_only_unfinished_images(good_folder: Path, refer
 
     out = tmp_path / "run"
     with pytest.raises(StopAfter):
-        run_analysis(good_folder, out, segmentation=THRESHOLD, client=client, progress=interrupt_after_two, max_in_flight=2)
+        run_analysis(
+            good_folder,
+            out,
+            segmentation=THRESHOLD,
+            client=client,
+            progress=interrupt_after_two,
+            max_in_flight=2,
+        )
     wait_until_idle(client)
     finished_before = {p.stem for p in (out / PER_IMAGE_DIR).glob("*.parquet")}
     assert 2 <= len(finished_before) < N_GOOD
@@ -178,7 +216,12 @@ def test_interrupted_run_resumes_only_unfinished_images(good_folder: Path, refer
 
 
 def test_store_input_is_analysed_in_place(reference, client: Client, tmp_path: Path) -> None:
-    result = run_analysis(reference.output_dir / "store.zarr", tmp_path / "from-store", segmentation=THRESHOLD, client=client)
+    result = run_analysis(
+        reference.output_dir / "store.zarr",
+        tmp_path / "from-store",
+        segmentation=THRESHOLD,
+        client=client,
+    )
     assert not (tmp_path / "from-store" / "store.zarr").exists()
     pd.testing.assert_frame_equal(result.particles, reference.particles)
 
@@ -190,13 +233,22 @@ def mixed_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     synthetic_folder(folder, 3, first_seed=10)
     good = (folder / "particles_10.h5").read_bytes()
     (folder / "truncated.h5").write_bytes(good[: len(good) // 3])
-    write_h5(folder / "diffraction.h5", np.random.default_rng(0).random((64, 64)).astype(np.float32), 0.05, "1/nm")
-    write_h5(folder / "spectrum.h5", np.random.default_rng(1).random(2048).astype(np.float32), 0.01, "nm")
+    write_h5(
+        folder / "diffraction.h5",
+        np.random.default_rng(0).random((64, 64)).astype(np.float32),
+        0.05,
+        "1/nm",
+    )
+    write_h5(
+        folder / "spectrum.h5", np.random.default_rng(1).random(2048).astype(np.float32), 0.01, "nm"
+    )
     (folder / "notes.txt").write_text("sample from batch 7")
     return folder
 
 
-def test_bad_files_become_error_rows_and_good_ones_are_analysed(mixed_folder: Path, client: Client, tmp_path: Path) -> None:
+def test_bad_files_become_error_rows_and_good_ones_are_analysed(
+    mixed_folder: Path, client: Client, tmp_path: Path
+) -> None:
     result = run_analysis(mixed_folder, tmp_path / "run", segmentation=THRESHOLD, client=client)
     assert not result.ok
     assert len(result.images) == 3
@@ -211,12 +263,19 @@ def test_bad_files_become_error_rows_and_good_ones_are_analysed(mixed_folder: Pa
     on_disk = pd.read_csv(tmp_path / "run" / "errors.csv")
     assert sorted(on_disk.error_type) == sorted(result.errors.error_type)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert any(entry["status"].startswith("skipped") and entry["source"].endswith("notes.txt") for entry in manifest["inputs"])
+    assert any(
+        entry["status"].startswith("skipped") and entry["source"].endswith("notes.txt")
+        for entry in manifest["inputs"]
+    )
 
 
-def test_fail_fast_raises_with_the_first_error(mixed_folder: Path, client: Client, tmp_path: Path) -> None:
+def test_fail_fast_raises_with_the_first_error(
+    mixed_folder: Path, client: Client, tmp_path: Path
+) -> None:
     with pytest.raises(ImageFailedError, match="analysis stopped at the first failure"):
-        analyze(mixed_folder, tmp_path / "run", segmenter="threshold", fail_fast=True, client=client)
+        analyze(
+            mixed_folder, tmp_path / "run", segmenter="threshold", fail_fast=True, client=client
+        )
     assert (tmp_path / "run" / "errors.csv").is_file()
 
 
@@ -225,7 +284,9 @@ def test_unknown_option_names_the_valid_ones(good_folder: Path, tmp_path: Path) 
         analyze(good_folder, tmp_path, separaton="none")
 
 
-def test_groups_of_images_segmented_together_give_the_same_table(good_folder: Path, reference, client: Client, tmp_path: Path) -> None:
+def test_groups_of_images_segmented_together_give_the_same_table(
+    good_folder: Path, reference, client: Client, tmp_path: Path
+) -> None:
     grouped = SegmentationSettings(segmenter="threshold", images_per_task=3)
     result = run_analysis(good_folder, tmp_path / "run", segmentation=grouped, client=client)
     assert result.ok
@@ -246,25 +307,33 @@ def flaky_measure(context, work, segmentation):  # noqa: ANN001, ANN201 - same s
     return measure_image(context, work, segmentation)
 
 
-def test_transient_task_failures_are_retried(good_folder: Path, reference, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_transient_task_failures_are_retried(
+    good_folder: Path, reference, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import antema_scale.pipeline.graph as graph
 
     FLAKY_CALLS.clear()
     monkeypatch.setattr(graph, "measure_image", flaky_measure)
-    result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, retries=1)
+    result = run_analysis(
+        good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, retries=1
+    )
     assert result.ok, result.errors
     assert sorted(FLAKY_CALLS) == sorted(2 * list(reference.images.image_id))
     pd.testing.assert_frame_equal(result.particles, reference.particles)
 
 
-def test_failures_after_all_retries_become_error_rows(good_folder: Path, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failures_after_all_retries_become_error_rows(
+    good_folder: Path, client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import antema_scale.pipeline.graph as graph
 
     def always_failing(context, work, segmentation):  # noqa: ANN001, ANN202 - same signature as measure_image
         raise TimeoutError(f"disk of {work.image_id} timed out")
 
     monkeypatch.setattr(graph, "measure_image", always_failing)
-    result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, retries=1)
+    result = run_analysis(
+        good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, retries=1
+    )
     assert not result.ok
     assert len(result.errors) == N_GOOD
     assert set(result.errors.error_type) == {"TimeoutError"}
@@ -282,10 +351,14 @@ def movie_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def test_movies_are_analysed_per_frame_and_chunks_give_the_same_table(movie_folder: Path, client: Client, tmp_path: Path) -> None:
+def test_movies_are_analysed_per_frame_and_chunks_give_the_same_table(
+    movie_folder: Path, client: Client, tmp_path: Path
+) -> None:
     whole = run_analysis(movie_folder, tmp_path / "whole", segmentation=THRESHOLD, client=client)
     chunked_settings = SegmentationSettings(segmenter="threshold", frames_per_task=2)
-    chunked = run_analysis(movie_folder, tmp_path / "chunked", segmentation=chunked_settings, client=client)
+    chunked = run_analysis(
+        movie_folder, tmp_path / "chunked", segmentation=chunked_settings, client=client
+    )
     assert whole.ok and chunked.ok
     assert len(chunked.analysed) == 3  # frames [0, 2), [2, 4), [4, 5)
     pd.testing.assert_frame_equal(chunked.particles, whole.particles)
@@ -301,7 +374,9 @@ def test_movies_are_analysed_per_frame_and_chunks_give_the_same_table(movie_fold
     for index in range(5):
         expected = threshold_segment(np.asarray(image.values[index]), 0.3).mask
         np.testing.assert_array_equal(masks[index], expected)
-    rerun = run_analysis(movie_folder, tmp_path / "chunked", segmentation=chunked_settings, client=client)
+    rerun = run_analysis(
+        movie_folder, tmp_path / "chunked", segmentation=chunked_settings, client=client
+    )
     assert rerun.analysed == [] and len(rerun.reused) == 3
 
 
@@ -312,8 +387,13 @@ def test_the_frames_of_a_movie_share_one_scale_decision(client: Client, tmp_path
 
     def scene(diameter_nm: float, seed: int) -> np.ndarray:
         config = SynthConfig(
-            mode="haadf", image_size=128, pixel_size_nm=0.3, overlap="low",
-            diameter_mean_nm=diameter_nm, diameter_spread=0.1, area_fraction=0.15,
+            mode="haadf",
+            image_size=128,
+            pixel_size_nm=0.3,
+            overlap="low",
+            diameter_mean_nm=diameter_nm,
+            diameter_spread=0.1,
+            area_fraction=0.15,
         )
         return generate_micrograph(config, seed=seed).image
 
@@ -327,7 +407,9 @@ def test_the_frames_of_a_movie_share_one_scale_decision(client: Client, tmp_path
     shared = predict(model, frames, [0.3] * 5, refine_zooms=[on_their_own[0]] * 5)
     for frames_per_task in (16, 2):
         settings = SegmentationSettings(device="cpu", frames_per_task=frames_per_task)
-        result = run_analysis(folder, tmp_path / f"run{frames_per_task}", segmentation=settings, client=client)
+        result = run_analysis(
+            folder, tmp_path / f"run{frames_per_task}", segmentation=settings, client=client
+        )
         assert result.ok
         assert result.images.iloc[0].quality_refine_zoom == pytest.approx(on_their_own[0])
         store = open_store(tmp_path / f"run{frames_per_task}" / "store.zarr")
@@ -342,7 +424,9 @@ def test_rich_progress_bar_counts_images_from_the_distributed_scheduler(
     from antema_scale.pipeline.analyze import rich_progress
 
     with rich_progress(N_GOOD) as advance:
-        result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, progress=advance)
+        result = run_analysis(
+            good_folder, tmp_path / "run", segmentation=THRESHOLD, client=client, progress=advance
+        )
     assert result.ok
     assert f"{N_GOOD}/{N_GOOD} 0 failed" in capsys.readouterr().out
 
@@ -354,11 +438,15 @@ def test_new_files_are_segmented_while_others_are_still_being_ingested(
     from distributed import get_task_stream
 
     with (
-        LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
         Client(cluster, set_as_default=False) as single,
         get_task_stream(single) as stream,
     ):
-        result = run_analysis(good_folder, tmp_path / "run", segmentation=THRESHOLD, client=single, max_in_flight=2)
+        result = run_analysis(
+            good_folder, tmp_path / "run", segmentation=THRESHOLD, client=single, max_in_flight=2
+        )
     assert result.ok and sorted(result.analysed) == sorted(reference.analysed)
     pd.testing.assert_frame_equal(result.particles, reference.particles)
     spans: dict[str, list[tuple[float, float]]] = {"ingest": [], "segment": []}

@@ -56,7 +56,9 @@ def test_cache_loads_once_per_key_even_from_many_threads(clean_cache: None) -> N
 def test_plugin_loads_the_model_once_per_worker_process_not_per_task() -> None:
     factory = CountingFactory("model-sha")
     with (
-        LocalCluster(n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None) as cluster,
+        LocalCluster(
+            n_workers=2, threads_per_worker=2, processes=True, dashboard_address=None
+        ) as cluster,
         Client(cluster) as client,
     ):
         client.register_plugin(SegmenterPlugin(factory))
@@ -73,7 +75,10 @@ def test_workers_are_spread_over_several_gpus_and_explicit_devices_are_kept() ->
     from antema_scale.pipeline.segmenters import worker_device
 
     assert [worker_device("auto", gpu_count=2, worker_name=i) for i in range(4)] == [
-        "cuda:0", "cuda:1", "cuda:0", "cuda:1"
+        "cuda:0",
+        "cuda:1",
+        "cuda:0",
+        "cuda:1",
     ]
     assert worker_device("auto", gpu_count=1, worker_name=3) == "auto"
     assert worker_device("cpu", gpu_count=4, worker_name=1) == "cpu"

@@ -35,9 +35,19 @@ def synthetic_run(tmp_path: Path) -> SyntheticRun:
 
 @pytest.mark.parametrize(
     ("width_nm", "expected"),
-    [(160.0, 20.0), (100.0, 20.0), (512.0, 100.0), (30.0, 5.0), (7.0, 1.0), (4000.0, 500.0), (0.9, 0.1)],
+    [
+        (160.0, 20.0),
+        (100.0, 20.0),
+        (512.0, 100.0),
+        (30.0, 5.0),
+        (7.0, 1.0),
+        (4000.0, 500.0),
+        (0.9, 0.1),
+    ],
 )
-def test_scale_bar_is_a_round_length_near_a_fifth_of_the_field(width_nm: float, expected: float) -> None:
+def test_scale_bar_is_a_round_length_near_a_fifth_of_the_field(
+    width_nm: float, expected: float
+) -> None:
     assert nice_scale_bar_length(width_nm) == pytest.approx(expected)
 
 
@@ -55,6 +65,7 @@ def test_histogram_bins_avoid_a_comb_on_quantised_lengths() -> None:
     assert len(histogram_bins(smooth, 6.0, 14.0)) - 1 == min(auto, 60)
     # lengths on a 0.33 nm pixel grid: fine bins alternate full and nearly empty
     quantised = np.round(smooth / 0.33) * 0.33 + rng.normal(0, 0.005, smooth.size)
+
     def dip_share(counts: np.ndarray) -> float:
         neighbours = (counts[:-2] + counts[2:]) / 2.0
         considered = neighbours >= 5
@@ -74,7 +85,9 @@ def test_mean_std_text() -> None:
     assert format_mean_std(np.array([np.nan])) == "no data"
 
 
-def test_distribution_figures_are_written_non_empty(synthetic_run: SyntheticRun, tmp_path: Path) -> None:
+def test_distribution_figures_are_written_non_empty(
+    synthetic_run: SyntheticRun, tmp_path: Path
+) -> None:
     for name, figure in (
         ("sizes", plot_size_distributions(synthetic_run.particles, title="all")),
         ("shapes", plot_shape_distributions(synthetic_run.particles)),
@@ -90,7 +103,9 @@ def test_distribution_figures_are_written_non_empty(synthetic_run: SyntheticRun,
 def test_outlines_separate_single_separated_and_excluded(synthetic_run: SyntheticRun) -> None:
     record = synthetic_run.records["img-a"]
     particles = synthetic_run.particles.query("image_id == 'img-a'")
-    outlines = particle_outlines(particles, record.pixel_size_nm, mask=record.mask, particle_masks=record.particle_masks)
+    outlines = particle_outlines(
+        particles, record.pixel_size_nm, mask=record.mask, particle_masks=record.particle_masks
+    )
     assert len(outlines.single) == 12  # one closed contour per isolated disc
     assert len(outlines.separated) == 2
     assert len(outlines.separation_lines) == 1  # the lens where the pair overlaps
@@ -99,7 +114,9 @@ def test_outlines_separate_single_separated_and_excluded(synthetic_run: Syntheti
     assert 180 < lens[:, 0].mean() < 220 and 60 < lens[:, 1].mean() < 80
 
 
-def test_outlines_without_crops_fall_back_to_mask_regions_and_boxes(synthetic_run: SyntheticRun) -> None:
+def test_outlines_without_crops_fall_back_to_mask_regions_and_boxes(
+    synthetic_run: SyntheticRun,
+) -> None:
     record = synthetic_run.records["img-a"]
     particles = synthetic_run.particles.query("image_id == 'img-a'")
     outlines = particle_outlines(particles, record.pixel_size_nm, mask=record.mask)
@@ -121,8 +138,14 @@ def test_gallery_picks_extremes_and_draws(synthetic_run: SyntheticRun, tmp_path:
     particles = synthetic_run.particles
     selection = gallery_selection(particles, per_row=3)
     assert list(selection) == ["Largest", "Smallest", "Least convex"]
-    assert selection["Largest"]["equivalent_diameter_nm"].iloc[0] == particles["equivalent_diameter_nm"].max()
-    assert selection["Smallest"]["equivalent_diameter_nm"].iloc[0] == particles["equivalent_diameter_nm"].min()
+    assert (
+        selection["Largest"]["equivalent_diameter_nm"].iloc[0]
+        == particles["equivalent_diameter_nm"].max()
+    )
+    assert (
+        selection["Smallest"]["equivalent_diameter_nm"].iloc[0]
+        == particles["equivalent_diameter_nm"].min()
+    )
     figure = plot_particle_gallery(particles, synthetic_run.load_image, per_row=3)
     assert figure is not None
     assert save_figure(figure, tmp_path / "gallery", formats=("png",))[0].stat().st_size > 10_000

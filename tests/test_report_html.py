@@ -48,7 +48,12 @@ def _collect(page: str) -> _ResourceCollector:
 
 
 def test_report_is_self_contained_and_complete(synthetic_run: SyntheticRun, tmp_path: Path) -> None:
-    out = write_report(synthetic_run.results_dir, tmp_path / "report.html", image_loader=synthetic_run.load_image, n_resamples=200)
+    out = write_report(
+        synthetic_run.results_dir,
+        tmp_path / "report.html",
+        image_loader=synthetic_run.load_image,
+        n_resamples=200,
+    )
     page = out.read_text(encoding="utf-8")
     collector = _collect(page)
     for tag, name, value in collector.references:
@@ -60,7 +65,14 @@ def test_report_is_self_contained_and_complete(synthetic_run: SyntheticRun, tmp_
     # size (all), size by sample, shape, gallery, 2 per-image overviews
     assert len(images) == 6
     assert sum(value.startswith("data:image/svg+xml;base64,") for value in images) == 3
-    for heading in ("Summary", "Statistics by sample", "Distributions", "Images", "Errors", "Run manifest"):
+    for heading in (
+        "Summary",
+        "Statistics by sample",
+        "Distributions",
+        "Images",
+        "Errors",
+        "Run manifest",
+    ):
         assert f">{heading}</h2>" in page
     # numbers a reader needs are in the page
     diameters = synthetic_run.particles["equivalent_diameter_nm"]
@@ -69,13 +81,18 @@ def test_report_is_self_contained_and_complete(synthetic_run: SyntheticRun, tmp_
     assert "CorruptFileError" in page and "truncated DM3 tag directory" in page
     assert "deeplabv3plus-resnet18" in page and "convexity_threshold" in page
     assert "gold-A" in page and "gold-B" in page
-    assert "/data/gold-A/img-a.dm3; 320 × 240 px at 0.5 × 0.5 nm/px; 14 particles measured, 2 from separation" in page
+    assert (
+        "/data/gold-A/img-a.dm3; 320 × 240 px at 0.5 × 0.5 nm/px; 14 particles measured, 2 from separation"
+        in page
+    )
     figures = tmp_path / "report_figures"
     assert (figures / "size_distributions.svg").stat().st_size > 0
     assert (figures / "images" / "img-a.png").stat().st_size > 0
 
 
-def test_report_without_store_or_optional_files_notes_what_is_missing(synthetic_run: SyntheticRun, tmp_path: Path) -> None:
+def test_report_without_store_or_optional_files_notes_what_is_missing(
+    synthetic_run: SyntheticRun, tmp_path: Path
+) -> None:
     for name in ("manifest.json", "errors.parquet", "images.parquet"):
         (synthetic_run.results_dir / name).unlink()
     out = write_report(synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50)
@@ -87,7 +104,9 @@ def test_report_without_store_or_optional_files_notes_what_is_missing(synthetic_
     assert len([1 for tag, _, _ in _collect(page).references if tag == "img"]) == 2
 
 
-def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: SyntheticRun, tmp_path: Path) -> None:
+def test_report_reads_images_and_masks_from_the_run_store(
+    synthetic_run: SyntheticRun, tmp_path: Path
+) -> None:
     import xarray as xr
 
     from antema_scale.io import create_store, write_image
@@ -98,12 +117,21 @@ def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: Synthet
         image = xr.DataArray(
             record.image,
             dims=("y", "x"),
-            attrs={"pixel_size_nm_y": 0.5, "pixel_size_nm_x": 0.5, "pixel_size_nm": 0.5, "source": image_id},
+            attrs={
+                "pixel_size_nm_y": 0.5,
+                "pixel_size_nm_x": 0.5,
+                "pixel_size_nm": 0.5,
+                "source": image_id,
+            },
         )
         write_image(store_path, image, image_id)
     store.write_mask("img-a", synthetic_run.records["img-a"].mask)  # img-b: mask not written
     frames = np.stack([synthetic_run.records["img-b"].image] * 3)
-    movie = xr.DataArray(frames, dims=("frame", "y", "x"), attrs={"pixel_size_nm_y": 0.5, "pixel_size_nm_x": 0.5, "pixel_size_nm": 0.5})
+    movie = xr.DataArray(
+        frames,
+        dims=("frame", "y", "x"),
+        attrs={"pixel_size_nm_y": 0.5, "pixel_size_nm_x": 0.5, "pixel_size_nm": 0.5},
+    )
     write_image(store_path, movie, "movie")
 
     run = load_results(synthetic_run.results_dir)
@@ -114,11 +142,17 @@ def test_report_reads_images_and_masks_from_the_run_store(synthetic_run: Synthet
     record_b = run.load_image("img-b")
     assert record_b is not None and record_b.mask is None
     movie_record = run.load_image("movie")
-    assert movie_record is not None and movie_record.n_frames == 3 and movie_record.image.shape == (240, 320)
+    assert (
+        movie_record is not None
+        and movie_record.n_frames == 3
+        and movie_record.image.shape == (240, 320)
+    )
     assert run.load_image("unknown") is None
     assert any("unknown" in note for note in run.notes)
 
-    page = write_report(synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50, max_image_figures=1).read_text(encoding="utf-8")
+    page = write_report(
+        synthetic_run.results_dir, tmp_path / "r.html", n_resamples=50, max_image_figures=1
+    ).read_text(encoding="utf-8")
     assert page.count('alt="img-') == 1
     assert "Per-image figures are drawn for the first 1 of 2 images" in page
     # the fixture's table was not made by analyze_mask: what does not match is noted
@@ -133,7 +167,9 @@ def test_particle_crops_are_recomputed_from_the_stored_mask(synthetic_run: Synth
     table = analyze_mask(record.mask, record.pixel_size_nm, image_id="img-a")
     assert table.particles["separated"].any()
     bare = ImageRecord("img-a", record.image, record.pixel_size_nm, mask=record.mask)
-    crops, unmatched = recompute_particle_crops(bare, table.particles, analysis_options_from_manifest(None))
+    crops, unmatched = recompute_particle_crops(
+        bare, table.particles, analysis_options_from_manifest(None)
+    )
     assert unmatched == 0
     assert set(crops) == set(table.particles["particle_id"])
     for crop in table.masks:
@@ -180,7 +216,17 @@ def test_cli_report_command(synthetic_run: SyntheticRun, tmp_path: Path) -> None
     mapping.write_text("image_id,sample\nimg-a,batch-7\nimg-b,batch-7\n", encoding="utf-8")
     out = tmp_path / "cli" / "report.html"
     result = CliRunner().invoke(
-        app, ["report", str(synthetic_run.results_dir), "-o", str(out), "--samples", str(mapping), "--bootstrap", "100"]
+        app,
+        [
+            "report",
+            str(synthetic_run.results_dir),
+            "-o",
+            str(out),
+            "--samples",
+            str(mapping),
+            "--bootstrap",
+            "100",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "batch-7" in out.read_text(encoding="utf-8")
@@ -201,18 +247,35 @@ def chromium_executable() -> str | None:
     return None
 
 
-def render_screenshot(html_path: Path, png_path: Path, profile_dir: Path, *, height: int = 4000) -> Path:
+def render_screenshot(
+    html_path: Path, png_path: Path, profile_dir: Path, *, height: int = 4000
+) -> Path:
     """Render a page in headless Chromium (no network use) and save a 1280-px-wide PNG."""
     executable = chromium_executable()
     if executable is None:
         raise FileNotFoundError("chromium is not installed (apt-get install -y chromium)")
     command = [
-        executable, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        f"--user-data-dir={profile_dir}", f"--screenshot={png_path}", f"--window-size=1280,{height}",
+        executable,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile_dir}",
+        f"--screenshot={png_path}",
+        f"--window-size=1280,{height}",
         html_path.resolve().as_uri(),
     ]
-    subprocess.run(command, check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": str(profile_dir)})
+    subprocess.run(
+        command,
+        check=True,
+        capture_output=True,
+        timeout=120,
+        env={**os.environ, "HOME": str(profile_dir)},
+    )
     return png_path
 
 
@@ -222,7 +285,9 @@ def test_report_renders_in_headless_chromium(synthetic_run: SyntheticRun, tmp_pa
         pytest.skip("chromium is not installed")
     from matplotlib.image import imread
 
-    out = write_report(synthetic_run.results_dir, tmp_path / "report.html", image_loader=synthetic_run.load_image)
+    out = write_report(
+        synthetic_run.results_dir, tmp_path / "report.html", image_loader=synthetic_run.load_image
+    )
     png = render_screenshot(out, tmp_path / "shot.png", tmp_path / "profile")
     pixels = imread(png)
     assert pixels.shape[:2] == (4000, 1280)

@@ -48,7 +48,9 @@ def test_distribution_statistics_match_numpy(lognormal_particles: pd.DataFrame) 
     assert row["mean"] == pytest.approx(values.mean())
     assert row["std"] == pytest.approx(values.std(ddof=1))
     assert row["median"] == pytest.approx(np.median(values))
-    assert [row["d10"], row["d50"], row["d90"]] == pytest.approx(np.percentile(values, [10, 50, 90]))
+    assert [row["d10"], row["d50"], row["d90"]] == pytest.approx(
+        np.percentile(values, [10, 50, 90])
+    )
     assert row["unit"] == "nm" and row["label"] == "Equivalent diameter"
     assert result.by == ()
 
@@ -113,7 +115,9 @@ def test_bootstrap_degenerate_and_invalid_inputs() -> None:
     ("n_in", "n_out", "expected"),
     [(60, 40, True), (40, 60, False), (50, 50, True), (49, 51, False), (0, 10, False)],
 )
-def test_nanomaterial_criterion_on_both_sides_of_half(n_in: int, n_out: int, expected: bool) -> None:
+def test_nanomaterial_criterion_on_both_sides_of_half(
+    n_in: int, n_out: int, expected: bool
+) -> None:
     rng = np.random.default_rng(n_in)
     inside = rng.uniform(1.0, 100.0, n_in)
     outside = rng.uniform(101.0, 500.0, n_out)
@@ -139,7 +143,9 @@ def test_summary_by_sample_groups_and_criterion(lognormal_particles: pd.DataFram
     assert result.by == ("sample",)
     assert set(result.distributions["sample"]) == {"S1", "S2"}
     s1 = result.distributions.query("sample == 'S1' and quantity == 'max_feret_nm'").iloc[0]
-    assert s1["mean"] == pytest.approx(particles.loc[particles["sample"] == "S1", "max_feret_nm"].mean())
+    assert s1["mean"] == pytest.approx(
+        particles.loc[particles["sample"] == "S1", "max_feret_nm"].mean()
+    )
     nano = result.nanomaterial.set_index("sample")
     assert bool(nano.loc["S1", "is_nanomaterial"]) and not bool(nano.loc["S2", "is_nanomaterial"])
     assert nano.loc["S2", "share_in_range"] == 0.0
@@ -155,7 +161,10 @@ def test_summary_rejects_missing_columns(lognormal_particles: pd.DataFrame) -> N
 def test_samples_default_to_the_source_folder() -> None:
     particles = pd.DataFrame({"image_id": ["x", "y", "z"], "particle_id": [1, 1, 1]})
     images = pd.DataFrame(
-        {"image_id": ["x", "y", "z"], "source": ["/d/gold/x.dm3", "/d/gold/y.dm3", "/d/silver/z.dm3"]}
+        {
+            "image_id": ["x", "y", "z"],
+            "source": ["/d/gold/x.dm3", "/d/gold/y.dm3", "/d/silver/z.dm3"],
+        }
     )
     assert list(assign_samples(particles, images)["sample"]) == ["gold", "gold", "silver"]
     assert list(assign_samples(particles)["sample"]) == ["all", "all", "all"]
@@ -165,11 +174,21 @@ def test_sample_mapping_csv_overrides_folders(tmp_path: Path) -> None:
     mapping = tmp_path / "samples.csv"
     mapping.write_text("image_id,sample\nx,batch-1\nz,batch-2\n", encoding="utf-8")
     particles = pd.DataFrame({"image_id": ["x", "y", "z"]})
-    images = pd.DataFrame({"image_id": ["x", "y", "z"], "source": ["/d/a/x.dm3", "/d/a/y.dm3", "/d/b/z.dm3"]})
-    assert list(assign_samples(particles, images, mapping)["sample"]) == ["batch-1", "unassigned", "batch-2"]
+    images = pd.DataFrame(
+        {"image_id": ["x", "y", "z"], "source": ["/d/a/x.dm3", "/d/a/y.dm3", "/d/b/z.dm3"]}
+    )
+    assert list(assign_samples(particles, images, mapping)["sample"]) == [
+        "batch-1",
+        "unassigned",
+        "batch-2",
+    ]
     by_file = tmp_path / "by_file.csv"
     by_file.write_text("source,sample\ny.dm3,batch-3\n", encoding="utf-8")
-    assert list(assign_samples(particles, images, by_file)["sample"]) == ["unassigned", "batch-3", "unassigned"]
+    assert list(assign_samples(particles, images, by_file)["sample"]) == [
+        "unassigned",
+        "batch-3",
+        "unassigned",
+    ]
 
 
 def test_bad_sample_mappings_name_the_problem(tmp_path: Path) -> None:

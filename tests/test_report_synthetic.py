@@ -45,7 +45,9 @@ def min_feret_px(mask: np.ndarray) -> float:
     return float((projections.max(axis=1) - projections.min(axis=1)).min() + 1.0)
 
 
-def measure_particle(crop: np.ndarray, offset: tuple[int, int], image_id: str, particle_id: int) -> dict:
+def measure_particle(
+    crop: np.ndarray, offset: tuple[int, int], image_id: str, particle_id: int
+) -> dict:
     """Particle-table row (contract columns) of one boolean crop, lengths in nm."""
     props = regionprops(crop.astype(np.uint8))[0]
     hull = regionprops(props.image_convex.astype(np.uint8))[0]

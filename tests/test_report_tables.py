@@ -23,27 +23,54 @@ def _sheet_frame(workbook: openpyxl.Workbook, name: str) -> pd.DataFrame:
     return pd.DataFrame(rows[1:], columns=rows[0])
 
 
-def test_workbook_has_reference_sheets_and_unit_columns(synthetic_run: SyntheticRun, tmp_path: Path) -> None:
+def test_workbook_has_reference_sheets_and_unit_columns(
+    synthetic_run: SyntheticRun, tmp_path: Path
+) -> None:
     images = pd.read_parquet(synthetic_run.results_dir / "images.parquet")
-    written = write_tables(synthetic_run.particles, tmp_path / "out", images=images, n_resamples=100)
+    written = write_tables(
+        synthetic_run.particles, tmp_path / "out", images=images, n_resamples=100
+    )
     assert set(written) == {"parquet", "csv", "xlsx"}
     workbook = openpyxl.load_workbook(written["xlsx"], read_only=True)
-    assert workbook.sheetnames == ["Particles", "MeanValues", "PerImage", "PerSample", "Nanomaterial"]
+    assert workbook.sheetnames == [
+        "Particles",
+        "MeanValues",
+        "PerImage",
+        "PerSample",
+        "Nanomaterial",
+    ]
 
     particles = _sheet_frame(workbook, "Particles")
-    for column in ("Equivalent diameter [nm]", "Area [nm²]", "Min Feret [nm]", "Max Feret [nm]", "Circularity", "Separated", "Sample"):
+    for column in (
+        "Equivalent diameter [nm]",
+        "Area [nm²]",
+        "Min Feret [nm]",
+        "Max Feret [nm]",
+        "Circularity",
+        "Separated",
+        "Sample",
+    ):
         assert column in particles.columns
     assert len(particles) == len(synthetic_run.particles) == 28
     np.testing.assert_allclose(
-        particles["Equivalent diameter [nm]"].astype(float), synthetic_run.particles["equivalent_diameter_nm"]
+        particles["Equivalent diameter [nm]"].astype(float),
+        synthetic_run.particles["equivalent_diameter_nm"],
     )
     assert set(particles["Sample"]) == {"gold-A", "gold-B"}
 
     means = _sheet_frame(workbook, "MeanValues").set_index("Quantity")
-    assert list(means.index) == ["Area [nm²]", "Equivalent diameter [nm]", "Min Feret [nm]", "Max Feret [nm]", "Circularity"]
+    assert list(means.index) == [
+        "Area [nm²]",
+        "Equivalent diameter [nm]",
+        "Min Feret [nm]",
+        "Max Feret [nm]",
+        "Circularity",
+    ]
     diameters = synthetic_run.particles["equivalent_diameter_nm"]
     assert means.loc["Equivalent diameter [nm]", "Mean"] == pytest.approx(diameters.mean())
-    assert means.loc["Equivalent diameter [nm]", "Standard deviation"] == pytest.approx(diameters.std(ddof=1))
+    assert means.loc["Equivalent diameter [nm]", "Standard deviation"] == pytest.approx(
+        diameters.std(ddof=1)
+    )
     assert means.loc["Circularity", "Number of particles"] == 28
 
     per_image = _sheet_frame(workbook, "PerImage").set_index("Image")
@@ -52,13 +79,20 @@ def test_workbook_has_reference_sheets_and_unit_columns(synthetic_run: Synthetic
     assert "Equivalent diameter mean [nm]" in per_image.columns
 
     per_sample = _sheet_frame(workbook, "PerSample")
-    assert {"Sample", "Quantity", "N", "Mean", "Std", "D10 (by number)", "Mean 95% CI low"} <= set(per_sample.columns)
+    assert {"Sample", "Quantity", "N", "Mean", "Std", "D10 (by number)", "Mean 95% CI low"} <= set(
+        per_sample.columns
+    )
     nano = _sheet_frame(workbook, "Nanomaterial")
     assert list(nano["Nanomaterial (share >= 50%)"]) == [True, True]
 
 
 def test_parquet_and_csv_round_trip(synthetic_run: SyntheticRun, tmp_path: Path) -> None:
-    written = write_tables(synthetic_run.particles, tmp_path, formats=("parquet", "csv"), samples={"img-a": "S", "img-b": "S"})
+    written = write_tables(
+        synthetic_run.particles,
+        tmp_path,
+        formats=("parquet", "csv"),
+        samples={"img-a": "S", "img-b": "S"},
+    )
     assert set(written) == {"parquet", "csv"}
     back = pd.read_parquet(written["parquet"])
     pd.testing.assert_frame_equal(back.drop(columns="sample"), synthetic_run.particles)
@@ -74,7 +108,9 @@ def test_unknown_format_is_rejected(synthetic_run: SyntheticRun, tmp_path: Path)
 
 
 def test_empty_particle_table_still_writes_a_workbook(tmp_path: Path) -> None:
-    empty = pd.DataFrame(columns=["image_id", "particle_id", "equivalent_diameter_nm", "min_feret_nm"])
+    empty = pd.DataFrame(
+        columns=["image_id", "particle_id", "equivalent_diameter_nm", "min_feret_nm"]
+    )
     written = write_tables(empty, tmp_path, formats=("xlsx",))
     workbook = openpyxl.load_workbook(written["xlsx"], read_only=True)
     assert "MeanValues" in workbook.sheetnames

@@ -21,8 +21,9 @@ from antema_scale.synth.truth import union_mask
 def _brute_force_feret(mask: np.ndarray) -> tuple[float, float]:
     """Feret diameters (px) of the union of pixel squares from all corners, by brute force."""
     rows, cols = np.nonzero(mask)
-    corners = np.concatenate([np.column_stack([rows + dr, cols + dc])
-                              for dr in (-0.5, 0.5) for dc in (-0.5, 0.5)])
+    corners = np.concatenate(
+        [np.column_stack([rows + dr, cols + dc]) for dr in (-0.5, 0.5) for dc in (-0.5, 0.5)]
+    )
     diffs = corners[:, None, :] - corners[None, :, :]
     max_feret = float(np.sqrt((diffs**2).sum(-1)).max())
     angles = np.linspace(0.0, np.pi, 3_601)
@@ -51,8 +52,17 @@ def test_image_and_truth_shapes(mode: str) -> None:
 
 
 def test_truth_table_matches_regionprops_of_each_mask() -> None:
-    cfg = SMALL.with_(shapes={"sphere": 1, "ellipsoid": 1, "cube": 1, "octahedron": 1,
-                              "rod": 1, "irregular": 1, "prism": 1})
+    cfg = SMALL.with_(
+        shapes={
+            "sphere": 1,
+            "ellipsoid": 1,
+            "cube": 1,
+            "octahedron": 1,
+            "rod": 1,
+            "irregular": 1,
+            "prism": 1,
+        }
+    )
     mic = generate_micrograph(cfg, seed=11)
     px = mic.pixel_size_nm
     for k, row in mic.truth.iterrows():
@@ -68,7 +78,12 @@ def test_truth_table_matches_regionprops_of_each_mask() -> None:
         min_feret, max_feret = _brute_force_feret(crop_mask(mic, k))
         assert row.max_feret_nm == pytest.approx(max_feret * px)
         assert row.min_feret_nm == pytest.approx(min_feret * px, rel=1e-3)
-        assert (row.bbox_min_row, row.bbox_min_col, row.bbox_max_row, row.bbox_max_col) == props.bbox
+        assert (
+            row.bbox_min_row,
+            row.bbox_min_col,
+            row.bbox_max_row,
+            row.bbox_max_col,
+        ) == props.bbox
         touches = full[0].any() or full[-1].any() or full[:, 0].any() or full[:, -1].any()
         assert row.touches_border == touches
 
@@ -99,8 +114,10 @@ def test_overlap_knob_increases_overlap_fraction() -> None:
     cfg = SynthConfig(image_size=256, pixel_size_nm=0.3, diameter_mean_nm=6.0, area_fraction=0.15)
     fractions = {}
     for level in ("none", "low", "medium", "high"):
-        values = [generate_micrograph(cfg.with_(overlap=level), seed=s).truth["overlaps"].mean()
-                  for s in range(3)]
+        values = [
+            generate_micrograph(cfg.with_(overlap=level), seed=s).truth["overlaps"].mean()
+            for s in range(3)
+        ]
         fractions[level] = float(np.mean(values))
     assert fractions["none"] == 0.0
     assert fractions["none"] < fractions["low"] < fractions["medium"] < fractions["high"]
@@ -215,8 +232,15 @@ def test_pairs_scene_puts_separate_pairs_on_a_grid() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("mode", ["hrtem", "haadf"])
 def test_largest_images_generate_with_consistent_truth(mode: str) -> None:
-    cfg = SynthConfig(mode=mode, image_size=4096, pixel_size_nm=0.33, diameter_mean_nm=10.0,
-                      area_fraction=0.4, arrangement="rafts", overlap="low")
+    cfg = SynthConfig(
+        mode=mode,
+        image_size=4096,
+        pixel_size_nm=0.33,
+        diameter_mean_nm=10.0,
+        area_fraction=0.4,
+        arrangement="rafts",
+        overlap="low",
+    )
     mic = generate_micrograph(cfg, seed=1)
     assert mic.image.shape == (4096, 4096) and np.isfinite(mic.image).all()
     assert len(mic.particles) > 5000

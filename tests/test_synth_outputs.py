@@ -44,10 +44,12 @@ def test_random_config_is_varied_and_valid() -> None:
 
 def test_movie_identities_events_and_determinism() -> None:
     config = TINY.with_(mode="haadf", image_size=128, diameter_spread=0.35)
-    movie = generate_movie(config, 8, seed=3, ostwald_rate=0.08, appearance_rate=1.0,
-                           drift_nm_per_frame=(0.1, -0.05))
-    again = generate_movie(config, 8, seed=3, ostwald_rate=0.08, appearance_rate=1.0,
-                           drift_nm_per_frame=(0.1, -0.05))
+    movie = generate_movie(
+        config, 8, seed=3, ostwald_rate=0.08, appearance_rate=1.0, drift_nm_per_frame=(0.1, -0.05)
+    )
+    again = generate_movie(
+        config, 8, seed=3, ostwald_rate=0.08, appearance_rate=1.0, drift_nm_per_frame=(0.1, -0.05)
+    )
     assert movie.frames.shape == (8, 128, 128) and movie.frames.dtype == np.float32
     assert movie.frames.tobytes() == again.frames.tobytes()
     tracks = movie.tracks
@@ -72,8 +74,15 @@ def test_movie_identities_events_and_determinism() -> None:
 
 def test_ostwald_ripening_widens_the_size_gap() -> None:
     config = TINY.with_(image_size=160, diameter_spread=0.4, overlap="none")
-    movie = generate_movie(config, 12, seed=2, ostwald_rate=0.1, appearance_rate=0.0,
-                           approach_nm_per_frame=0.0, jitter_nm=0.0)
+    movie = generate_movie(
+        config,
+        12,
+        seed=2,
+        ostwald_rate=0.1,
+        appearance_rate=0.0,
+        approach_nm_per_frame=0.0,
+        jitter_nm=0.0,
+    )
     first = movie.tracks[movie.tracks["frame"] == 0].set_index("particle_id")["area_nm2"]
     last = movie.tracks[movie.tracks["frame"] == 11].set_index("particle_id")["area_nm2"]
     common = first.index.intersection(last.index)
@@ -85,8 +94,9 @@ def test_ostwald_ripening_widens_the_size_gap() -> None:
 
 def test_coalescence_merges_touching_particles() -> None:
     config = TINY.with_(image_size=128, overlap="high", area_fraction=0.3)
-    movie = generate_movie(config, 10, seed=1, ostwald_rate=0.0, appearance_rate=0.0,
-                           approach_nm_per_frame=0.3)
+    movie = generate_movie(
+        config, 10, seed=1, ostwald_rate=0.0, appearance_rate=0.0, approach_nm_per_frame=0.3
+    )
     assert (movie.events["event"] == "coalescence").sum() >= 1
 
 
@@ -122,7 +132,8 @@ def test_write_dataset_layout_and_index(tmp_path: Path) -> None:
     truth = pd.read_csv(tmp_path / "truth.csv")
     assert set(truth["image_id"]) <= set(index["image_id"])
     assert sorted(p.name for p in (tmp_path / "images").iterdir()) == sorted(
-        f"{i}.h5" for i in index["image_id"])
+        f"{i}.h5" for i in index["image_id"]
+    )
     assert sorted(p.stem for p in (tmp_path / "masks").iterdir()) == sorted(index["image_id"])
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["n_images"] == 3 and manifest["overlap"] == "medium"
@@ -155,7 +166,9 @@ def test_demo_sample_is_small_mixed_and_readable(tmp_path: Path) -> None:
     for path, (_, mic) in zip(paths, images, strict=True):
         assert io.read_micrograph(path).attrs["pixel_size_nm"] == pytest.approx(mic.pixel_size_nm)
     # Nothing else in the folder is a micrograph format the analysis would pick up.
-    others = [p for p in tmp_path.rglob("*") if p.is_file() and p.suffix.lower() in io.SUPPORTED_SUFFIXES]
+    others = [
+        p for p in tmp_path.rglob("*") if p.is_file() and p.suffix.lower() in io.SUPPORTED_SUFFIXES
+    ]
     assert sorted(others) == sorted(paths)
 
 
@@ -163,19 +176,62 @@ def test_synth_command_writes_images_and_movies(tmp_path: Path) -> None:
     from antema_scale.cli import app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["synth", "-o", str(tmp_path / "a"), "--n", "2", "--size", "64",
-                                 "--pixel-size", "0.3", "--mode", "haadf", "--overlap", "high",
-                                 "--formats", "h5,tif", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            "-o",
+            str(tmp_path / "a"),
+            "--n",
+            "2",
+            "--size",
+            "64",
+            "--pixel-size",
+            "0.3",
+            "--mode",
+            "haadf",
+            "--overlap",
+            "high",
+            "--formats",
+            "h5,tif",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "a" / "images").glob("*.tif"))) == 2
     index = pd.read_csv(tmp_path / "a" / "images.csv")
     assert (index["pixel_size_nm"] == 0.3).all() and (index["mode"] == "haadf").all()
-    result = runner.invoke(app, ["synth", "-o", str(tmp_path / "m"), "--n", "1", "--size", "64",
-                                 "--movie", "--frames", "3", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            "-o",
+            str(tmp_path / "m"),
+            "--n",
+            "1",
+            "--size",
+            "64",
+            "--movie",
+            "--frames",
+            "3",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(list((tmp_path / "m" / "truth").glob("*_tracks.csv"))) == 1
-    result = runner.invoke(app, ["synth", "-o", str(tmp_path / "b"), "--pixel-size", "0.3",
-                                 "--shapes", "banana:1", "--quiet"])
+    result = runner.invoke(
+        app,
+        [
+            "synth",
+            "-o",
+            str(tmp_path / "b"),
+            "--pixel-size",
+            "0.3",
+            "--shapes",
+            "banana:1",
+            "--quiet",
+        ],
+    )
     assert result.exit_code == 2 and "shapes must be" in result.output
     result = runner.invoke(app, ["synth", "-o", str(tmp_path / "c"), "--overlap", "huge"])
     assert result.exit_code != 0
@@ -197,17 +253,24 @@ def test_same_bytes_in_another_process() -> None:
     here = generate_micrograph(random_config(np.random.default_rng([3, 1]), image_size=96), 1)
     expected = hashlib.sha256(here.image.tobytes() + here.mask.tobytes()).hexdigest()
     env = dict(os.environ, PYTHONHASHSEED="12345")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
     assert out.stdout.strip() == expected
 
 
 def test_config_round_trips_through_json() -> None:
     from antema_scale.synth import OverlapSpec
 
-    for config in (random_config(np.random.default_rng(5), image_size=(64, 80)),
-                   TINY.with_(overlap=OverlapSpec(0.5, 0.1, 0.2), annotations=True, holes=0.2)):
+    for config in (
+        random_config(np.random.default_rng(5), image_size=(64, 80)),
+        TINY.with_(overlap=OverlapSpec(0.5, 0.1, 0.2), annotations=True, holes=0.2),
+    ):
         again = SynthConfig.from_dict(json.loads(json.dumps(config.to_dict())))
         assert again == config
-        assert generate_micrograph(again, 3).image.tobytes() == generate_micrograph(config, 3).image.tobytes()
+        assert (
+            generate_micrograph(again, 3).image.tobytes()
+            == generate_micrograph(config, 3).image.tobytes()
+        )
     with pytest.raises(ValueError, match="unknown SynthConfig fields"):
         SynthConfig.from_dict({"colour": "blue"})

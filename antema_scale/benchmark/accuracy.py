@@ -104,7 +104,11 @@ class TruthImage:
 
 
 def synthetic_truth(
-    *, levels: Sequence[str] = OVERLAP_LEVELS, n_per_level: int = 2, size: int = 1024, seed: int = 1000
+    *,
+    levels: Sequence[str] = OVERLAP_LEVELS,
+    n_per_level: int = 2,
+    size: int = 1024,
+    seed: int = 1000,
 ) -> list[TruthImage]:
     """Synthetic test images at each overlap level (bright-field and HAADF alternating).
 
@@ -196,8 +200,11 @@ def emps_truth(
         images_dir, labels_dir, EMPS_NOMINAL_PIXEL_SIZE_NM, ids=ids, source="emps"
     ):
         label_path = next(
-            (labels_dir / f"{item.image_id}{s}" for s in IMAGE_SUFFIXES
-             if (labels_dir / f"{item.image_id}{s}").is_file()),
+            (
+                labels_dir / f"{item.image_id}{s}"
+                for s in IMAGE_SUFFIXES
+                if (labels_dir / f"{item.image_id}{s}").is_file()
+            ),
             None,
         )
         if label_path is None:
@@ -247,7 +254,9 @@ def _window(first: Instance, second: Instance) -> tuple[np.ndarray, np.ndarray] 
     )
 
 
-def iou_pairs(truth: Sequence[Instance], predicted: Sequence[Instance]) -> list[tuple[int, int, float]]:
+def iou_pairs(
+    truth: Sequence[Instance], predicted: Sequence[Instance]
+) -> list[tuple[int, int, float]]:
     """IoU of every (true, predicted) pair that shares at least one pixel.
 
     Returns
@@ -340,7 +349,9 @@ def score_particles(
         ``truth_diameters_nm, predicted_diameters_nm, matched_relative_errors``.
     """
     labels, border = border_region_labels(truth.mask)
-    keep_t = [k for k, inst in enumerate(truth.instances) if not _in_border_region(inst, labels, border)]
+    keep_t = [
+        k for k, inst in enumerate(truth.instances) if not _in_border_region(inst, labels, border)
+    ]
     keep_p = [k for k, inst in enumerate(predicted) if not _in_border_region(inst, labels, border)]
     t_instances = [truth.instances[k] for k in keep_t]
     p_instances = [predicted[k] for k in keep_p]
@@ -388,7 +399,10 @@ def summarise_scores(scores: Sequence[dict[str, Any]]) -> dict[str, float]:
         ``diameter_std_error_nm``, ``matched_abs_relative_error`` (mean |error|/truth of
         matched particles), ``n_pairs``, ``n_pairs_split``, ``split_fraction``.
     """
-    totals = {k: sum(s[k] for s in scores) for k in ("n_truth", "n_predicted", "n_matched", "n_pairs", "n_pairs_split")}
+    totals = {
+        k: sum(s[k] for s in scores)
+        for k in ("n_truth", "n_predicted", "n_matched", "n_pairs", "n_pairs_split")
+    }
     cat = {
         k: np.concatenate([s[k] for s in scores]) if scores else np.array([])
         for k in ("truth_diameters_nm", "predicted_diameters_nm", "matched_relative_errors")
@@ -491,8 +505,11 @@ def accuracy_benchmark(
             progress(f"segmenting {len(images)} images with {name}")
         kept: dict[str, np.ndarray] = {}
 
-        def remembering(items: Sequence[Any], function: SegmentFunction = function,
-                        kept: dict[str, np.ndarray] = kept) -> list[Any]:
+        def remembering(
+            items: Sequence[Any],
+            function: SegmentFunction = function,
+            kept: dict[str, np.ndarray] = kept,
+        ) -> list[Any]:
             predictions = function(items)
             for item, prediction in zip(items, predictions, strict=True):
                 kept[item.image_id] = np.asarray(prediction.mask, dtype=bool)
@@ -528,7 +545,12 @@ def accuracy_benchmark(
                 scores[truth.group].append(score_particles(truth, crops, diameters))
             for group in groups:
                 particle_rows.append(
-                    {"segmenter": name, "mode": mode, "group": group, **summarise_scores(scores[group])}
+                    {
+                        "segmenter": name,
+                        "mode": mode,
+                        "group": group,
+                        **summarise_scores(scores[group]),
+                    }
                 )
     return {
         "pixel": pixel_rows,

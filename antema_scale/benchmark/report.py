@@ -178,8 +178,15 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
                 ]
             )
         lines += _table(
-            ["run", "load (1 min)", "images/s", "MP/s", "cold start s", "peak RSS/worker MiB",
-             "peak GPU MiB"],
+            [
+                "run",
+                "load (1 min)",
+                "images/s",
+                "MP/s",
+                "cold start s",
+                "peak RSS/worker MiB",
+                "peak GPU MiB",
+            ],
             rows,
         )
         scaling = size_block.get("scaling", [])
@@ -187,7 +194,12 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
             lines += _table(
                 ["workers", "seconds", "speed-up", "efficiency"],
                 [
-                    [r["workers"], _fmt(r["seconds"], 2), _fmt(r["speedup"], 2), _fmt(r["efficiency"], 2)]
+                    [
+                        r["workers"],
+                        _fmt(r["seconds"], 2),
+                        _fmt(r["speedup"], 2),
+                        _fmt(r["efficiency"], 2),
+                    ]
                     for r in scaling
                 ],
             )
@@ -246,24 +258,55 @@ def _accuracy_lines(accuracy: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _table(
-        ["segmenter", "group", "IoU particle", "Dice particle", "IoU background", "accuracy",
-         "component F1"],
         [
-            [r["segmenter"], r["group"], _fmt(r["iou_particle"], 3), _fmt(r["dice_particle"], 3),
-             _fmt(r["iou_background"], 3), _fmt(r["global_accuracy"], 3),
-             _fmt(r["component_f1"], 3)]
+            "segmenter",
+            "group",
+            "IoU particle",
+            "Dice particle",
+            "IoU background",
+            "accuracy",
+            "component F1",
+        ],
+        [
+            [
+                r["segmenter"],
+                r["group"],
+                _fmt(r["iou_particle"], 3),
+                _fmt(r["dice_particle"], 3),
+                _fmt(r["iou_background"], 3),
+                _fmt(r["global_accuracy"], 3),
+                _fmt(r["component_f1"], 3),
+            ]
             for r in accuracy.get("pixel", [])
         ],
     )
     lines += ["### Particles (instance F1 at IoU 0.5, diameters, split pairs)", ""]
     lines += _table(
-        ["segmenter", "mode", "group", "F1", "precision", "recall", "ECD mean err nm",
-         "ECD std err nm", "|err| matched", "pairs split"],
         [
-            [r["segmenter"], r["mode"], r["group"], _fmt(r["f1"], 3), _fmt(r["precision"], 3),
-             _fmt(r["recall"], 3), _fmt(r["diameter_mean_error_nm"], 2),
-             _fmt(r["diameter_std_error_nm"], 2), _fmt(r["matched_abs_relative_error"], 3),
-             f"{_fmt(r['split_fraction'], 2)} of {r['n_pairs']}"]
+            "segmenter",
+            "mode",
+            "group",
+            "F1",
+            "precision",
+            "recall",
+            "ECD mean err nm",
+            "ECD std err nm",
+            "|err| matched",
+            "pairs split",
+        ],
+        [
+            [
+                r["segmenter"],
+                r["mode"],
+                r["group"],
+                _fmt(r["f1"], 3),
+                _fmt(r["precision"], 3),
+                _fmt(r["recall"], 3),
+                _fmt(r["diameter_mean_error_nm"], 2),
+                _fmt(r["diameter_std_error_nm"], 2),
+                _fmt(r["matched_abs_relative_error"], 3),
+                f"{_fmt(r['split_fraction'], 2)} of {r['n_pairs']}",
+            ]
             for r in accuracy.get("particles", [])
         ],
     )
@@ -335,8 +378,11 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
         ratio = (block.get("pipeline_vs_serial") or [None])[0]
         memory = [m["rss_peak_mib"] for m in widest["worker_memory"]] if widest else []
         separation = _median(
-            [r.get("speedup_default_vs_reference") for r in separation_rows
-             if r.get("size") == block["size"]]
+            [
+                r.get("speedup_default_vs_reference")
+                for r in separation_rows
+                if r.get("size") == block["size"]
+            ]
         )
         rows.append(
             [
@@ -360,23 +406,47 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
 
 
 SPEED_SUMMARY_HEADER = (
-    "result file", "machine", "load (1 min)", "device", "images", "serial img/s (all cores)",
-    "pipeline img/s", "pipeline MP/s", "pipeline / serial", "scaling efficiency",
-    "cold start s", "peak RSS / worker MiB", "separation vs full-frame", "network",
+    "result file",
+    "machine",
+    "load (1 min)",
+    "device",
+    "images",
+    "serial img/s (all cores)",
+    "pipeline img/s",
+    "pipeline MP/s",
+    "pipeline / serial",
+    "scaling efficiency",
+    "cold start s",
+    "peak RSS / worker MiB",
+    "separation vs full-frame",
+    "network",
 )
 ACCURACY_SUMMARY_HEADER = (
-    "result file", "segmenter", "mode", "group", "images", "pixel IoU", "pixel Dice",
-    "instance F1", "pairs split", "ECD mean err nm", "ECD std err nm",
+    "result file",
+    "segmenter",
+    "mode",
+    "group",
+    "images",
+    "pixel IoU",
+    "pixel Dice",
+    "instance F1",
+    "pairs split",
+    "ECD mean err nm",
+    "ECD std err nm",
 )
 
 
-def accuracy_summary_rows(record: dict[str, Any], modes: Sequence[str] | None = None) -> list[list[str]]:
+def accuracy_summary_rows(
+    record: dict[str, Any], modes: Sequence[str] | None = None
+) -> list[list[str]]:
     """Summary rows of a record's accuracy part: each segmenter in the default mode and
     the paper's ``uecs-paper`` (or ``modes``), per test group."""
     accuracy = record.get("accuracy") or {}
     if not accuracy:
         return []
-    chosen = list(modes) if modes else list(dict.fromkeys([accuracy.get("default_mode"), "uecs-paper"]))
+    chosen = (
+        list(modes) if modes else list(dict.fromkeys([accuracy.get("default_mode"), "uecs-paper"]))
+    )
     pixel = {(r["segmenter"], r["group"]): r for r in accuracy.get("pixel", [])}
     rows = []
     for r in accuracy.get("particles", []):
@@ -390,8 +460,12 @@ def accuracy_summary_rows(record: dict[str, Any], modes: Sequence[str] | None = 
                 r["mode"],
                 r["group"],
                 r["images"],
-                _fmt(px["iou_particle"], 3) if px else ("1 (truth)" if r["segmenter"] == "truth" else "–"),
-                _fmt(px["dice_particle"], 3) if px else ("1 (truth)" if r["segmenter"] == "truth" else "–"),
+                _fmt(px["iou_particle"], 3)
+                if px
+                else ("1 (truth)" if r["segmenter"] == "truth" else "–"),
+                _fmt(px["dice_particle"], 3)
+                if px
+                else ("1 (truth)" if r["segmenter"] == "truth" else "–"),
                 _fmt(r["f1"], 3),
                 f"{_fmt(r['split_fraction'], 2)} of {r['n_pairs']}",
                 _fmt(r["diameter_mean_error_nm"], 2),
@@ -406,7 +480,9 @@ def summary_markdown(records: Sequence[dict[str, Any]]) -> str:
     speed_rows = [row for record in records for row in speed_summary_rows(record)]
     accuracy_rows = [row for record in records for row in accuracy_summary_rows(record)]
     lines = ["### Speed", ""]
-    lines += _table(SPEED_SUMMARY_HEADER, speed_rows) if speed_rows else ["No speed results yet.", ""]
+    lines += (
+        _table(SPEED_SUMMARY_HEADER, speed_rows) if speed_rows else ["No speed results yet.", ""]
+    )
     lines += ["### Accuracy", ""]
     lines += (
         _table(ACCURACY_SUMMARY_HEADER, accuracy_rows)

@@ -169,7 +169,10 @@ def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) 
             say(f"{size}²: serial per-image loop on {len(paths)} images, {threads} thread(s)")
             load = load_average()
             serial = run_serial_isolated(
-                paths, choice.settings, options, workdir / f"serial-{size}-t{threads}",
+                paths,
+                choice.settings,
+                options,
+                workdir / f"serial-{size}-t{threads}",
                 threads=threads,
             )
             serial["load_average"] = load
@@ -178,8 +181,12 @@ def _speed(config: BenchConfig, workdir: Path, say: Progress, notes: list[str]) 
             say(f"{size}²: pipeline with {workers} worker(s)")
             load = load_average()
             run = pipeline_run(
-                dataset.folder(size), paths[0], choice.settings, options,
-                workdir / f"pipeline-{size}-w{workers}", workers=workers,
+                dataset.folder(size),
+                paths[0],
+                choice.settings,
+                options,
+                workdir / f"pipeline-{size}-w{workers}",
+                workers=workers,
             )
             run["load_average"] = load
             block["pipeline"].append(run)
@@ -333,8 +340,14 @@ def run_benchmark(
         if config.speed:
             record["speed"] = _speed(config, workdir, say, notes)
             if checkpoint is not None:
-                checkpoint({**record, "notes": notes, "load_average_end": load_average(),
-                            "total_seconds": time.perf_counter() - started})
+                checkpoint(
+                    {
+                        **record,
+                        "notes": notes,
+                        "load_average_end": load_average(),
+                        "total_seconds": time.perf_counter() - started,
+                    }
+                )
         if config.accuracy:
             record["accuracy"] = _accuracy(config, say, notes)
     record["load_average_end"] = load_average()

@@ -83,7 +83,9 @@ def with_analysis_options(command: Callable[..., None]) -> Callable[..., None]:
         command(analysis_fields=fields, **kwargs)
 
     wrapper.__signature__ = signature.replace(parameters=[*own, *analysis_option_parameters()])  # type: ignore[attr-defined]
-    wrapper.__annotations__ = {p.name: p.annotation for p in wrapper.__signature__.parameters.values()}  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {
+        p.name: p.annotation for p in wrapper.__signature__.parameters.values()
+    }  # type: ignore[attr-defined]
     wrapper.__doc__ = command.__doc__
     wrapper.__name__ = command.__name__
     return wrapper
@@ -166,35 +168,199 @@ def register(app: typer.Typer) -> None:
 
     def analyze_command(
         inputs: Annotated[
-            list[str], typer.Argument(help="Micrograph files, folders, glob patterns, or an ingested Zarr store.")
+            list[str],
+            typer.Argument(
+                help="Micrograph files, folders, glob patterns, or an ingested Zarr store."
+            ),
         ],
-        output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (re-running into it resumes).", rich_help_panel=_OUTPUT_PANEL)],
-        segmenter: Annotated[Literal["model", "threshold"], typer.Option(help="DeepLabV3+ network or the classical threshold baseline.", rich_help_panel=_SEGMENTATION_PANEL)] = "model",
-        model: Annotated[Path | None, typer.Option("--model", help="Model file (default: the model shipped with the package).", rich_help_panel=_SEGMENTATION_PANEL)] = None,
-        device: Annotated[str, typer.Option(help="auto | cpu | cuda | cuda:N | mps.", rich_help_panel=_SEGMENTATION_PANEL)] = "auto",
-        batch_size: Annotated[int, typer.Option(min=1, help="Tiles per forward pass of the network.", rich_help_panel=_SEGMENTATION_PANEL)] = 8,
-        images_per_task: Annotated[int, typer.Option(min=1, help="Images segmented together by one task (batching on GPUs).", rich_help_panel=_SEGMENTATION_PANEL)] = 1,
-        frames_per_task: Annotated[int, typer.Option(min=1, help="Movies with more frames are split into chunks of this many frames per task.", rich_help_panel=_SEGMENTATION_PANEL)] = 16,
-        scale_adaptation: Annotated[bool, typer.Option(help="Network: segment images of small particles (first-pass median < 24 working px) again on a grid up to 2x finer.", rich_help_panel=_SEGMENTATION_PANEL)] = True,
-        flips: Annotated[int, typer.Option(help="Network: mirrored views averaged per tile, 4 | 2 | 1 (1 = fastest, ~4x less network time than 4).", rich_help_panel=_SEGMENTATION_PANEL)] = 4,
-        pixel_size: Annotated[str | None, typer.Option("--pixel-size", help="Pixel size in nm (one number, or Y,X) for files without one (png/jpg).", rich_help_panel=_SEGMENTATION_PANEL)] = None,
-        scheduler: Annotated[str | None, typer.Option(help="Address of a running Dask scheduler, e.g. tcp://host:8786.", rich_help_panel=_CLUSTER_PANEL)] = None,
-        scheduler_file: Annotated[Path | None, typer.Option(help="Scheduler file written by 'dask scheduler --scheduler-file'.", rich_help_panel=_CLUSTER_PANEL)] = None,
-        cluster: Annotated[Literal["local", "slurm", "pbs", "lsf", "sge", "kubernetes"], typer.Option(help="Start a cluster: local, a batch queue (needs antema-scale[hpc]) or Kubernetes (needs antema-scale[k8s]).", rich_help_panel=_CLUSTER_PANEL)] = "local",
-        workers: Annotated[int | None, typer.Option(min=1, help="Worker processes / jobs / pods (default: one per core, one per GPU).", rich_help_panel=_CLUSTER_PANEL)] = None,
-        threads_per_worker: Annotated[int | None, typer.Option(min=1, help="Threads per worker.", rich_help_panel=_CLUSTER_PANEL)] = None,
-        memory_limit: Annotated[str | None, typer.Option(help="Memory per worker, e.g. 4GiB.", rich_help_panel=_CLUSTER_PANEL)] = None,
-        worker_profile: Annotated[bool, typer.Option(help="Local cluster: Dask's profiler in the workers (dashboard profile view; ~250-300 MiB per worker on long runs).", rich_help_panel=_CLUSTER_PANEL)] = True,
-        queue: Annotated[str | None, typer.Option(help="Batch queue / partition (--cluster slurm|pbs|lsf|sge).", rich_help_panel=_CLUSTER_PANEL)] = None,
-        walltime: Annotated[str | None, typer.Option(help="Batch job wall time, e.g. 02:00:00.", rich_help_panel=_CLUSTER_PANEL)] = None,
-        worker_timeout: Annotated[float | None, typer.Option(min=0, help="Seconds to wait for the first worker of an existing, batch or Kubernetes cluster; raise it for long batch queues.", rich_help_panel=_CLUSTER_PANEL)] = 300.0,
-        fail_fast: Annotated[bool, typer.Option("--fail-fast", help="Stop at the first image that fails.", rich_help_panel=_OUTPUT_PANEL)] = False,
-        retries: Annotated[int, typer.Option(min=0, help="Retries of a task that failed for a transient reason.", rich_help_panel=_OUTPUT_PANEL)] = 2,
-        csv: Annotated[bool, typer.Option("--csv", help="Also write particles.csv.", rich_help_panel=_OUTPUT_PANEL)] = False,
-        xlsx: Annotated[bool, typer.Option("--xlsx", help="Also write particles.xlsx (with the MeanValues sheet).", rich_help_panel=_OUTPUT_PANEL)] = False,
-        report: Annotated[bool, typer.Option("--report", help="Also write report.html (figures, statistics, errors, manifest).", rich_help_panel=_OUTPUT_PANEL)] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.", rich_help_panel=_OUTPUT_PANEL)] = False,
-        track: Annotated[bool, typer.Option("--track/--no-track", help="Movies (files with a frame axis): track particles across frames into OUTPUT/tracking/ (see 'antema-scale track').", rich_help_panel=_OUTPUT_PANEL)] = True,
+        output: Annotated[
+            Path,
+            typer.Option(
+                "--output",
+                "-o",
+                help="Run folder (re-running into it resumes).",
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ],
+        segmenter: Annotated[
+            Literal["model", "threshold"],
+            typer.Option(
+                help="DeepLabV3+ network or the classical threshold baseline.",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = "model",
+        model: Annotated[
+            Path | None,
+            typer.Option(
+                "--model",
+                help="Model file (default: the model shipped with the package).",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = None,
+        device: Annotated[
+            str,
+            typer.Option(
+                help="auto | cpu | cuda | cuda:N | mps.", rich_help_panel=_SEGMENTATION_PANEL
+            ),
+        ] = "auto",
+        batch_size: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="Tiles per forward pass of the network.",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = 8,
+        images_per_task: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="Images segmented together by one task (batching on GPUs).",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = 1,
+        frames_per_task: Annotated[
+            int,
+            typer.Option(
+                min=1,
+                help="Movies with more frames are split into chunks of this many frames per task.",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = 16,
+        scale_adaptation: Annotated[
+            bool,
+            typer.Option(
+                help="Network: segment images of small particles (first-pass median < 24 working px) again on a grid up to 2x finer.",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = True,
+        flips: Annotated[
+            int,
+            typer.Option(
+                help="Network: mirrored views averaged per tile, 4 | 2 | 1 (1 = fastest, ~4x less network time than 4).",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = 4,
+        pixel_size: Annotated[
+            str | None,
+            typer.Option(
+                "--pixel-size",
+                help="Pixel size in nm (one number, or Y,X) for files without one (png/jpg).",
+                rich_help_panel=_SEGMENTATION_PANEL,
+            ),
+        ] = None,
+        scheduler: Annotated[
+            str | None,
+            typer.Option(
+                help="Address of a running Dask scheduler, e.g. tcp://host:8786.",
+                rich_help_panel=_CLUSTER_PANEL,
+            ),
+        ] = None,
+        scheduler_file: Annotated[
+            Path | None,
+            typer.Option(
+                help="Scheduler file written by 'dask scheduler --scheduler-file'.",
+                rich_help_panel=_CLUSTER_PANEL,
+            ),
+        ] = None,
+        cluster: Annotated[
+            Literal["local", "slurm", "pbs", "lsf", "sge", "kubernetes"],
+            typer.Option(
+                help="Start a cluster: local, a batch queue (needs antema-scale[hpc]) or Kubernetes (needs antema-scale[k8s]).",
+                rich_help_panel=_CLUSTER_PANEL,
+            ),
+        ] = "local",
+        workers: Annotated[
+            int | None,
+            typer.Option(
+                min=1,
+                help="Worker processes / jobs / pods (default: one per core, one per GPU).",
+                rich_help_panel=_CLUSTER_PANEL,
+            ),
+        ] = None,
+        threads_per_worker: Annotated[
+            int | None,
+            typer.Option(min=1, help="Threads per worker.", rich_help_panel=_CLUSTER_PANEL),
+        ] = None,
+        memory_limit: Annotated[
+            str | None,
+            typer.Option(help="Memory per worker, e.g. 4GiB.", rich_help_panel=_CLUSTER_PANEL),
+        ] = None,
+        worker_profile: Annotated[
+            bool,
+            typer.Option(
+                help="Local cluster: Dask's profiler in the workers (dashboard profile view; ~250-300 MiB per worker on long runs).",
+                rich_help_panel=_CLUSTER_PANEL,
+            ),
+        ] = True,
+        queue: Annotated[
+            str | None,
+            typer.Option(
+                help="Batch queue / partition (--cluster slurm|pbs|lsf|sge).",
+                rich_help_panel=_CLUSTER_PANEL,
+            ),
+        ] = None,
+        walltime: Annotated[
+            str | None,
+            typer.Option(
+                help="Batch job wall time, e.g. 02:00:00.", rich_help_panel=_CLUSTER_PANEL
+            ),
+        ] = None,
+        worker_timeout: Annotated[
+            float | None,
+            typer.Option(
+                min=0,
+                help="Seconds to wait for the first worker of an existing, batch or Kubernetes cluster; raise it for long batch queues.",
+                rich_help_panel=_CLUSTER_PANEL,
+            ),
+        ] = 300.0,
+        fail_fast: Annotated[
+            bool,
+            typer.Option(
+                "--fail-fast",
+                help="Stop at the first image that fails.",
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ] = False,
+        retries: Annotated[
+            int,
+            typer.Option(
+                min=0,
+                help="Retries of a task that failed for a transient reason.",
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ] = 2,
+        csv: Annotated[
+            bool,
+            typer.Option("--csv", help="Also write particles.csv.", rich_help_panel=_OUTPUT_PANEL),
+        ] = False,
+        xlsx: Annotated[
+            bool,
+            typer.Option(
+                "--xlsx",
+                help="Also write particles.xlsx (with the MeanValues sheet).",
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ] = False,
+        report: Annotated[
+            bool,
+            typer.Option(
+                "--report",
+                help="Also write report.html (figures, statistics, errors, manifest).",
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ] = False,
+        quiet: Annotated[
+            bool, typer.Option("--quiet", help="No progress bars.", rich_help_panel=_OUTPUT_PANEL)
+        ] = False,
+        track: Annotated[
+            bool,
+            typer.Option(
+                "--track/--no-track",
+                help="Movies (files with a frame axis): track particles across frames into OUTPUT/tracking/ (see 'antema-scale track').",
+                rich_help_panel=_OUTPUT_PANEL,
+            ),
+        ] = True,
         analysis_fields: dict[str, Any] | None = None,
     ) -> None:
         """Measure every particle in many micrographs with a Dask cluster.

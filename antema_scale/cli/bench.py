@@ -24,7 +24,9 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
         if not part:
             continue
         if not part.isdigit() or int(part) < 1:
-            raise typer.BadParameter(f"{what} must be positive integers separated by commas, got {text!r}")
+            raise typer.BadParameter(
+                f"{what} must be positive integers separated by commas, got {text!r}"
+            )
         values.append(int(part))
     if not values:
         raise typer.BadParameter(f"give at least one value for {what}")
@@ -37,31 +39,41 @@ def register(app: typer.Typer) -> None:
     @app.command("bench")
     def bench_command(
         quick: bool = typer.Option(
-            False, "--quick", help="Small run (two 512² images, 2 workers, tiny accuracy set): under 2 min on 2 cores."
+            False,
+            "--quick",
+            help="Small run (two 512² images, 2 workers, tiny accuracy set): under 2 min on 2 cores.",
         ),
         sizes: Annotated[
             str | None, typer.Option(help="Image sides in px, comma-separated (default 1024,2048).")
         ] = None,
         n: Annotated[int | None, typer.Option("--n", help="Images per size (default 4).")] = None,
         workers: Annotated[
-            str | None, typer.Option(help="Worker counts for strong scaling, e.g. 1,2 (default 1,2).")
+            str | None,
+            typer.Option(help="Worker counts for strong scaling, e.g. 1,2 (default 1,2)."),
         ] = None,
-        accuracy: bool = typer.Option(True, "--accuracy/--no-accuracy", help="Run the accuracy benchmark."),
+        accuracy: bool = typer.Option(
+            True, "--accuracy/--no-accuracy", help="Run the accuracy benchmark."
+        ),
         speed: bool = typer.Option(True, "--speed/--no-speed", help="Run the speed benchmark."),
-        segmenter: str = typer.Option("model", help="Segmenter of the speed runs: model | threshold."),
+        segmenter: str = typer.Option(
+            "model", help="Segmenter of the speed runs: model | threshold."
+        ),
         model: Annotated[
             Path | None, typer.Option(help="Model file (default: the shipped model).")
         ] = None,
         device: str = typer.Option("auto", help="auto | cpu | cuda | cuda:N | mps."),
         emps: Annotated[
-            Path | None, typer.Option(help="EMPS folder (images/ + segmaps/) for held-out accuracy.")
+            Path | None,
+            typer.Option(help="EMPS folder (images/ + segmaps/) for held-out accuracy."),
         ] = None,
         emps_limit: Annotated[
             int | None, typer.Option(help="Held-out EMPS images used (default: all; --quick: 2).")
         ] = None,
         serial_threads: Annotated[
             str | None,
-            typer.Option(help="Extra torch thread counts of the serial loop, e.g. 1 (all cores always run)."),
+            typer.Option(
+                help="Extra torch thread counts of the serial loop, e.g. 1 (all cores always run)."
+            ),
         ] = None,
         synthetic_size: Annotated[
             int | None, typer.Option(help="Side of the synthetic accuracy images, px.")
@@ -78,7 +90,8 @@ def register(app: typer.Typer) -> None:
             typer.Option("-o", "--output", help="JSON result (markdown written beside it)."),
         ] = None,
         workdir: Annotated[
-            Path | None, typer.Option(help="Scratch folder for the dataset and runs (default: temp).")
+            Path | None,
+            typer.Option(help="Scratch folder for the dataset and runs (default: temp)."),
         ] = None,
     ) -> None:
         """Benchmark speed (per stage, end to end, cold start, memory, scaling) and accuracy."""

@@ -59,7 +59,9 @@ def run_demo(
 
     if segmenter == "model" and not shipped_model_available():
         if console is not None:
-            console.print("[yellow]No model file is shipped in this installation: using the threshold segmenter.[/yellow]")
+            console.print(
+                "[yellow]No model file is shipped in this installation: using the threshold segmenter.[/yellow]"
+            )
         segmenter = "threshold"
     sample_dir = output / "sample"
     write_demo_sample(sample_dir)
@@ -85,9 +87,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("demo")
     def demo_command(
-        output: Annotated[Path, typer.Option("--output", "-o", help="Demo folder (sample and results).")] = DEFAULT_DEMO_DIR,
-        segmenter: Annotated[Literal["model", "threshold"], typer.Option(help="Shipped network or threshold baseline.")] = "model",
-        workers: Annotated[int | None, typer.Option(min=1, help="Local worker processes (default: one per core).")] = None,
+        output: Annotated[
+            Path, typer.Option("--output", "-o", help="Demo folder (sample and results).")
+        ] = DEFAULT_DEMO_DIR,
+        segmenter: Annotated[
+            Literal["model", "threshold"],
+            typer.Option(help="Shipped network or threshold baseline."),
+        ] = "model",
+        workers: Annotated[
+            int | None, typer.Option(min=1, help="Local worker processes (default: one per core).")
+        ] = None,
         quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
     ) -> None:
         """Analyse the built-in synthetic sample with the built-in model, offline.
@@ -100,7 +109,9 @@ def register(app: typer.Typer) -> None:
         from antema_scale.cli.analyze import print_run
 
         console = Console()
-        result = run_demo(output, segmenter=segmenter, workers=workers, progress=not quiet, console=console)
+        result = run_demo(
+            output, segmenter=segmenter, workers=workers, progress=not quiet, console=console
+        )
         print_run(result, console)
         report = result.files.get("report_html")
         if report is not None:

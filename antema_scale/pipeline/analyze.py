@@ -412,7 +412,11 @@ def run_analysis(
                 "sha256": item.sha256,
                 "result_key": item.result_key,
                 "status": _image_status(item.unit_id, failed, reused_ids, finished),
-                **({} if item.frame_start is None else {"frames": [item.frame_start, item.frame_stop]}),
+                **(
+                    {}
+                    if item.frame_start is None
+                    else {"frames": [item.frame_start, item.frame_stop]}
+                ),
             }
             for item in work
         ]
@@ -420,7 +424,10 @@ def run_analysis(
             {"source": record["source"], "status": "failed", "error_type": record["error_type"]}
             for record in [*entries.errors, *feed.errors]
         ]
-        + [{"source": source, "status": "skipped: not a micrograph file type"} for source in entries.skipped],
+        + [
+            {"source": source, "status": "skipped: not a micrograph file type"}
+            for source in entries.skipped
+        ],
         parameters={
             "segmentation": options_as_dict(segmentation),
             "analysis": options_as_dict(analysis_options),

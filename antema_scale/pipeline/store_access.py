@@ -24,7 +24,6 @@ import xarray as xr
 STORE_NAME = "store.zarr"
 
 
-
 @dataclass(frozen=True)
 class StoreImage:
     """One image of the run: its id in the store, source file and checksum."""
@@ -95,7 +94,9 @@ def _images_from_index(index: Any, image_ids: set[str] | None = None) -> list[St
     rows = index if image_ids is None else index[index["image_id"].isin(image_ids)]
     return sorted(
         (
-            StoreImage(str(r.image_id), str(r.source), str(r.sha256), int(getattr(r, "n_frames", 1) or 1))
+            StoreImage(
+                str(r.image_id), str(r.source), str(r.sha256), int(getattr(r, "n_frames", 1) or 1)
+            )
             for r in rows.itertuples()
         ),
         key=lambda image: image.image_id,
@@ -141,7 +142,11 @@ def plan_store(
         store = open_store(items[0])
         return StoreEntries(store_path=store.path, images=_images_from_index(store.index))
     plan = plan_ingest(
-        items, output_dir / STORE_NAME, pixel_size_nm=pixel_size_nm, client=client, progress=progress
+        items,
+        output_dir / STORE_NAME,
+        pixel_size_nm=pixel_size_nm,
+        client=client,
+        progress=progress,
     )
     store = open_store(plan.store)
     stored = {row["image_id"] for row in plan.skipped if row["image_id"]}

@@ -192,7 +192,9 @@ def _read_frames(
     whole = read_image(store, work.image_id, lazy=work.frame_start is not None)
     image = whole
     if work.frame_start is not None:
-        image = whole.isel(frame=slice(work.frame_start, work.frame_stop)).load(scheduler="synchronous")
+        image = whole.isel(frame=slice(work.frame_start, work.frame_stop)).load(
+            scheduler="synchronous"
+        )
     values = np.asarray(image.values)
     if values.ndim == 2:
         return [values], [], [], [], image
@@ -273,7 +275,9 @@ def _predict(segmenter: Any, loaded: Sequence[_LoadedImage]) -> list[list[Any]]:
     refine_zooms: list[float | None] = []
     for image in loaded:
         zoom = (
-            segmenter.movie_refine_zoom(image.probe_frames, _segmenter_pixel_size(image.pixel_size_nm))
+            segmenter.movie_refine_zoom(
+                image.probe_frames, _segmenter_pixel_size(image.pixel_size_nm)
+            )
             if image.probe_frames
             else None
         )
@@ -286,7 +290,9 @@ def _predict(segmenter: Any, loaded: Sequence[_LoadedImage]) -> list[list[Any]]:
     return per_image
 
 
-def _store_segmentation(store: Any, image: _LoadedImage, predictions: list[Any], seconds: float) -> SegmentedImage:
+def _store_segmentation(
+    store: Any, image: _LoadedImage, predictions: list[Any], seconds: float
+) -> SegmentedImage:
     from antema_scale.pipeline.store_access import write_mask
 
     masks = [np.asarray(prediction.mask, dtype=bool) for prediction in predictions]
@@ -305,7 +311,9 @@ def _store_segmentation(store: Any, image: _LoadedImage, predictions: list[Any],
     )
 
 
-def _segment_each(store: Any, segmenter: Any, loaded: Sequence[_LoadedImage]) -> dict[str, SegmentedImage]:
+def _segment_each(
+    store: Any, segmenter: Any, loaded: Sequence[_LoadedImage]
+) -> dict[str, SegmentedImage]:
     """Segment images one by one, so that one bad image fails alone."""
     results: dict[str, SegmentedImage] = {}
     for image in loaded:
@@ -319,7 +327,9 @@ def _segment_each(store: Any, segmenter: Any, loaded: Sequence[_LoadedImage]) ->
                 stage="segment", error_type=type(error).__name__, message=str(error)
             )
             continue
-        results[image.work.unit_id] = _store_segmentation(store, image, predictions, time.perf_counter() - started)
+        results[image.work.unit_id] = _store_segmentation(
+            store, image, predictions, time.perf_counter() - started
+        )
     return results
 
 

@@ -77,6 +77,7 @@ def figure_bytes(figure: Figure, fmt: str = "png", dpi: int = 110) -> bytes:
         figure.savefig(buffer, format=fmt, dpi=dpi)
     return buffer.getvalue()
 
+
 # --------------------------------------------------------------------------- distributions
 
 
@@ -148,12 +149,22 @@ def plot_size_distributions(particles: pd.DataFrame, *, title: str | None = None
 
 #: Colours of samples compared in one figure (Okabe–Ito, then tab10).
 SAMPLE_COLOURS: tuple[str, ...] = (
-    "#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000",
+    "#0072B2",
+    "#E69F00",
+    "#009E73",
+    "#CC79A7",
+    "#56B4E9",
+    "#D55E00",
+    "#F0E442",
+    "#000000",
 )
 
 
 def plot_size_distributions_by_sample(
-    particles: pd.DataFrame, *, sample_column: str = "sample", max_samples: int = len(SAMPLE_COLOURS)
+    particles: pd.DataFrame,
+    *,
+    sample_column: str = "sample",
+    max_samples: int = len(SAMPLE_COLOURS),
 ) -> Figure:
     """Size distributions of several samples overlaid, as shares of each sample's particles.
 
@@ -213,8 +224,12 @@ def plot_size_distributions_by_sample(
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         figure.legend(
-            handles, labels, loc="outside lower center", ncols=min(len(handles), 4),
-            fontsize=9, frameon=False,
+            handles,
+            labels,
+            loc="outside lower center",
+            ncols=min(len(handles), 4),
+            fontsize=9,
+            frameon=False,
         )
     figure.suptitle("Size distributions by sample", fontsize=12)
     return figure
@@ -250,9 +265,14 @@ def _histogram_panel(axis: Axes, values: np.ndarray, label: str, unit: str, colo
     if outside:
         on_right = mean < (low + high) / 2  # write on the side away from the bulk
         axis.text(
-            0.98 if on_right else 0.02, 0.97, f"{outside} outside\nshown range",
-            transform=axis.transAxes, ha="right" if on_right else "left", va="top",
-            fontsize=8, color="#5b6676",
+            0.98 if on_right else 0.02,
+            0.97,
+            f"{outside} outside\nshown range",
+            transform=axis.transAxes,
+            ha="right" if on_right else "left",
+            va="top",
+            fontsize=8,
+            color="#5b6676",
         )
 
 
@@ -301,5 +321,3 @@ def _decimals_for(value: float) -> int:
     if not math.isfinite(value) or value <= 0:
         return 1
     return int(min(max(-math.floor(math.log10(value)), 1), 6))
-
-

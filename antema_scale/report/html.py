@@ -130,7 +130,11 @@ def write_report(
     run = load_results(results_dir, image_loader=image_loader)
     out_html = Path(out_html)
     out_html.parent.mkdir(parents=True, exist_ok=True)
-    figures_dir = Path(figures_dir) if figures_dir is not None else out_html.with_name(f"{out_html.stem}_figures")
+    figures_dir = (
+        Path(figures_dir)
+        if figures_dir is not None
+        else out_html.with_name(f"{out_html.stem}_figures")
+    )
     particles = assign_samples(run.particles, run.images, samples)
     overall = summary_statistics(particles, n_resamples=n_resamples, seed=seed)
     per_sample = summary_statistics(particles, by="sample", n_resamples=n_resamples, seed=seed)
@@ -195,7 +199,9 @@ def report_run(
         run.particles, results_dir, formats=table_formats, samples=samples, images=run.images
     )
     written["html"] = write_report(
-        results_dir, out_html if out_html is not None else results_dir / "report.html", samples=samples
+        results_dir,
+        out_html if out_html is not None else results_dir / "report.html",
+        samples=samples,
     )
     return written
 
@@ -203,33 +209,48 @@ def report_run(
 # --------------------------------------------------------------------------- figures
 
 
-def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) -> list[EmbeddedFigure]:
+def _run_figures(
+    particles: pd.DataFrame, run: RunResults, figures_dir: Path
+) -> list[EmbeddedFigure]:
     figures = []
     figure = plot_size_distributions(particles, title=f"All particles (n = {len(particles)})")
     figures.append(
         _embed(
-            figure, figures_dir / "size_distributions", "Size distributions",
+            figure,
+            figures_dir / "size_distributions",
+            "Size distributions",
             "Histograms by number; the black line is the mean and the grey band mean ± one "
-            "standard deviation.", "svg",
+            "standard deviation.",
+            "svg",
         )
     )
     samples = sorted(particles["sample"].unique()) if len(particles) else []
     if len(samples) > 1:
         figure = plot_size_distributions_by_sample(particles)
-        shown = "" if len(samples) <= len(SAMPLE_COLOURS) else f" (first {len(SAMPLE_COLOURS)} of {len(samples)} samples)"
+        shown = (
+            ""
+            if len(samples) <= len(SAMPLE_COLOURS)
+            else f" (first {len(SAMPLE_COLOURS)} of {len(samples)} samples)"
+        )
         figures.append(
             _embed(
-                figure, figures_dir / "size_distributions_by_sample", "Size distributions by sample",
+                figure,
+                figures_dir / "size_distributions_by_sample",
+                "Size distributions by sample",
                 "Each sample's histogram as a share of its own particles, on shared bins; "
                 "legend: equivalent diameter, mean ± standard deviation (all quantities are "
-                f"in the statistics table){shown}.", "svg",
+                f"in the statistics table){shown}.",
+                "svg",
             )
         )
     figure = plot_shape_distributions(particles)
     figures.append(
         _embed(
-            figure, figures_dir / "shape_distributions", "Shape distributions",
-            "Circularity = 4π·area/perimeter² (1 for a disc); aspect ratio = max/min Feret.", "svg",
+            figure,
+            figures_dir / "shape_distributions",
+            "Shape distributions",
+            "Circularity = 4π·area/perimeter² (1 for a disc); aspect ratio = max/min Feret.",
+            "svg",
         )
     )
     if run.load_image is not None and len(particles):
@@ -237,10 +258,13 @@ def _run_figures(particles: pd.DataFrame, run: RunResults, figures_dir: Path) ->
         if gallery is not None:
             figures.append(
                 _embed(
-                    gallery, figures_dir / "particle_gallery", "Particle gallery",
+                    gallery,
+                    figures_dir / "particle_gallery",
+                    "Particle gallery",
                     "The largest, smallest and least convex particles with their outlines "
                     "(orange: separated from an overlapping group): a quick check that the "
-                    "extremes of the distributions are real particles.", "jpeg",
+                    "extremes of the distributions are real particles.",
+                    "jpeg",
                 )
             )
     return figures
@@ -266,7 +290,14 @@ def _image_figures(
         figure = plot_image_overview(record, subset)
         caption = _image_caption(image_id, subset, run.images, record)
         figures.append(
-            _embed(figure, figures_dir / "images" / _file_safe(image_id), image_id, caption, "jpeg", dpi=110)
+            _embed(
+                figure,
+                figures_dir / "images" / _file_safe(image_id),
+                image_id,
+                caption,
+                "jpeg",
+                dpi=110,
+            )
         )
     if len(image_ids) > len(shown):
         notes.append(
@@ -358,7 +389,11 @@ def _image_caption(
     rows, cols = record.image.shape
     size_y, size_x = record.pixel_size_nm
     parts.append(f"{cols} × {rows} px at {size_x:.4g} × {size_y:.4g} nm/px")
-    separated = int(particles["separated"].fillna(False).astype(bool).sum()) if "separated" in particles.columns else 0
+    separated = (
+        int(particles["separated"].fillna(False).astype(bool).sum())
+        if "separated" in particles.columns
+        else 0
+    )
     parts.append(f"{len(particles)} particles measured, {separated} from separation")
     if record.n_frames > 1:
         parts.append(f"movie of {record.n_frames} frames: the first is shown")
@@ -393,7 +428,9 @@ def _jpeg_bytes(png_path: Path, quality: int = 88) -> bytes:
 
 
 def _image_ids(particles: pd.DataFrame, images: pd.DataFrame | None) -> list[str]:
-    ids: set[str] = set(particles["image_id"].astype(str)) if "image_id" in particles.columns else set()
+    ids: set[str] = (
+        set(particles["image_id"].astype(str)) if "image_id" in particles.columns else set()
+    )
     if images is not None and "image_id" in images.columns:
         ids |= set(images["image_id"].astype(str))
     return sorted(ids)
@@ -426,7 +463,9 @@ def render_page(
         _section("Statistics by sample", _statistics_tables(per_sample), "statistics"),
         _section("Distributions", _figures_html(figures), "figures"),
         _section("Images", _images_html(particles, run, image_figures), "images"),
-        _section("Excluded regions", _excluded_html(run.excluded), "excluded") if run.excluded is not None else "",
+        _section("Excluded regions", _excluded_html(run.excluded), "excluded")
+        if run.excluded is not None
+        else "",
         _section("Errors", _errors_html(run.errors), "errors"),
         _section("Run manifest", _manifest_html(run.manifest), "manifest"),
         _notes_html([*run.notes, *extra_notes], figures_dir),
@@ -434,16 +473,20 @@ def render_page(
     nav = "".join(
         f'<a href="#{anchor}">{label}</a>'
         for anchor, label in (
-            ("summary", "Summary"), ("statistics", "Statistics"), ("figures", "Distributions"),
-            ("images", "Images"), ("errors", "Errors"), ("manifest", "Manifest"),
+            ("summary", "Summary"),
+            ("statistics", "Statistics"),
+            ("figures", "Distributions"),
+            ("images", "Images"),
+            ("errors", "Errors"),
+            ("manifest", "Manifest"),
         )
     )
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{_esc(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
         f"<header><h1>{_esc(title)}</h1>"
-        f"<p class=\"meta\">Results folder <code>{_esc(str(run.results_dir.resolve()))}</code> · "
+        f'<p class="meta">Results folder <code>{_esc(str(run.results_dir.resolve()))}</code> · '
         f"report generated {generated} by antema-scale {_esc(__version__)}</p>"
         f"<nav>{nav}</nav></header>\n<main>\n"
         + "\n".join(part for part in sections if part)
@@ -455,13 +498,25 @@ def _key_numbers(run: RunResults, particles: pd.DataFrame, overall: SummaryStati
     n_images = len(_image_ids(particles, run.images))
     n_errors = 0 if run.errors is None else len(run.errors)
     n_samples = particles["sample"].nunique() if len(particles) else 0
-    n_separated = int(particles["separated"].fillna(False).astype(bool).sum()) if "separated" in particles.columns else None
+    n_separated = (
+        int(particles["separated"].fillna(False).astype(bool).sum())
+        if "separated" in particles.columns
+        else None
+    )
     cards = [
         ("Images", f"{n_images}", f"{n_errors} with errors" if n_errors else "no errors"),
-        ("Particles measured", f"{len(particles)}", f"{n_separated} from separation" if n_separated is not None else ""),
+        (
+            "Particles measured",
+            f"{len(particles)}",
+            f"{n_separated} from separation" if n_separated is not None else "",
+        ),
         ("Samples", f"{n_samples}", ""),
     ]
-    for column, label in (("equivalent_diameter_nm", "Equivalent diameter"), ("min_feret_nm", "Min Feret"), ("max_feret_nm", "Max Feret")):
+    for column, label in (
+        ("equivalent_diameter_nm", "Equivalent diameter"),
+        ("min_feret_nm", "Min Feret"),
+        ("max_feret_nm", "Max Feret"),
+    ):
         if column in particles.columns:
             row = _distribution_row(overall, column)
             extra = (
@@ -471,7 +526,9 @@ def _key_numbers(run: RunResults, particles: pd.DataFrame, overall: SummaryStati
             )
             cards.append((label, format_mean_std(particles[column].to_numpy(dtype=float)), extra))
     if "circularity" in particles.columns:
-        cards.append(("Circularity", format_mean_std(particles["circularity"].to_numpy(dtype=float), ""), ""))
+        cards.append(
+            ("Circularity", format_mean_std(particles["circularity"].to_numpy(dtype=float), ""), "")
+        )
     if len(overall.nanomaterial):
         nano = overall.nanomaterial.iloc[0]
         share = nano["share_in_range"]
@@ -500,12 +557,39 @@ def _statistics_tables(per_sample: SummaryStatistics) -> str:
     table = per_sample.distributions.copy()
     if not len(table):
         return "<p>No particles were measured.</p>"
-    table["Quantity"] = [f"{label} [{unit}]" if unit else label for label, unit in zip(table["label"], table["unit"], strict=True)]
-    table["Mean ± std"] = [mean_std_text(mean, std) for mean, std in zip(table["mean"], table["std"], strict=True)]
+    table["Quantity"] = [
+        f"{label} [{unit}]" if unit else label
+        for label, unit in zip(table["label"], table["unit"], strict=True)
+    ]
+    table["Mean ± std"] = [
+        mean_std_text(mean, std) for mean, std in zip(table["mean"], table["std"], strict=True)
+    ]
     table["95% CI of mean"] = _interval_text(table["mean_ci_low"], table["mean_ci_high"])
     table["95% CI of median"] = _interval_text(table["median_ci_low"], table["median_ci_high"])
-    shown = table[["sample", "Quantity", "count", "Mean ± std", "95% CI of mean", "median", "95% CI of median", "d10", "d50", "d90"]]
-    shown = shown.rename(columns={"sample": "Sample", "count": "N", "median": "Median", "d10": "D10", "d50": "D50", "d90": "D90"})
+    shown = table[
+        [
+            "sample",
+            "Quantity",
+            "count",
+            "Mean ± std",
+            "95% CI of mean",
+            "median",
+            "95% CI of median",
+            "d10",
+            "d50",
+            "d90",
+        ]
+    ]
+    shown = shown.rename(
+        columns={
+            "sample": "Sample",
+            "count": "N",
+            "median": "Median",
+            "d10": "D10",
+            "d50": "D50",
+            "d90": "D90",
+        }
+    )
     parts = [
         "<p>All statistics are by number. D10/D50/D90: 10/50/90 % of particles are smaller. "
         "Confidence intervals: percentile bootstrap.</p>",
@@ -518,8 +602,13 @@ def _statistics_tables(per_sample: SummaryStatistics) -> str:
                 "Sample": nano["sample"],
                 "Particles": nano["n_measured"],
                 "Min Feret in 1–100 nm": nano["n_in_range"],
-                "Share by number": [f"{share:.1%}" if np.isfinite(share) else "n/a" for share in nano["share_in_range"]],
-                "Nanomaterial (≥ 50%)": ["yes" if flag else "no" for flag in nano["is_nanomaterial"]],
+                "Share by number": [
+                    f"{share:.1%}" if np.isfinite(share) else "n/a"
+                    for share in nano["share_in_range"]
+                ],
+                "Nanomaterial (≥ 50%)": [
+                    "yes" if flag else "no" for flag in nano["is_nanomaterial"]
+                ],
             }
         )
         parts.append(
@@ -543,7 +632,10 @@ def mean_std_text(mean: float, std: float) -> str:
 
 
 def _interval_text(low: Iterable[float], high: Iterable[float]) -> list[str]:
-    return [f"{a:.4g}–{b:.4g}" if np.isfinite(a) and np.isfinite(b) else "n/a" for a, b in zip(low, high, strict=True)]
+    return [
+        f"{a:.4g}–{b:.4g}" if np.isfinite(a) and np.isfinite(b) else "n/a"
+        for a, b in zip(low, high, strict=True)
+    ]
 
 
 def _figures_html(figures: Sequence[EmbeddedFigure]) -> str:
@@ -560,12 +652,19 @@ def _figure_html(figure: EmbeddedFigure) -> str:
     )
 
 
-def _images_html(particles: pd.DataFrame, run: RunResults, image_figures: Sequence[EmbeddedFigure]) -> str:
+def _images_html(
+    particles: pd.DataFrame, run: RunResults, image_figures: Sequence[EmbeddedFigure]
+) -> str:
     parts = []
     if len(particles) or run.images is not None:
         table = per_image_sheet(particles, run.images)
         if run.images is not None:
-            quality = [column for column in run.images.columns if column.startswith("quality") or column in ("mean_margin", "uncertain_fraction", "out_of_distribution")]
+            quality = [
+                column
+                for column in run.images.columns
+                if column.startswith("quality")
+                or column in ("mean_margin", "uncertain_fraction", "out_of_distribution")
+            ]
             if quality:
                 extra = run.images[["image_id", *quality]].rename(columns={"image_id": "Image"})
                 table = table.merge(extra, on="Image", how="left")
@@ -586,7 +685,9 @@ def _excluded_html(excluded: pd.DataFrame | None) -> str:
         return "<p>No regions were excluded.</p>"
     if "reason" in excluded.columns:
         counts = excluded.groupby("reason", dropna=False).size().rename("Regions").reset_index()
-        return "<p>Segmented regions that were not measured, by reason.</p>" + _table_html(counts.rename(columns={"reason": "Reason"}))
+        return "<p>Segmented regions that were not measured, by reason.</p>" + _table_html(
+            counts.rename(columns={"reason": "Reason"})
+        )
     return _table_html(excluded, collapsible_after=30)
 
 
@@ -595,19 +696,25 @@ def _errors_html(errors: pd.DataFrame | None) -> str:
         return "<p>No errors table was written.</p>"
     if not len(errors):
         return '<p class="ok">No image failed.</p>'
-    return f"<p>{len(errors)} image(s) could not be analysed.</p>" + _table_html(errors, collapsible_after=30)
+    return f"<p>{len(errors)} image(s) could not be analysed.</p>" + _table_html(
+        errors, collapsible_after=30
+    )
 
 
 def _manifest_html(manifest: Mapping[str, Any] | None) -> str:
     if manifest is None:
         return "<p>No manifest.</p>"
-    scalars = {key: value for key, value in manifest.items() if not isinstance(value, Mapping | list)}
+    scalars = {
+        key: value for key, value in manifest.items() if not isinstance(value, Mapping | list)
+    }
     keys = [key for key in MANIFEST_SECTIONS if key in manifest] + [
         key for key in manifest if key not in MANIFEST_SECTIONS and key not in scalars
     ]
     parts = [f"<h3>Run</h3>{_value_html(scalars)}"] if scalars else []
     for key in keys:
-        parts.append(f"<h3>{_esc(str(key).replace('_', ' ').capitalize())}</h3>{_value_html(manifest[key])}")
+        parts.append(
+            f"<h3>{_esc(str(key).replace('_', ' ').capitalize())}</h3>{_value_html(manifest[key])}"
+        )
     parts.append(
         "<details><summary>Raw manifest.json</summary><pre>"
         + _esc(json.dumps(manifest, indent=2, default=str))
@@ -621,14 +728,23 @@ def _value_html(value: Any) -> str:
         flat = _flatten(value)
         if not flat:
             return "<p>(empty)</p>"
-        rows = "".join(f"<tr><th>{_esc(key)}</th><td>{_esc(_scalar_text(item))}</td></tr>" for key, item in flat.items())
+        rows = "".join(
+            f"<tr><th>{_esc(key)}</th><td>{_esc(_scalar_text(item))}</td></tr>"
+            for key, item in flat.items()
+        )
         return f'<table class="kv">{rows}</table>'
     if isinstance(value, list):
         if value and all(isinstance(item, Mapping) for item in value):
             frame = pd.DataFrame([_flatten(item) for item in value])
             return _table_html(frame, collapsible_after=MAX_LIST_ROWS)
-        items = "".join(f"<li><code>{_esc(_scalar_text(item))}</code></li>" for item in value[:MAX_LIST_ROWS])
-        more = f"<li>… and {len(value) - MAX_LIST_ROWS} more</li>" if len(value) > MAX_LIST_ROWS else ""
+        items = "".join(
+            f"<li><code>{_esc(_scalar_text(item))}</code></li>" for item in value[:MAX_LIST_ROWS]
+        )
+        more = (
+            f"<li>… and {len(value) - MAX_LIST_ROWS} more</li>"
+            if len(value) > MAX_LIST_ROWS
+            else ""
+        )
         return f"<ul>{items}{more}</ul>"
     return f"<p><code>{_esc(_scalar_text(value))}</code></p>"
 
@@ -660,7 +776,9 @@ def _notes_html(notes: Sequence[str], figures_dir: Path) -> str:
 
 def _table_html(frame: pd.DataFrame, *, collapsible_after: int | None = None) -> str:
     display = frame.copy()
-    display.columns = [PARTICLE_COLUMN_LABELS.get(str(column), str(column)) for column in display.columns]
+    display.columns = [
+        PARTICLE_COLUMN_LABELS.get(str(column), str(column)) for column in display.columns
+    ]
     for column in display.columns:
         display[column] = [_cell_text(value) for value in display[column]]
     body = display.to_html(index=False, escape=True, border=0, classes="data")

@@ -170,7 +170,9 @@ def display_image(axis: Axes, image: np.ndarray) -> None:
     axis.set_axis_off()
 
 
-def overlay_mask(axis: Axes, mask: np.ndarray, colour: str = MASK_COLOUR, alpha: float = 0.45) -> None:
+def overlay_mask(
+    axis: Axes, mask: np.ndarray, colour: str = MASK_COLOUR, alpha: float = 0.45
+) -> None:
     """Overlay a boolean mask as a translucent colour (subsampled like the image)."""
     mask = np.asarray(mask, dtype=bool)
     step = max(1, math.ceil(max(mask.shape) / DISPLAY_MAX_PIXELS))
@@ -445,8 +447,15 @@ def plot_particle_gallery(
         for axis in axes_row:
             axis.set_axis_off()
         axes_row[0].text(
-            -0.08, 0.5, title, transform=axes_row[0].transAxes, rotation=90,
-            ha="right", va="center", fontsize=10, fontweight="bold",
+            -0.08,
+            0.5,
+            title,
+            transform=axes_row[0].transAxes,
+            rotation=90,
+            ha="right",
+            va="center",
+            fontsize=10,
+            fontweight="bold",
         )
         for axis, row in zip(axes_row, rows.itertuples(index=False), strict=False):
             cells.setdefault(str(row.image_id), []).append((axis, row))
@@ -474,7 +483,10 @@ def _draw_gallery_cell(axis: Axes, record: ImageRecord, row: object, padding: fl
     crop = np.asarray(record.image[r0:r1, c0:c1], dtype=float)
     low, high = np.percentile(crop, [0.5, 99.5]) if crop.size else (0.0, 1.0)
     axis.imshow(
-        crop, cmap="gray", vmin=low, vmax=max(high, low + 1e-9),
+        crop,
+        cmap="gray",
+        vmin=low,
+        vmax=max(high, low + 1e-9),
         extent=(c0 - 0.5, c1 - 0.5, r1 - 0.5, r0 - 0.5),
     )
     particle_id = int(getattr(row, "particle_id", -1))
@@ -488,8 +500,13 @@ def _draw_gallery_cell(axis: Axes, record: ImageRecord, row: object, padding: fl
     else:
         axis.add_patch(
             Rectangle(
-                (min_col - 0.5, min_row - 0.5), max_col - min_col, max_row - min_row,
-                facecolor="none", edgecolor=colour, lw=1.0, ls="--",
+                (min_col - 0.5, min_row - 0.5),
+                max_col - min_col,
+                max_row - min_row,
+                facecolor="none",
+                edgecolor=colour,
+                lw=1.0,
+                ls="--",
             )
         )
     axis.set_xlim(c0 - 0.5, c1 - 0.5)
@@ -500,6 +517,7 @@ def _draw_gallery_cell(axis: Axes, record: ImageRecord, row: object, padding: fl
         f"{record.image_id} #{particle_id}\nd={diameter:.3g} nm, cvx={convexity:.2f}",
         fontsize=7,
     )
+
 
 # --------------------------------------------------------------------------- internals
 
@@ -523,7 +541,10 @@ def _inside(pixel: tuple[int, int], shape: tuple[int, ...]) -> bool:
 
 
 def _bbox(row: object) -> tuple[int, int, int, int] | None:
-    values = [getattr(row, name, None) for name in ("bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col")]
+    values = [
+        getattr(row, name, None)
+        for name in ("bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col")
+    ]
     if any(value is None or not np.isfinite(value) for value in values):
         return None
     return tuple(int(value) for value in values)  # type: ignore[return-value]
@@ -584,7 +605,9 @@ def _separation_zones(
         union = np.zeros_like(count, dtype=bool)
         for crop, (row0, col0) in members:
             placed = np.zeros_like(union)
-            placed[row0 - top : row0 - top + crop.shape[0], col0 - left : col0 - left + crop.shape[1]] = crop
+            placed[
+                row0 - top : row0 - top + crop.shape[0], col0 - left : col0 - left + crop.shape[1]
+            ] = crop
             union |= placed
             count += ndimage.binary_dilation(placed)
         zone = (count >= 2) & union
@@ -602,7 +625,9 @@ def _outline_legend(outlines: ParticleOutlines) -> list[object]:
         handles.append(
             Line2D([], [], color=SEPARATED_COLOUR, lw=1.2, ls="--", label="separated (box only)")
         )
-    handles.append(Line2D([], [], color=SEPARATION_LINE_COLOUR, lw=1.5, label="separation line / overlap"))
+    handles.append(
+        Line2D([], [], color=SEPARATION_LINE_COLOUR, lw=1.5, label="separation line / overlap")
+    )
     handles.append(
         Patch(facecolor="none", edgecolor=EXCLUDED_COLOUR, hatch="////", label="not measured")
     )

@@ -223,7 +223,9 @@ def recompute_particle_crops(
 
     if record.mask is None:
         raise ValueError(f"image {record.image_id} has no stored mask")
-    table = analyze_mask(record.mask, record.pixel_size_nm, options=options, image_id=record.image_id)
+    table = analyze_mask(
+        record.mask, record.pixel_size_nm, options=options, image_id=record.image_id
+    )
     recomputed = table.particles.set_index("particle_id")
     crops_by_id = {int(crop.particle_id): crop for crop in table.masks}
     tolerance_nm = 0.5 * min(record.pixel_size_nm)

@@ -141,9 +141,7 @@ def assign_samples(
     return result
 
 
-def _sources_per_particle(
-    particles: pd.DataFrame, images: pd.DataFrame | None
-) -> pd.Series | None:
+def _sources_per_particle(particles: pd.DataFrame, images: pd.DataFrame | None) -> pd.Series | None:
     if "source" in particles.columns:
         return particles["source"].astype(str)
     if (
@@ -151,7 +149,9 @@ def _sources_per_particle(
         and "image_id" in particles.columns
         and {"image_id", "source"} <= set(images.columns)
     ):
-        lookup = dict(zip(images["image_id"].astype(str), images["source"].astype(str), strict=False))
+        lookup = dict(
+            zip(images["image_id"].astype(str), images["source"].astype(str), strict=False)
+        )
         mapped = particles["image_id"].astype(str).map(lookup)
         if mapped.notna().any():
             return mapped.fillna("")

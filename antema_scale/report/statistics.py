@@ -202,9 +202,7 @@ def _interval_from_samples(
     )
 
 
-def bootstrap_means(
-    columns: np.ndarray, n_resamples: int, rng: np.random.Generator
-) -> np.ndarray:
+def bootstrap_means(columns: np.ndarray, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
     """Means of bootstrap resamples of particles, for several quantities at once.
 
     Every resample draws particles (rows) with replacement; its draw counts per particle
@@ -396,7 +394,9 @@ def summary_statistics(
     KeyError
         If a grouping column or a requested quantity is missing from ``df``.
     """
-    by_columns: tuple[str, ...] = () if by is None else ((by,) if isinstance(by, str) else tuple(by))
+    by_columns: tuple[str, ...] = (
+        () if by is None else ((by,) if isinstance(by, str) else tuple(by))
+    )
     missing = [column for column in by_columns if column not in df.columns]
     if missing:
         raise KeyError(f"grouping column(s) {missing} not in the particle table")
@@ -438,9 +438,7 @@ def summary_statistics(
                     "is_nanomaterial": criterion.is_nanomaterial,
                 }
             )
-    distributions = pd.DataFrame(
-        distribution_rows, columns=[*by_columns, *DISTRIBUTION_COLUMNS]
-    )
+    distributions = pd.DataFrame(distribution_rows, columns=[*by_columns, *DISTRIBUTION_COLUMNS])
     distributions["count"] = distributions["count"].astype(int)
     nanomaterial = pd.DataFrame(nano_rows, columns=[*by_columns, *NANOMATERIAL_COLUMNS])
     return SummaryStatistics(distributions, nanomaterial, by_columns)
@@ -455,7 +453,9 @@ def _joint_intervals(
         raise ValueError(f"confidence must lie strictly between 0 and 1, got {confidence}")
     if n_resamples < 1:
         raise ValueError(f"n_resamples must be at least 1, got {n_resamples}")
-    complete = [name for name, values in columns.items() if values.size >= 2 and np.isfinite(values).all()]
+    complete = [
+        name for name, values in columns.items() if values.size >= 2 and np.isfinite(values).all()
+    ]
     if not complete:
         return {}
     rng = np.random.default_rng(seed)

@@ -116,11 +116,15 @@ def mean_values_sheet(particles: pd.DataFrame) -> pd.DataFrame:
             {
                 "Quantity": PARTICLE_COLUMN_LABELS[column],
                 "Mean": float(values.mean()) if len(values) else float("nan"),
-                "Standard deviation": float(values.std(ddof=1)) if len(values) > 1 else float("nan"),
+                "Standard deviation": float(values.std(ddof=1))
+                if len(values) > 1
+                else float("nan"),
                 "Number of particles": int(len(values)),
             }
         )
-    return pd.DataFrame(rows, columns=["Quantity", "Mean", "Standard deviation", "Number of particles"])
+    return pd.DataFrame(
+        rows, columns=["Quantity", "Mean", "Standard deviation", "Number of particles"]
+    )
 
 
 def per_image_sheet(particles: pd.DataFrame, images: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -11,16 +11,26 @@ import numpy as np
 
 #: A 3 x 5 bitmap font: rows top to bottom, "1" = ink.
 _GLYPHS: dict[str, tuple[str, ...]] = {
-    "0": ("111", "101", "101", "101", "111"), "1": ("010", "110", "010", "010", "111"),
-    "2": ("111", "001", "111", "100", "111"), "3": ("111", "001", "111", "001", "111"),
-    "4": ("101", "101", "111", "001", "001"), "5": ("111", "100", "111", "001", "111"),
-    "6": ("111", "100", "111", "101", "111"), "7": ("111", "001", "001", "001", "001"),
-    "8": ("111", "101", "111", "101", "111"), "9": ("111", "101", "111", "001", "111"),
-    "n": ("000", "110", "101", "101", "101"), "m": ("000", "110", "111", "101", "101"),
-    "a": ("000", "111", "011", "101", "111"), "b": ("100", "100", "111", "101", "111"),
-    "c": ("000", "111", "100", "100", "111"), "d": ("001", "001", "111", "101", "111"),
-    ".": ("000", "000", "000", "000", "010"), " ": ("000", "000", "000", "000", "000"),
-    "(": ("010", "100", "100", "100", "010"), ")": ("010", "001", "001", "001", "010"),
+    "0": ("111", "101", "101", "101", "111"),
+    "1": ("010", "110", "010", "010", "111"),
+    "2": ("111", "001", "111", "100", "111"),
+    "3": ("111", "001", "111", "001", "111"),
+    "4": ("101", "101", "111", "001", "001"),
+    "5": ("111", "100", "111", "001", "111"),
+    "6": ("111", "100", "111", "101", "111"),
+    "7": ("111", "001", "001", "001", "001"),
+    "8": ("111", "101", "111", "101", "111"),
+    "9": ("111", "101", "111", "001", "111"),
+    "n": ("000", "110", "101", "101", "101"),
+    "m": ("000", "110", "111", "101", "101"),
+    "a": ("000", "111", "011", "101", "111"),
+    "b": ("100", "100", "111", "101", "111"),
+    "c": ("000", "111", "100", "100", "111"),
+    "d": ("001", "001", "111", "101", "111"),
+    ".": ("000", "000", "000", "000", "010"),
+    " ": ("000", "000", "000", "000", "000"),
+    "(": ("010", "100", "100", "100", "010"),
+    ")": ("010", "001", "001", "001", "010"),
 }
 
 
@@ -58,7 +68,11 @@ def add_annotations(image: np.ndarray, rng: np.random.Generator, pixel_size_nm: 
     rows, cols = image.shape
     lo, hi = np.percentile(image[:: max(rows // 128, 1), :: max(cols // 128, 1)], [0.5, 99.5])
     span = max(hi - lo, 1e-6)
-    ink, paper = (hi + 0.2 * span, lo - 0.1 * span) if rng.random() < 0.5 else (lo - 0.2 * span, hi + 0.1 * span)
+    ink, paper = (
+        (hi + 0.2 * span, lo - 0.1 * span)
+        if rng.random() < 0.5
+        else (lo - 0.2 * span, hi + 0.1 * span)
+    )
     scale = max(1, int(round(min(rows, cols) * rng.uniform(0.006, 0.012))))
     length_nm = scale_bar_length_nm(cols * pixel_size_nm)
     length_px = max(int(round(length_nm / pixel_size_nm)), 4)
@@ -74,8 +88,13 @@ def add_annotations(image: np.ndarray, rng: np.random.Generator, pixel_size_nm: 
         box = np.ones((height + 2 * pad, width + 2 * pad), dtype=bool)
         _paste(image, box, max(top - pad, 0), max(left - pad, 0), paper)
     _paste(image, label, top, left + (width - label.shape[1]) // 2, ink)
-    _paste(image, np.ones((bar_height, length_px), dtype=bool), top + label.shape[0] + 2 * scale,
-           left + (width - length_px) // 2, ink)
+    _paste(
+        image,
+        np.ones((bar_height, length_px), dtype=bool),
+        top + label.shape[0] + 2 * scale,
+        left + (width - length_px) // 2,
+        ink,
+    )
     if rng.random() < 0.5:  # panel letter in the top-left corner
         letter = text_bitmap(str(rng.choice(["(a)", "(b)", "(c)", "(d)", "a", "b"])), scale + 1)
         _paste(image, letter, margin, margin, ink)

@@ -163,7 +163,9 @@ class SynthConfig:
         if not np.isfinite(self.pixel_size_nm) or self.pixel_size_nm <= 0:
             raise ValueError(f"pixel_size_nm must be a positive number, got {self.pixel_size_nm}")
         if not self.shapes or any(s not in SHAPES for s in self.shapes):
-            raise ValueError(f"shapes must be a non-empty mix of {sorted(SHAPES)}, got {self.shapes}")
+            raise ValueError(
+                f"shapes must be a non-empty mix of {sorted(SHAPES)}, got {self.shapes}"
+            )
         if any(w < 0 for w in self.shapes.values()) or sum(self.shapes.values()) <= 0:
             raise ValueError(f"shape weights must be >= 0 with a positive sum, got {self.shapes}")
         if self.diameter_mean_nm <= 0 or self.diameter_spread < 0:

@@ -292,7 +292,10 @@ class Backdrop:
         """The part of a larger backdrop seen by a frame whose corner is at (row, col) px."""
         sl = (slice(row, row + shape[0]), slice(col, col + shape[1]))
         return Backdrop(
-            self.texture[sl], self.support[sl], self.absorption, self.phase_per_nm,
+            self.texture[sl],
+            self.support[sl],
+            self.absorption,
+            self.phase_per_nm,
             None if self.vacuum is None else self.vacuum[sl],
             None if self.rim is None else self.rim[sl],
         )
@@ -410,7 +413,9 @@ def render_haadf(
     texture = np.float32(0.06 * config.carbon_texture) * backdrop.texture
     if backdrop.vacuum is not None and backdrop.rim is not None:
         # vacuum scatters almost nothing to the annular detector; the film edge is thicker
-        support = support * (1.0 - np.float32(0.85) * backdrop.vacuum) + np.float32(0.4) * backdrop.rim
+        support = (
+            support * (1.0 - np.float32(0.85) * backdrop.vacuum) + np.float32(0.4) * backdrop.rim
+        )
         texture = texture * (1.0 - backdrop.vacuum)
     expected = np.clip(support + texture, 0.05, None) + np.float32(backdrop.absorption) * signal
     if config.blur_px > 0:

@@ -39,7 +39,9 @@ def lognormal_diameters(
     return rng.lognormal(mu, np.sqrt(sigma2), size=n)
 
 
-def draw_particle_specs(config: SynthConfig, rng: np.random.Generator, n: int) -> list[ParticleSpec]:
+def draw_particle_specs(
+    config: SynthConfig, rng: np.random.Generator, n: int
+) -> list[ParticleSpec]:
     """Draw ``n`` particle geometries (centres at 0) from the configuration's distributions.
 
     Parameters
@@ -105,9 +107,7 @@ def draw_particle_specs(config: SynthConfig, rng: np.random.Generator, n: int) -
     return specs
 
 
-def _count_for_area_fraction(
-    config: SynthConfig, rng: np.random.Generator
-) -> int:
+def _count_for_area_fraction(config: SynthConfig, rng: np.random.Generator) -> int:
     """Number of particles whose expected equivalent area covers ``area_fraction``."""
     if config.n_particles is not None:
         return int(config.n_particles)
@@ -158,13 +158,21 @@ class _Placed:
 
 
 def _inside_field(
-    ys: np.ndarray, xs: np.ndarray, r_bound: float, extent_nm: tuple[float, float],
-    margin_nm: float, border_particles: bool,
+    ys: np.ndarray,
+    xs: np.ndarray,
+    r_bound: float,
+    extent_nm: tuple[float, float],
+    margin_nm: float,
+    border_particles: bool,
 ) -> np.ndarray:
     """Which candidate centres keep the particle acceptable w.r.t. the image border."""
     if border_particles:
-        return (ys > -0.5 * r_bound) & (ys < extent_nm[0] + 0.5 * r_bound) & (
-            xs > -0.5 * r_bound) & (xs < extent_nm[1] + 0.5 * r_bound)
+        return (
+            (ys > -0.5 * r_bound)
+            & (ys < extent_nm[0] + 0.5 * r_bound)
+            & (xs > -0.5 * r_bound)
+            & (xs < extent_nm[1] + 0.5 * r_bound)
+        )
     lo = r_bound + margin_nm
     return (ys > lo) & (ys < extent_nm[0] - lo) & (xs > lo) & (xs < extent_nm[1] - lo)
 
@@ -173,7 +181,9 @@ def _raft_sites(
     config: SynthConfig, rng: np.random.Generator, n: int, extent_nm: tuple[float, float]
 ) -> np.ndarray:
     """Hexagonal lattice sites (nm) inside blob-shaped domains, best-first, for rafts."""
-    spacing = config.diameter_mean_nm * (1.0 + 1.5 * config.diameter_spread + rng.uniform(0.04, 0.25))
+    spacing = config.diameter_mean_nm * (
+        1.0 + 1.5 * config.diameter_spread + rng.uniform(0.04, 0.25)
+    )
     theta = rng.uniform(0.0, np.pi / 3.0)
     reach = np.hypot(*extent_nm)
     n_a = int(reach / spacing) + 2
@@ -221,7 +231,12 @@ def draw_hole(config: SynthConfig, rng: np.random.Generator) -> Hole | None:
     side = int(rng.integers(4))
     along = rng.uniform(0.1, 0.9)
     reach = rng.uniform(0.3, 1.5) * max(h, w)
-    cy, cx = [(-reach, along * w), (h + reach, along * w), (along * h, -reach), (along * h, w + reach)][side]
+    cy, cx = [
+        (-reach, along * w),
+        (h + reach, along * w),
+        (along * h, -reach),
+        (along * h, w + reach),
+    ][side]
     gy, gx = np.meshgrid(np.linspace(0, h, 48), np.linspace(0, w, 48), indexing="ij")
     distance = np.sort(np.hypot(gy - cy, gx - cx).ravel())
     radius = float(distance[min(int(config.holes * distance.size), distance.size - 1)])
@@ -269,14 +284,27 @@ def place_particles(
         rb, re = spec.bounding_radius_nm, spec.equivalent_radius_nm
         position = None
         if placed.n and rng.random() < rule.fraction:
-            position = _partner_position(placed, rb, re, rule.depth_min, rule.depth_max, rng, extent, px, config.border_particles)
-        if position is not None and hole is not None and hole.contains(
-            np.array([position[0]]), np.array([position[1]]), -0.5 * rb
-        ).any():
+            position = _partner_position(
+                placed,
+                rb,
+                re,
+                rule.depth_min,
+                rule.depth_max,
+                rng,
+                extent,
+                px,
+                config.border_particles,
+            )
+        if (
+            position is not None
+            and hole is not None
+            and hole.contains(np.array([position[0]]), np.array([position[1]]), -0.5 * rb).any()
+        ):
             position = None
         if position is None:
-            position = _free_position(config, placed, rb, rng, extent, px, sites, cluster_centres,
-                                      cluster_sigma, hole)
+            position = _free_position(
+                config, placed, rb, rng, extent, px, sites, cluster_centres, cluster_sigma, hole
+            )
         if position is None:
             continue
         y, x = position
@@ -286,8 +314,15 @@ def place_particles(
 
 
 def _partner_position(
-    placed: _Placed, rb: float, re: float, depth_min: float, depth_max: float,
-    rng: np.random.Generator, extent: tuple[float, float], px: float, border_particles: bool,
+    placed: _Placed,
+    rb: float,
+    re: float,
+    depth_min: float,
+    depth_max: float,
+    rng: np.random.Generator,
+    extent: tuple[float, float],
+    px: float,
+    border_particles: bool,
 ) -> tuple[float, float] | None:
     """A centre against a random placed partner at a drawn overlap depth, or None."""
     partner = int(rng.integers(placed.n))
@@ -321,9 +356,16 @@ def _first_acceptable(
 
 
 def _free_position(
-    config: SynthConfig, placed: _Placed, rb: float, rng: np.random.Generator,
-    extent: tuple[float, float], px: float, sites: np.ndarray | None,
-    cluster_centres: np.ndarray, cluster_sigma: float, hole: Hole | None = None,
+    config: SynthConfig,
+    placed: _Placed,
+    rb: float,
+    rng: np.random.Generator,
+    extent: tuple[float, float],
+    px: float,
+    sites: np.ndarray | None,
+    cluster_centres: np.ndarray,
+    cluster_sigma: float,
+    hole: Hole | None = None,
 ) -> tuple[float, float] | None:
     """A centre where the bounding circle clears every placed particle by 1 px, or None."""
     if config.arrangement == "rafts" and sites is not None and placed.n < len(sites):
@@ -354,7 +396,10 @@ def _free_position(
 
 def _disc(radius_nm: float, y: float, x: float, thickness_ratio: float = 1.0) -> ParticleSpec:
     return ParticleSpec(
-        shape="sphere", center_y_nm=y, center_x_nm=x, radius_nm=radius_nm,
+        shape="sphere",
+        center_y_nm=y,
+        center_x_nm=x,
+        radius_nm=radius_nm,
         thickness_nm=2.0 * radius_nm * thickness_ratio,
     )
 
@@ -410,8 +455,13 @@ def disc_intersection_area(ra: float, rb: float, d: float) -> float:
 
 
 def pair_specs(
-    diameter_nm: float, overlap: float, *, center_nm: tuple[float, float],
-    angle_rad: float = 0.0, kind: str = "linear", diameter_b_nm: float | None = None,
+    diameter_nm: float,
+    overlap: float,
+    *,
+    center_nm: tuple[float, float],
+    angle_rad: float = 0.0,
+    kind: str = "linear",
+    diameter_b_nm: float | None = None,
 ) -> list[ParticleSpec]:
     """Two discs at an exact overlap, centred on ``center_nm`` (nm)."""
     ra = diameter_nm / 2.0
@@ -423,8 +473,14 @@ def pair_specs(
 
 
 def chain_specs(
-    n: int, diameter_nm: float, overlap: float, *, center_nm: tuple[float, float],
-    angle_rad: float = 0.0, kind: str = "linear", bend_rad: float = 0.0,
+    n: int,
+    diameter_nm: float,
+    overlap: float,
+    *,
+    center_nm: tuple[float, float],
+    angle_rad: float = 0.0,
+    kind: str = "linear",
+    bend_rad: float = 0.0,
     rng: np.random.Generator | None = None,
 ) -> list[ParticleSpec]:
     """``n`` equal discs in a chain, each overlapping the next by ``overlap``.
@@ -445,8 +501,13 @@ def chain_specs(
 
 
 def cluster_specs(
-    n: int, diameter_nm: float, overlap: float, *, center_nm: tuple[float, float],
-    rng: np.random.Generator, kind: str = "linear",
+    n: int,
+    diameter_nm: float,
+    overlap: float,
+    *,
+    center_nm: tuple[float, float],
+    rng: np.random.Generator,
+    kind: str = "linear",
 ) -> list[ParticleSpec]:
     """``n`` equal discs in a compact cluster: each touches a previous one at ``overlap``.
 

@@ -208,8 +208,12 @@ def generate_micrograph(config: SynthConfig, seed: int) -> SyntheticMicrograph:
 
 
 def _pairs_on_grid(
-    config: SynthConfig, rng: np.random.Generator, n: int, diameter_nm: float,
-    overlap: float, overlap_kind: str,
+    config: SynthConfig,
+    rng: np.random.Generator,
+    n: int,
+    diameter_nm: float,
+    overlap: float,
+    overlap_kind: str,
 ) -> list[ParticleSpec]:
     """``n`` pairs at the given overlap, one per cell of a grid, random orientations."""
     rows, cols = config.shape
@@ -225,8 +229,13 @@ def _pairs_on_grid(
     for k in range(n):
         r, c = divmod(k, n_cols)
         centre = ((r + 0.5) * cell, (c + 0.5) * cell)
-        specs += pair_specs(diameter_nm, overlap, center_nm=centre,
-                            angle_rad=float(rng.uniform(0.0, np.pi)), kind=overlap_kind)
+        specs += pair_specs(
+            diameter_nm,
+            overlap,
+            center_nm=centre,
+            angle_rad=float(rng.uniform(0.0, np.pi)),
+            kind=overlap_kind,
+        )
     return specs
 
 
@@ -289,7 +298,5 @@ def generate_scene(
     elif kind == "pairs":
         specs = _pairs_on_grid(config, rng, n, diameter_nm, overlap, overlap_kind)
     else:
-        raise ValueError(
-            f"scene kind must be 'pair', 'pairs', 'chain' or 'cluster', got {kind!r}"
-        )
+        raise ValueError(f"scene kind must be 'pair', 'pairs', 'chain' or 'cluster', got {kind!r}")
     return render_scene(config, specs, rng, seed=seed)

@@ -39,7 +39,12 @@ from antema_scale.synth.shapes import ParticleSpec
 
 #: Columns of the movie events table.
 MOVIE_EVENT_COLUMNS: tuple[str, ...] = (
-    "event", "frame", "time_s", "particle_id", "related_particle_ids", "cause",
+    "event",
+    "frame",
+    "time_s",
+    "particle_id",
+    "related_particle_ids",
+    "cause",
 )
 
 _MERGE_DEPTH = 0.3
@@ -116,21 +121,42 @@ class SyntheticMovie:
 
 
 def _scaled(spec: ParticleSpec, radius_factor: float) -> ParticleSpec:
-    return replace(spec, radius_nm=spec.radius_nm * radius_factor,
-                   thickness_nm=spec.thickness_nm * radius_factor)
+    return replace(
+        spec,
+        radius_nm=spec.radius_nm * radius_factor,
+        thickness_nm=spec.thickness_nm * radius_factor,
+    )
 
 
-def _event(rows: list[dict[str, object]], kind: str, frame: int, dt: float, pid: int,
-           related: list[int], cause: str) -> None:
-    rows.append({
-        "event": kind, "frame": frame, "time_s": frame * dt, "particle_id": pid,
-        "related_particle_ids": ";".join(str(r) for r in related), "cause": cause,
-    })
+def _event(
+    rows: list[dict[str, object]],
+    kind: str,
+    frame: int,
+    dt: float,
+    pid: int,
+    related: list[int],
+    cause: str,
+) -> None:
+    rows.append(
+        {
+            "event": kind,
+            "frame": frame,
+            "time_s": frame * dt,
+            "particle_id": pid,
+            "related_particle_ids": ";".join(str(r) for r in related),
+            "cause": cause,
+        }
+    )
 
 
 def _ripen(
-    alive: dict[int, _Particle], growth: float, ostwald: float, r_min: float,
-    frame: int, dt: float, events: list[dict[str, object]],
+    alive: dict[int, _Particle],
+    growth: float,
+    ostwald: float,
+    r_min: float,
+    frame: int,
+    dt: float,
+    events: list[dict[str, object]],
 ) -> None:
     """Grow / ripen every particle by one frame; dissolve the ones that vanish."""
     if not alive:
@@ -149,7 +175,10 @@ def _ripen(
 
 
 def _coalesce(
-    alive: dict[int, _Particle], approach: float, frame: int, dt: float,
+    alive: dict[int, _Particle],
+    approach: float,
+    frame: int,
+    dt: float,
     events: list[dict[str, object]],
 ) -> None:
     """Let close neighbours approach and merge those that overlap deeply."""
@@ -168,10 +197,16 @@ def _coalesce(
                 step = min(approach, d)
                 wa, wb = rb**3 / (ra**3 + rb**3), ra**3 / (ra**3 + rb**3)
                 ux, uy = dx / d, dy / d
-                alive[a].spec = replace(pa, center_y_nm=pa.center_y_nm + uy * step * wa,
-                                        center_x_nm=pa.center_x_nm + ux * step * wa)
-                alive[b].spec = replace(pb, center_y_nm=pb.center_y_nm - uy * step * wb,
-                                        center_x_nm=pb.center_x_nm - ux * step * wb)
+                alive[a].spec = replace(
+                    pa,
+                    center_y_nm=pa.center_y_nm + uy * step * wa,
+                    center_x_nm=pa.center_x_nm + ux * step * wa,
+                )
+                alive[b].spec = replace(
+                    pb,
+                    center_y_nm=pb.center_y_nm - uy * step * wb,
+                    center_x_nm=pb.center_x_nm - ux * step * wb,
+                )
                 d -= step
             if 1.0 - d / (ra + rb) < _MERGE_DEPTH:
                 continue
@@ -191,7 +226,10 @@ def _coalesce(
 
 
 def generate_movie(
-    config: SynthConfig, n_frames: int, seed: int, *,
+    config: SynthConfig,
+    n_frames: int,
+    seed: int,
+    *,
     drift_nm_per_frame: tuple[float, float] | None = None,
     growth_nm_per_frame: float = 0.0,
     ostwald_rate: float = 0.02,
@@ -249,11 +287,23 @@ def generate_movie(
         drift_nm_per_frame = (0.5 * px * np.sin(theta), 0.5 * px * np.cos(theta))
     velocity = np.asarray(drift_nm_per_frame, dtype=float)
     jitter = 0.2 * px if jitter_nm is None else float(jitter_nm)
-    approach = 0.05 * config.diameter_mean_nm if approach_nm_per_frame is None else float(approach_nm_per_frame)
+    approach = (
+        0.05 * config.diameter_mean_nm
+        if approach_nm_per_frame is None
+        else float(approach_nm_per_frame)
+    )
     r_min = max(0.3, px)
 
-    drift = np.cumsum(np.vstack([np.zeros(2), np.tile(velocity, (n_frames - 1, 1))
-                                 + rng.normal(0.0, 0.1 * px, size=(n_frames - 1, 2))]), axis=0)
+    drift = np.cumsum(
+        np.vstack(
+            [
+                np.zeros(2),
+                np.tile(velocity, (n_frames - 1, 1))
+                + rng.normal(0.0, 0.1 * px, size=(n_frames - 1, 2)),
+            ]
+        ),
+        axis=0,
+    )
     margin = int(np.ceil(np.abs(drift).max() / px)) + 2
     backdrop = draw_backdrop(config, imaging_rng, (rows + 2 * margin, cols + 2 * margin))
 
@@ -261,7 +311,10 @@ def generate_movie(
     # Looks come from the dynamics stream (as when seeded movies were first published in
     # tests); draw_looks must keep its number of draws per particle to keep them stable.
     looks = draw_looks(rng, len(specs), config.mode)
-    alive = {i + 1: _Particle(spec, look, 0) for i, (spec, look) in enumerate(zip(specs, looks, strict=True))}
+    alive = {
+        i + 1: _Particle(spec, look, 0)
+        for i, (spec, look) in enumerate(zip(specs, looks, strict=True))
+    }
     next_id = len(alive) + 1
     events: list[dict[str, object]] = []
     micrographs: list[SyntheticMicrograph] = []
@@ -270,28 +323,53 @@ def generate_movie(
             _ripen(alive, growth_nm_per_frame, ostwald_rate, r_min, frame, frame_interval_s, events)
             for p in alive.values():
                 step = rng.normal(0.0, jitter, size=2)
-                p.spec = replace(p.spec, center_y_nm=p.spec.center_y_nm + step[0],
-                                 center_x_nm=p.spec.center_x_nm + step[1])
+                p.spec = replace(
+                    p.spec,
+                    center_y_nm=p.spec.center_y_nm + step[0],
+                    center_x_nm=p.spec.center_x_nm + step[1],
+                )
             _coalesce(alive, approach, frame, frame_interval_s, events)
             for _ in range(int(rng.poisson(appearance_rate))):
-                seedling = place_particles(config.with_(n_particles=1, overlap="none",
-                                                        diameter_mean_nm=max(2.5 * r_min, 0.4 * config.diameter_mean_nm)), rng)
+                seedling = place_particles(
+                    config.with_(
+                        n_particles=1,
+                        overlap="none",
+                        diameter_mean_nm=max(2.5 * r_min, 0.4 * config.diameter_mean_nm),
+                    ),
+                    rng,
+                )
                 if not seedling:
                     continue
-                spec = replace(seedling[0], center_y_nm=seedling[0].center_y_nm - drift[frame, 0],
-                               center_x_nm=seedling[0].center_x_nm - drift[frame, 1])
+                spec = replace(
+                    seedling[0],
+                    center_y_nm=seedling[0].center_y_nm - drift[frame, 0],
+                    center_x_nm=seedling[0].center_x_nm - drift[frame, 1],
+                )
                 alive[next_id] = _Particle(spec, draw_looks(rng, 1, config.mode)[0], frame)
                 _event(events, "appearance", frame, frame_interval_s, next_id, [], "nucleation")
                 next_id += 1
         ids = sorted(alive)
-        frame_specs = [replace(alive[i].spec, center_y_nm=alive[i].spec.center_y_nm + drift[frame, 0],
-                               center_x_nm=alive[i].spec.center_x_nm + drift[frame, 1]) for i in ids]
+        frame_specs = [
+            replace(
+                alive[i].spec,
+                center_y_nm=alive[i].spec.center_y_nm + drift[frame, 0],
+                center_x_nm=alive[i].spec.center_x_nm + drift[frame, 1],
+            )
+            for i in ids
+        ]
         shift = np.rint(drift[frame] / px).astype(int)
         window = backdrop.window(margin - int(shift[0]), margin - int(shift[1]), (rows, cols))
-        micrographs.append(render_scene(
-            config, frame_specs, imaging_rng, seed=seed, looks=[alive[i].look for i in ids],
-            backdrop=window, particle_ids=ids,
-        ))
+        micrographs.append(
+            render_scene(
+                config,
+                frame_specs,
+                imaging_rng,
+                seed=seed,
+                looks=[alive[i].look for i in ids],
+                backdrop=window,
+                particle_ids=ids,
+            )
+        )
     return SyntheticMovie(
         micrographs=micrographs,
         frame_interval_s=float(frame_interval_s),
@@ -300,9 +378,12 @@ def generate_movie(
         config=config,
         seed=seed,
         parameters={
-            "drift_y_nm_per_frame": float(velocity[0]), "drift_x_nm_per_frame": float(velocity[1]),
-            "growth_nm_per_frame": float(growth_nm_per_frame), "ostwald_rate": float(ostwald_rate),
-            "approach_nm_per_frame": approach, "appearance_rate": float(appearance_rate),
+            "drift_y_nm_per_frame": float(velocity[0]),
+            "drift_x_nm_per_frame": float(velocity[1]),
+            "growth_nm_per_frame": float(growth_nm_per_frame),
+            "ostwald_rate": float(ostwald_rate),
+            "approach_nm_per_frame": approach,
+            "appearance_rate": float(appearance_rate),
             "jitter_nm": jitter,
         },
     )

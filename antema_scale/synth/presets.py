@@ -51,13 +51,19 @@ def _common(rng: np.random.Generator) -> dict[str, float | bool]:
 def ultrasmall_hrtem(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig:
     """Ultrasmall (1-2.5 nm) gold in bright field at poor SNR, as in the paper's Fig. 4/7."""
     return SynthConfig(
-        mode="hrtem", image_size=shape, pixel_size_nm=_log_uniform(rng, 0.04, 0.15),
+        mode="hrtem",
+        image_size=shape,
+        pixel_size_nm=_log_uniform(rng, 0.04, 0.15),
         shapes=_shape_mix(rng, {"sphere": 1.0, "irregular": 0.5}),
-        diameter_mean_nm=float(rng.uniform(1.0, 2.5)), diameter_spread=float(rng.uniform(0.15, 0.35)),
-        area_fraction=float(rng.uniform(0.03, 0.2)), overlap=_overlap(rng),
+        diameter_mean_nm=float(rng.uniform(1.0, 2.5)),
+        diameter_spread=float(rng.uniform(0.15, 0.35)),
+        area_fraction=float(rng.uniform(0.03, 0.2)),
+        overlap=_overlap(rng),
         arrangement=str(rng.choice(["random", "clustered"])),
-        dose=_log_uniform(rng, 30.0, 500.0), contrast=float(rng.uniform(0.5, 1.2)),
-        carbon_texture=float(rng.uniform(0.8, 1.8)), defocus=float(rng.uniform(0.3, 2.5)),
+        dose=_log_uniform(rng, 30.0, 500.0),
+        contrast=float(rng.uniform(0.5, 1.2)),
+        carbon_texture=float(rng.uniform(0.8, 1.8)),
+        defocus=float(rng.uniform(0.3, 2.5)),
         **_common(rng),
     )
 
@@ -65,12 +71,18 @@ def ultrasmall_hrtem(rng: np.random.Generator, shape: tuple[int, int]) -> SynthC
 def lattice_hrtem(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig:
     """High-resolution TEM (0.01-0.08 nm/px): resolved lattice fringes, 2-15 nm particles."""
     return SynthConfig(
-        mode="hrtem", image_size=shape, pixel_size_nm=_log_uniform(rng, 0.01, 0.08),
+        mode="hrtem",
+        image_size=shape,
+        pixel_size_nm=_log_uniform(rng, 0.01, 0.08),
         shapes=_shape_mix(rng, {"sphere": 1.0, "octahedron": 0.4, "irregular": 0.4}),
-        diameter_mean_nm=_log_uniform(rng, 2.0, 15.0), diameter_spread=float(rng.uniform(0.1, 0.3)),
-        area_fraction=float(rng.uniform(0.05, 0.3)), overlap=_overlap(rng),
-        dose=_log_uniform(rng, 100.0, 2000.0), contrast=float(rng.uniform(0.4, 1.3)),
-        carbon_texture=float(rng.uniform(0.5, 1.5)), defocus=float(rng.uniform(0.2, 2.0)),
+        diameter_mean_nm=_log_uniform(rng, 2.0, 15.0),
+        diameter_spread=float(rng.uniform(0.1, 0.3)),
+        area_fraction=float(rng.uniform(0.05, 0.3)),
+        overlap=_overlap(rng),
+        dose=_log_uniform(rng, 100.0, 2000.0),
+        contrast=float(rng.uniform(0.4, 1.3)),
+        carbon_texture=float(rng.uniform(0.5, 1.5)),
+        defocus=float(rng.uniform(0.2, 2.0)),
         **_common(rng),
     )
 
@@ -79,14 +91,19 @@ def colloid_tem(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig
     """Conventional TEM of colloids (0.1-2 nm/px), 5-150 nm particles of many shapes."""
     favourite = str(rng.choice(["sphere", "cube", "rod", "octahedron", "prism", "ellipsoid"]))
     return SynthConfig(
-        mode="hrtem", image_size=shape, pixel_size_nm=_log_uniform(rng, 0.1, 2.0),
+        mode="hrtem",
+        image_size=shape,
+        pixel_size_nm=_log_uniform(rng, 0.1, 2.0),
         shapes=_shape_mix(rng, {favourite: 1.0}),
         diameter_mean_nm=1.0,  # replaced below so that particles span 6-120 px
         diameter_spread=float(rng.uniform(0.05, 0.3)),
-        area_fraction=float(rng.uniform(0.05, 0.45)), overlap=_overlap(rng),
+        area_fraction=float(rng.uniform(0.05, 0.45)),
+        overlap=_overlap(rng),
         arrangement=str(rng.choice(["random", "clustered", "rafts"])),
-        dose=_log_uniform(rng, 50.0, 5000.0), contrast=float(rng.uniform(0.5, 1.5)),
-        carbon_texture=float(rng.uniform(0.2, 1.0)), defocus=float(rng.uniform(0.0, 1.5)),
+        dose=_log_uniform(rng, 50.0, 5000.0),
+        contrast=float(rng.uniform(0.5, 1.5)),
+        carbon_texture=float(rng.uniform(0.2, 1.0)),
+        defocus=float(rng.uniform(0.0, 1.5)),
         thickness_ratio=float(rng.uniform(0.3, 1.0)),
         **_common(rng),
     )
@@ -95,13 +112,20 @@ def colloid_tem(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig
 def haadf_film(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig:
     """HAADF-STEM of close-packed films of ~10 nm particles (like ../shared/data/haadf-films)."""
     return SynthConfig(
-        mode="haadf", image_size=shape, pixel_size_nm=_log_uniform(rng, 0.15, 0.6),
+        mode="haadf",
+        image_size=shape,
+        pixel_size_nm=_log_uniform(rng, 0.15, 0.6),
         shapes=_shape_mix(rng, {"sphere": 1.0}),
-        diameter_mean_nm=float(rng.uniform(5.0, 14.0)), diameter_spread=float(rng.uniform(0.04, 0.15)),
-        area_fraction=float(rng.uniform(0.3, 0.55)), overlap=str(rng.choice(["none", "low", "medium"])),
-        arrangement="rafts", profile_exponent=float(rng.uniform(0.15, 0.4)),
-        dose=_log_uniform(rng, 20.0, 400.0), contrast=float(rng.uniform(0.6, 1.5)),
-        carbon_texture=float(rng.uniform(0.5, 1.5)), scan_noise=float(rng.uniform(0.0, 0.03)),
+        diameter_mean_nm=float(rng.uniform(5.0, 14.0)),
+        diameter_spread=float(rng.uniform(0.04, 0.15)),
+        area_fraction=float(rng.uniform(0.3, 0.55)),
+        overlap=str(rng.choice(["none", "low", "medium"])),
+        arrangement="rafts",
+        profile_exponent=float(rng.uniform(0.15, 0.4)),
+        dose=_log_uniform(rng, 20.0, 400.0),
+        contrast=float(rng.uniform(0.6, 1.5)),
+        carbon_texture=float(rng.uniform(0.5, 1.5)),
+        scan_noise=float(rng.uniform(0.0, 0.03)),
         detector_offset=float(rng.choice([0.0, rng.uniform(100.0, 5000.0)])),
         **(_common(rng) | {"blur_px": float(rng.uniform(0.8, 1.8))}),
     )
@@ -110,12 +134,18 @@ def haadf_film(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig:
 def atomic_haadf(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig:
     """Atomic-resolution HAADF (0.01-0.06 nm/px): visible columns, 1.5-8 nm particles."""
     return SynthConfig(
-        mode="haadf", image_size=shape, pixel_size_nm=_log_uniform(rng, 0.01, 0.06),
+        mode="haadf",
+        image_size=shape,
+        pixel_size_nm=_log_uniform(rng, 0.01, 0.06),
         shapes=_shape_mix(rng, {"sphere": 1.0, "octahedron": 0.5}),
-        diameter_mean_nm=_log_uniform(rng, 1.5, 8.0), diameter_spread=float(rng.uniform(0.1, 0.3)),
-        area_fraction=float(rng.uniform(0.05, 0.3)), overlap=_overlap(rng),
-        dose=_log_uniform(rng, 5.0, 200.0), contrast=float(rng.uniform(0.4, 1.4)),
-        carbon_texture=float(rng.uniform(0.5, 1.5)), scan_noise=float(rng.uniform(0.0, 0.05)),
+        diameter_mean_nm=_log_uniform(rng, 1.5, 8.0),
+        diameter_spread=float(rng.uniform(0.1, 0.3)),
+        area_fraction=float(rng.uniform(0.05, 0.3)),
+        overlap=_overlap(rng),
+        dose=_log_uniform(rng, 5.0, 200.0),
+        contrast=float(rng.uniform(0.4, 1.4)),
+        carbon_texture=float(rng.uniform(0.5, 1.5)),
+        scan_noise=float(rng.uniform(0.0, 0.05)),
         **_common(rng),
     )
 
@@ -123,15 +153,20 @@ def atomic_haadf(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfi
 def haadf_overview(rng: np.random.Generator, shape: tuple[int, int]) -> SynthConfig:
     """HAADF overview (0.1-2 nm/px), dispersed or clustered particles, ultrasmall to large."""
     return SynthConfig(
-        mode="haadf", image_size=shape, pixel_size_nm=_log_uniform(rng, 0.1, 2.0),
+        mode="haadf",
+        image_size=shape,
+        pixel_size_nm=_log_uniform(rng, 0.1, 2.0),
         shapes=_shape_mix(rng, {"sphere": 1.0, "irregular": 0.3}),
         diameter_mean_nm=1.0,  # replaced below so that particles span 4-100 px
         diameter_spread=float(rng.uniform(0.1, 0.35)),
-        area_fraction=float(rng.uniform(0.03, 0.35)), overlap=_overlap(rng),
+        area_fraction=float(rng.uniform(0.03, 0.35)),
+        overlap=_overlap(rng),
         arrangement=str(rng.choice(["random", "clustered"])),
         profile_exponent=float(rng.uniform(0.2, 0.5)),
-        dose=_log_uniform(rng, 5.0, 500.0), contrast=float(rng.uniform(0.3, 1.5)),
-        carbon_texture=float(rng.uniform(0.3, 1.5)), scan_noise=float(rng.uniform(0.0, 0.03)),
+        dose=_log_uniform(rng, 5.0, 500.0),
+        contrast=float(rng.uniform(0.3, 1.5)),
+        carbon_texture=float(rng.uniform(0.3, 1.5)),
+        scan_noise=float(rng.uniform(0.0, 0.03)),
         **_common(rng),
     )
 
@@ -168,8 +203,11 @@ def preset_config(
 
 
 def random_config(
-    rng: np.random.Generator, *, mode: str | None = None,
-    image_size: int | tuple[int, int] = 512, overlap: str | None = None,
+    rng: np.random.Generator,
+    *,
+    mode: str | None = None,
+    image_size: int | tuple[int, int] = 512,
+    overlap: str | None = None,
 ) -> SynthConfig:
     """A varied, realistic configuration: a random family, then random knobs within it.
 

@@ -75,9 +75,21 @@ TRUTH_COLUMNS: tuple[str, ...] = (
 
 #: Columns taken from the particle analysis's own measurement of each truth mask.
 _MEASURED_COLUMNS: tuple[str, ...] = (
-    "area_nm2", "equivalent_diameter_nm", "min_feret_nm", "max_feret_nm", "aspect_ratio",
-    "perimeter_nm", "circularity", "convexity", "solidity", "centroid_y_nm", "centroid_x_nm",
-    "bbox_min_row", "bbox_min_col", "bbox_max_row", "bbox_max_col",
+    "area_nm2",
+    "equivalent_diameter_nm",
+    "min_feret_nm",
+    "max_feret_nm",
+    "aspect_ratio",
+    "perimeter_nm",
+    "circularity",
+    "convexity",
+    "solidity",
+    "centroid_y_nm",
+    "centroid_x_nm",
+    "bbox_min_row",
+    "bbox_min_col",
+    "bbox_max_row",
+    "bbox_max_col",
 )
 
 
@@ -138,9 +150,7 @@ def measure_crop(crop: ParticleCrop, pixel_size_nm: float) -> dict[str, float | 
     that truth and measurement use the very same definitions.
     """
     measured = measure_particle(crop.mask, crop.offset, (pixel_size_nm, pixel_size_nm))
-    return {"area_px": int(crop.mask.sum())} | {
-        key: measured[key] for key in _MEASURED_COLUMNS
-    }
+    return {"area_px": int(crop.mask.sum())} | {key: measured[key] for key in _MEASURED_COLUMNS}
 
 
 def overlapping_pairs(crops: list[ParticleCrop]) -> list[tuple[int, int, int]]:
@@ -244,8 +254,12 @@ def truth_table(
         rows.append(row)
     table = pd.DataFrame(rows, columns=list(TRUTH_COLUMNS))
     if n == 0:
-        numeric = {c: float for c in _MEASURED_COLUMNS} | {"area_px": np.int64, "n_overlaps": np.int64,
-                                                           "overlap_area_nm2": float}
-        table = table.astype(numeric | {"overlaps": bool, "touches_border": bool,
-                                        "particle_id": np.int64})
+        numeric = {c: float for c in _MEASURED_COLUMNS} | {
+            "area_px": np.int64,
+            "n_overlaps": np.int64,
+            "overlap_area_nm2": float,
+        }
+        table = table.astype(
+            numeric | {"overlaps": bool, "touches_border": bool, "particle_id": np.int64}
+        )
     return table

@@ -52,10 +52,14 @@ MODES_OR_MIXED: tuple[str, ...] = ("hrtem", "haadf", "mixed")
 def _check_formats(formats: Sequence[str]) -> None:
     unknown = [f for f in formats if f not in IMAGE_FORMATS]
     if unknown or not formats:
-        raise ValueError(f"image formats must be a non-empty subset of {IMAGE_FORMATS}, got {list(formats)}")
+        raise ValueError(
+            f"image formats must be a non-empty subset of {IMAGE_FORMATS}, got {list(formats)}"
+        )
 
 
-def write_hdf5_image(path: Path, data: np.ndarray, pixel_size_nm: float, attrs: dict[str, object] | None = None) -> Path:
+def write_hdf5_image(
+    path: Path, data: np.ndarray, pixel_size_nm: float, attrs: dict[str, object] | None = None
+) -> Path:
     """Write ``data`` (2-D or frames x 2-D) as HDF5 ``data`` with ``scale``/``scale_unit``."""
     with h5py.File(path, "w") as h5:
         dataset = h5.create_dataset("data", data=data, compression="gzip", compression_opts=1)
@@ -72,8 +76,11 @@ def write_imagej_tiff(path: Path, data: np.ndarray, pixel_size_nm: float) -> Pat
     if data.ndim == 3:
         metadata["axes"] = "TYX"
     tifffile.imwrite(
-        path, np.asarray(data, dtype=np.float32), imagej=True,
-        resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm), metadata=metadata,
+        path,
+        np.asarray(data, dtype=np.float32),
+        imagej=True,
+        resolution=(1.0 / pixel_size_nm, 1.0 / pixel_size_nm),
+        metadata=metadata,
     )
     return path
 
@@ -83,8 +90,13 @@ def write_particle_crops(path: Path, crops: Sequence[ParticleCrop], ids: Sequenc
     shapes = np.array([c.mask.shape for c in crops], dtype=np.int64).reshape(-1, 2)
     offsets = np.array([c.offset for c in crops], dtype=np.int64).reshape(-1, 2)
     flat = np.concatenate([c.mask.ravel() for c in crops]) if crops else np.zeros(0, bool)
-    np.savez_compressed(path, ids=np.asarray(ids, dtype=np.int64), offsets=offsets,
-                        shapes=shapes, masks=flat.astype(bool))
+    np.savez_compressed(
+        path,
+        ids=np.asarray(ids, dtype=np.int64),
+        offsets=offsets,
+        shapes=shapes,
+        masks=flat.astype(bool),
+    )
     return path
 
 
@@ -96,8 +108,11 @@ def read_particle_crops(path: str | Path) -> tuple[list[int], list[ParticleCrop]
     start = 0
     for (h, w), (r, c) in zip(shapes, offsets, strict=True):
         size = int(h * w)
-        crops.append(ParticleCrop(mask=flat[start : start + size].reshape(int(h), int(w)),
-                                  offset=(int(r), int(c))))
+        crops.append(
+            ParticleCrop(
+                mask=flat[start : start + size].reshape(int(h), int(w)), offset=(int(r), int(c))
+            )
+        )
         start += size
     return [int(i) for i in ids], crops
 
@@ -110,8 +125,12 @@ def _write_zarr(store_path: Path, image: object, image_id: str) -> None:
 
 
 def write_micrograph(
-    micrograph: SyntheticMicrograph, directory: str | Path, stem: str, *,
-    formats: Sequence[str] = ("h5",), zarr_store: str | Path | None = None,
+    micrograph: SyntheticMicrograph,
+    directory: str | Path,
+    stem: str,
+    *,
+    formats: Sequence[str] = ("h5",),
+    zarr_store: str | Path | None = None,
     separate_folders: bool = True,
 ) -> dict[str, Path]:
     """Write one synthetic micrograph and its truth files.
@@ -144,9 +163,15 @@ def write_micrograph(
     px = micrograph.pixel_size_nm
     written: dict[str, Path] = {}
     if "h5" in formats:
-        written["h5"] = write_hdf5_image(images_dir / f"{stem}.h5", micrograph.image, px,
-                                         {"synthetic_mode": micrograph.mode,
-                                          "synthetic_seed": -1 if micrograph.seed is None else micrograph.seed})
+        written["h5"] = write_hdf5_image(
+            images_dir / f"{stem}.h5",
+            micrograph.image,
+            px,
+            {
+                "synthetic_mode": micrograph.mode,
+                "synthetic_seed": -1 if micrograph.seed is None else micrograph.seed,
+            },
+        )
     if "tif" in formats:
         written["tif"] = write_imagej_tiff(images_dir / f"{stem}.tif", micrograph.image, px)
     if "zarr" in formats:
@@ -164,8 +189,9 @@ def write_micrograph(
         written["mask"] = truth_dir / f"{stem}_mask.npz"
         np.savez_compressed(written["mask"], mask=micrograph.mask)
     truth = micrograph.truth
-    written["particles"] = write_particle_crops(truth_dir / f"{stem}_particles.npz",
-                                                micrograph.particles, list(truth["particle_id"]))
+    written["particles"] = write_particle_crops(
+        truth_dir / f"{stem}_particles.npz", micrograph.particles, list(truth["particle_id"])
+    )
     written["truth"] = truth_dir / f"{stem}_truth.csv"
     truth.to_csv(written["truth"], index=False)
     return written
@@ -186,13 +212,21 @@ def _subfolders(out: Path, separate_images: bool = True) -> tuple[Path, Path, Pa
 
 
 def _dataset_config(
-    index: int, seed: int, mode: str, config: SynthConfig | None,
-    image_size: int | tuple[int, int], overlap: str | None,
+    index: int,
+    seed: int,
+    mode: str,
+    config: SynthConfig | None,
+    image_size: int | tuple[int, int],
+    overlap: str | None,
 ) -> SynthConfig:
     image_mode = ("hrtem", "haadf")[index % 2] if mode == "mixed" else mode
     if config is None:
-        return random_config(np.random.default_rng([seed, index]), mode=image_mode,
-                             image_size=image_size, overlap=overlap)
+        return random_config(
+            np.random.default_rng([seed, index]),
+            mode=image_mode,
+            image_size=image_size,
+            overlap=overlap,
+        )
     changes: dict[str, object] = {"mode": image_mode}
     if overlap is not None:
         changes["overlap"] = overlap
@@ -200,9 +234,16 @@ def _dataset_config(
 
 
 def write_dataset(
-    directory: str | Path, n: int, *, config: SynthConfig | None = None, seed: int = 0,
-    mode: str = "mixed", image_size: int | tuple[int, int] = 512, overlap: str | None = None,
-    formats: Sequence[str] = ("h5",), zarr_store: str | Path | None = None,
+    directory: str | Path,
+    n: int,
+    *,
+    config: SynthConfig | None = None,
+    seed: int = 0,
+    mode: str = "mixed",
+    image_size: int | tuple[int, int] = 512,
+    overlap: str | None = None,
+    formats: Sequence[str] = ("h5",),
+    zarr_store: str | Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
     """Write ``n`` synthetic micrographs with truth into ``directory``.
@@ -252,15 +293,25 @@ def write_dataset(
         truth = mic.truth.copy()
         truth.insert(0, "image_id", stem)
         truths.append(truth)
-        images.append({
-            "image_id": stem, "mode": image_config.mode, "seed": image_seed,
-            "pixel_size_nm": mic.pixel_size_nm, "height": mic.image.shape[0],
-            "width": mic.image.shape[1], "n_particles": len(truth),
-            "n_overlapping": int(truth["overlaps"].sum()),
-            **{f"{kind}_file": str(path.relative_to(out)) if path.is_relative_to(out) else str(path)
-               for kind, path in written.items()},
-            "config": json.dumps(image_config.to_dict()),
-        })
+        images.append(
+            {
+                "image_id": stem,
+                "mode": image_config.mode,
+                "seed": image_seed,
+                "pixel_size_nm": mic.pixel_size_nm,
+                "height": mic.image.shape[0],
+                "width": mic.image.shape[1],
+                "n_particles": len(truth),
+                "n_overlapping": int(truth["overlaps"].sum()),
+                **{
+                    f"{kind}_file": str(path.relative_to(out))
+                    if path.is_relative_to(out)
+                    else str(path)
+                    for kind, path in written.items()
+                },
+                "config": json.dumps(image_config.to_dict()),
+            }
+        )
         if progress is not None:
             progress(i + 1)
     index = pd.DataFrame(images)
@@ -269,16 +320,29 @@ def write_dataset(
     all_truth.to_csv(out / "truth.csv", index=False)
     if len(all_truth):
         all_truth.to_parquet(out / "truth.parquet", index=False)
-    (out / "manifest.json").write_text(json.dumps({
-        "generator": "antema_scale.synth", "n_images": n, "seed": seed, "mode": mode,
-        "formats": list(formats), "overlap": overlap,
-        "fixed_config": None if config is None else config.to_dict(),
-    }, indent=2))
+    (out / "manifest.json").write_text(
+        json.dumps(
+            {
+                "generator": "antema_scale.synth",
+                "n_images": n,
+                "seed": seed,
+                "mode": mode,
+                "formats": list(formats),
+                "overlap": overlap,
+                "fixed_config": None if config is None else config.to_dict(),
+            },
+            indent=2,
+        )
+    )
     return index
 
 
 def write_movie(
-    movie: SyntheticMovie, directory: str | Path, stem: str, *, formats: Sequence[str] = ("h5",),
+    movie: SyntheticMovie,
+    directory: str | Path,
+    stem: str,
+    *,
+    formats: Sequence[str] = ("h5",),
     zarr_store: str | Path | None = None,
 ) -> dict[str, Path]:
     """Write a movie as a 3-D stack (frame, y, x) plus its truth tables.
@@ -297,8 +361,9 @@ def write_movie(
     px = movie.pixel_size_nm
     written: dict[str, Path] = {}
     if "h5" in formats:
-        written["h5"] = write_hdf5_image(images_dir / f"{stem}.h5", frames, px,
-                                         {"frame_interval_s": movie.frame_interval_s})
+        written["h5"] = write_hdf5_image(
+            images_dir / f"{stem}.h5", frames, px, {"frame_interval_s": movie.frame_interval_s}
+        )
     if "tif" in formats:
         written["tif"] = write_imagej_tiff(images_dir / f"{stem}.tif", frames, px)
     if "zarr" in formats:
@@ -307,21 +372,35 @@ def write_movie(
         store = Path(zarr_store) if zarr_store is not None else out / "images.zarr"
         n, rows, cols = frames.shape
         image = xr.DataArray(
-            frames, dims=("frame", "y", "x"),
-            coords={"frame": np.arange(n), "y": np.arange(rows) * px, "x": np.arange(cols) * px,
-                    "time": ("frame", np.arange(n) * movie.frame_interval_s)},
-            attrs={"pixel_size_nm": px, "pixel_size_nm_y": px, "pixel_size_nm_x": px,
-                   "units_original": "nm", "source": str(images_dir / stem), "format": "synthetic",
-                   "sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
-                   "pixel_size_origin": "synthetic"},
+            frames,
+            dims=("frame", "y", "x"),
+            coords={
+                "frame": np.arange(n),
+                "y": np.arange(rows) * px,
+                "x": np.arange(cols) * px,
+                "time": ("frame", np.arange(n) * movie.frame_interval_s),
+            },
+            attrs={
+                "pixel_size_nm": px,
+                "pixel_size_nm_y": px,
+                "pixel_size_nm_x": px,
+                "units_original": "nm",
+                "source": str(images_dir / stem),
+                "format": "synthetic",
+                "sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
+                "pixel_size_origin": "synthetic",
+            },
         )
         _write_zarr(store, image, stem)
         written["zarr"] = store
     written["masks"] = truth_dir / f"{stem}_masks.npz"
     np.savez_compressed(written["masks"], masks=movie.masks)
     for frame, mic in enumerate(movie.micrographs):
-        write_particle_crops(truth_dir / f"{stem}_particles_{frame:04d}.npz", mic.particles,
-                             list(mic.truth["particle_id"]))
+        write_particle_crops(
+            truth_dir / f"{stem}_particles_{frame:04d}.npz",
+            mic.particles,
+            list(mic.truth["particle_id"]),
+        )
     written["tracks"] = truth_dir / f"{stem}_tracks.csv"
     movie.tracks.to_csv(written["tracks"], index=False)
     written["events"] = truth_dir / f"{stem}_events.csv"
