@@ -128,7 +128,7 @@ def test_parameter_hash_follows_scale_adaptation_of_the_network_only() -> None:
     )
     assert adapted != single
     assert adapted != parameter_hash(SegmentationSettings(segmenter="model", flips=1), options)
-    with pytest.raises(PipelineOptionError, match="flips must be 1, 2 or 4"):
+    with pytest.raises(PipelineOptionError, match="flips must be 1, 2, 4 or 8"):
         SegmentationSettings(segmenter="model", flips=3)
     assert parameter_hash(SegmentationSettings(segmenter="threshold"), options) == parameter_hash(
         SegmentationSettings(segmenter="threshold", scale_adaptation=False), options

@@ -288,6 +288,13 @@ def test_flip_averaging_unmirrors_every_view() -> None:
     torch.testing.assert_close(flip_averaged_logits(net, x, 2), (net(x) + mirrored) / 2)
     symmetric = _BrightIsParticle()
     torch.testing.assert_close(flip_averaged_logits(symmetric, x, 4), symmetric(x))
+    # 8 views: the transposed tile turns "right neighbour" into "lower neighbour"; mapped
+    # back, half of the views look along x (averaging as above) and half along y.
+    down = x - torch.roll(x, -1, dims=-2)
+    up = torch.flip(torch.flip(x, (-2,)) - torch.roll(torch.flip(x, (-2,)), -1, dims=-2), (-2,))
+    expected8 = (expected4 + (down + up) / 2) / 2
+    torch.testing.assert_close(flip_averaged_logits(net, x, 8), expected8)
+    torch.testing.assert_close(flip_averaged_logits(symmetric, x, 8), symmetric(x))
     with pytest.raises(ValueError, match="flips must be one of"):
         flip_averaged_logits(net, x, 3)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -59,11 +60,9 @@ def test_augmented_batch_shapes_and_mask_values() -> None:
     assert set(torch.unique(y).tolist()) <= {0.0, 1.0}
 
 
-def test_identity_augmentation_reproduces_the_crop() -> None:
-    image = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
-    mask = image > 2000
-    aug = Augmentation(
-        tile=64,
+def _identity_augmentation(**changes: Any) -> Augmentation:
+    """Augmentation that changes nothing, except ``changes``."""
+    fixed = dict(
         scale=(1.0, 1.0),
         rotate=False,
         flip=False,
@@ -73,6 +72,13 @@ def test_identity_augmentation_reproduces_the_crop() -> None:
         noise=0.0,
         invert=0.0,
     )
+    return Augmentation(**{**fixed, **changes})
+
+
+def test_identity_augmentation_reproduces_the_crop() -> None:
+    image = np.arange(64 * 64, dtype=np.float32).reshape(64, 64)
+    mask = image > 2000
+    aug = _identity_augmentation(tile=64)
     x, y = sample_batch([PreparedImage(image, mask, "a", "t")], 1, aug, np.random.default_rng(0))
     np.testing.assert_allclose(x[0, 0].numpy(), image, atol=1e-2)
     np.testing.assert_array_equal(y[0, 0].numpy() > 0.5, mask)
@@ -92,18 +98,7 @@ def test_smooth_background_has_the_amplitude_and_no_edges() -> None:
 def test_shading_adds_a_smooth_field_to_half_of_the_tiles() -> None:
     image = np.zeros((64, 64), dtype=np.float32)
     mask = np.zeros((64, 64), dtype=bool)
-    aug = Augmentation(
-        tile=64,
-        scale=(1.0, 1.0),
-        rotate=False,
-        flip=False,
-        whole_image=0.0,
-        contrast=(1.0, 1.0),
-        brightness=0.0,
-        noise=0.0,
-        invert=0.0,
-        shading=0.8,
-    )
+    aug = _identity_augmentation(tile=64, shading=0.8)
     x, y = sample_batch([PreparedImage(image, mask, "a", "t")], 40, aug, np.random.default_rng(2))
     peaks = x.abs().amax(dim=(1, 2, 3)).numpy()
     shaded = peaks > 1e-6

@@ -237,7 +237,7 @@ def register(app: typer.Typer) -> None:
         flips: Annotated[
             int,
             typer.Option(
-                help="Network: mirrored views averaged per tile, 4 | 2 | 1 (1 = fastest, ~4x less network time than 4).",
+                help="Network: mirrored views averaged per tile, 8 | 4 | 2 | 1 (1 = fastest, ~4x less network time than 4; 8 adds the transposed views, 2x the time of 4).",
                 rich_help_panel=_SEGMENTATION_PANEL,
             ),
         ] = 4,

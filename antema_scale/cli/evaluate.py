@@ -73,7 +73,7 @@ def register(app: typer.Typer) -> None:
         max_refine_zoom: float | None = typer.Option(
             None, help="Largest zoom of that second pass (default: the package's)."
         ),
-        flips: int = typer.Option(4, help="Mirrored views averaged per tile (network): 4 | 2 | 1."),
+        flips: int = typer.Option(4, help="Mirrored views averaged per tile (network): 8 | 4 | 2 | 1."),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         threads: int = typer.Option(2, help="torch CPU threads."),
         output: Annotated[
@@ -130,8 +130,8 @@ def register(app: typer.Typer) -> None:
             )
             if target < 0 or max_zoom < 1:
                 raise typer.BadParameter("need --refine-to-px >= 0 and --max-refine-zoom >= 1")
-            if flips not in (1, 2, 4):
-                raise typer.BadParameter(f"--flips must be 1, 2 or 4, got {flips}")
+            if flips not in (1, 2, 4, 8):
+                raise typer.BadParameter(f"--flips must be 1, 2, 4 or 8, got {flips}")
             segment = network_segmenter(
                 loaded,
                 batch_size=batch_size,

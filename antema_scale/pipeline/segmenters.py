@@ -72,7 +72,7 @@ class ModelSegmenter:
         Second pass on a finer grid for images of small particles (the default of
         :func:`antema_scale.segment.predict`); ``False``: one pass.
     flips : int
-        Mirrored views averaged per tile (4, 2 or 1).
+        Mirrored views averaged per tile (8, 4, 2 or 1).
     """
 
     def __init__(

@@ -75,7 +75,7 @@ class SegmentationSettings:
         Network only: segment images of small particles a second time on a finer grid
         (see :mod:`antema_scale.segment.inference`, *Scale adaptation*); the frames of a
         movie share one decision, taken from up to three sample frames.
-    flips : {4, 2, 1}
+    flips : {4, 8, 2, 1}
         Network only: mirrored views averaged per tile (*Flip averaging*; 1 = fastest).
     """
 
@@ -95,8 +95,8 @@ class SegmentationSettings:
             )
         if self.batch_size < 1:
             raise PipelineOptionError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.flips not in (1, 2, 4):
-            raise PipelineOptionError(f"flips must be 1, 2 or 4, got {self.flips}")
+        if self.flips not in (1, 2, 4, 8):
+            raise PipelineOptionError(f"flips must be 1, 2, 4 or 8, got {self.flips}")
         if self.frames_per_task < 1:
             raise PipelineOptionError(f"frames_per_task must be >= 1, got {self.frames_per_task}")
         if self.images_per_task < 1:

@@ -97,13 +97,17 @@ QUALITY_THRESHOLDS: dict[str, float] = {
 #: pixels, on a grid at most ``max_refine_zoom`` times finer. Chosen on the validation
 #: split (docs/MODEL_CARD.md).
 SCALE_ADAPTATION: dict[str, float] = {"target_diameter_px": 24.0, "max_refine_zoom": 2.0}
-#: Mirror axes of the views averaged by ``flips`` = 1, 2 or 4 (see the module docstring);
-#: axes of an ``(N, C, H, W)`` batch.
+#: Mirror axes of the views averaged by ``flips`` = 1, 2, 4 or 8 (see the module
+#: docstring); axes of an ``(N, C, H, W)`` batch. With 8, the four views are also run on
+#: the transposed tile (:data:`TRANSPOSED_VIEWS`): all eight symmetries of the square.
 FLIP_VIEWS: dict[int, tuple[tuple[int, ...], ...]] = {
     1: ((),),
     2: ((), (-2, -1)),
     4: ((), (-1,), (-2,), (-2, -1)),
+    8: ((), (-1,), (-2,), (-2, -1)),
 }
+#: View counts of :data:`FLIP_VIEWS` that also run every view on the transposed tile.
+TRANSPOSED_VIEWS = frozenset({8})
 #: Connected components smaller than this (working pixels) are ignored when the first
 #: pass's particle size is measured (isolated noise pixels).
 MIN_COMPONENT_AREA_PX = 4
@@ -182,18 +186,24 @@ def flip_averaged_logits(
 ) -> torch.Tensor:
     """Logits of ``batch`` averaged over the mirrored views of :data:`FLIP_VIEWS`.
 
-    Each view is mirrored, run and mirrored back, so the maps align pixel by pixel.
-    ``flips=1`` is the plain forward pass.
+    Each view is mirrored (and, for ``flips=8``, transposed), run and mapped back, so the
+    maps align pixel by pixel. ``flips=1`` is the plain forward pass.
     """
     _check_flips(flips)
     total = None
-    for axes in FLIP_VIEWS[flips]:
-        if axes:
-            logits = torch.flip(network(torch.flip(batch, axes)), axes).float()
-        else:
-            logits = network(batch).float()
-        total = logits if total is None else total + logits
-    return total / len(FLIP_VIEWS[flips])  # type: ignore[operator]
+    sources = [(batch, False)]
+    if flips in TRANSPOSED_VIEWS:
+        sources.append((batch.transpose(-2, -1), True))
+    for source, transposed in sources:
+        for axes in FLIP_VIEWS[flips]:
+            if axes:
+                logits = torch.flip(network(torch.flip(source, axes)), axes).float()
+            else:
+                logits = network(source).float()
+            if transposed:
+                logits = logits.transpose(-2, -1)
+            total = logits if total is None else total + logits
+    return total / (len(FLIP_VIEWS[flips]) * len(sources))  # type: ignore[operator]
 
 
 def predict_prepared(
@@ -223,7 +233,7 @@ def predict_prepared(
     device : torch.device or str
         Where to run.
     flips : int
-        Mirrored views averaged per tile: 1, 2 or 4 (:func:`flip_averaged_logits`).
+        Mirrored views averaged per tile: 1, 2, 4 or 8 (:func:`flip_averaged_logits`).
 
     Returns
     -------
@@ -327,6 +337,14 @@ def quality_signal(
     }
 
 
+def _network_pass(
+    model: SegmentationModel, works: list[np.ndarray], **tiling: int
+) -> list[np.ndarray]:
+    """:func:`predict_prepared` with the model's network on its device (``tile``,
+    ``overlap``, ``batch_size``, ``flips`` as keywords)."""
+    return predict_prepared(model.network, works, device=model.device, **tiling)
+
+
 def _prepare_all(
     images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float], model: SegmentationModel
 ) -> tuple[list[np.ndarray], list[float]]:
@@ -414,14 +432,8 @@ def predict(
     prepared, zooms = _prepare_all(images, pixel_sizes_nm, model)
 
     def run(works: list[np.ndarray]) -> list[np.ndarray]:
-        return predict_prepared(
-            model.network,
-            works,
-            tile=tile,
-            overlap=overlap,
-            batch_size=batch_size,
-            device=model.device,
-            flips=flips,
+        return _network_pass(
+            model, works, tile=tile, overlap=overlap, batch_size=batch_size, flips=flips
         )
 
     count = len(images)
@@ -505,14 +517,8 @@ def shared_refine_zoom(
         raise ValueError("shared_refine_zoom needs at least one image")
     _check_flips(flips)
     prepared, _ = _prepare_all(images, pixel_sizes_nm, model)
-    probabilities = predict_prepared(
-        model.network,
-        prepared,
-        tile=tile,
-        overlap=overlap,
-        batch_size=batch_size,
-        device=model.device,
-        flips=flips,
+    probabilities = _network_pass(
+        model, prepared, tile=tile, overlap=overlap, batch_size=batch_size, flips=flips
     )
     found = [d for d in map(median_particle_diameter_px, probabilities) if math.isfinite(d)]
     diameter = float(np.median(found)) if found else float("nan")
