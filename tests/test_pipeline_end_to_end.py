@@ -269,6 +269,30 @@ def test_bad_files_become_error_rows_and_good_ones_are_analysed(
     )
 
 
+def test_an_image_far_too_coarse_for_the_network_is_an_error_row(
+    client: Client, tmp_path: Path
+) -> None:
+    """87 nm/px (as a real EMD file in ../shared/data/formats): the network would have to
+    enlarge it 175x; it is refused with a clear message instead of exhausting the workers."""
+    folder = tmp_path / "in"
+    synthetic_folder(folder, 1, size=128)
+    write_h5(
+        folder / "overview.h5",
+        np.random.default_rng(2).random((128, 128)).astype(np.float32),
+        87.37,
+    )
+    settings = SegmentationSettings(device="cpu")
+    result = run_analysis(folder, tmp_path / "run", segmentation=settings, client=client)
+    assert list(result.images.image_id.str.startswith("particles_00")) == [True]
+    (error,) = result.errors.itertuples()
+    assert Path(error.source).name == "overview.h5"
+    assert (error.stage, error.error_type) == ("segment", "ValueError")
+    assert "175x coarser than the model's working range" in error.message
+    assert "--segmenter threshold" in error.message
+    threshold = run_analysis(folder, tmp_path / "threshold", segmentation=THRESHOLD, client=client)
+    assert threshold.ok and len(threshold.images) == 2
+
+
 def test_fail_fast_raises_with_the_first_error(
     mixed_folder: Path, client: Client, tmp_path: Path
 ) -> None:

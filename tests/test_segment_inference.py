@@ -137,6 +137,39 @@ def test_bad_input_raises_clear_errors(
         predict(tiny_model, [image], [pixel], batch_size=1)
 
 
+def test_far_too_coarse_images_are_refused_before_any_work(tiny_model: SegmentationModel) -> None:
+    # 87 nm/px (an EMD file in ../shared/data/formats): 109x enlargement onto 0.2-0.8 nm/px
+    with pytest.raises(
+        ValueError, match=r"image 0: pixel size 87.37 nm/px is 109x coarser"
+    ) as info:
+        predict(tiny_model, [np.ones((128, 128))], [87.37], batch_size=1)
+    assert "at most 16x (up to 12.8 nm/px)" in str(info.value)
+    assert "--segmenter threshold" in str(info.value)
+    # 16x is still allowed
+    (pred,) = predict(tiny_model, [np.ones((8, 8))], [12.8], target_diameter_px=None, flips=1)
+    assert pred.mask.shape == (8, 8) and pred.quality["zoom"] == pytest.approx(16.0)
+
+
+def test_working_grid_size_limit(
+    tiny_model: SegmentationModel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from antema_scale.segment import preprocess
+
+    monkeypatch.setattr(preprocess, "MAX_WORKING_PIXELS", 2 * 160 * 160)
+    assert preprocess.largest_zoom_factor((160, 160), 1.0) == pytest.approx(2**0.5)
+    assert preprocess.largest_zoom_factor((400, 400), 1.0) == pytest.approx(1.0)  # own size
+    # Enlargement past the limit is an error naming the size ...
+    with pytest.raises(ValueError, match="working grid would be 640 x 640 px"):
+        prepare_image(np.ones((160, 160)), 3.2, tiny_model.preprocessing)
+    # ... and the second pass is capped by it instead of refused.
+    image = _disks((160, 160), 8.0, 20).astype(np.float32)
+    model = SegmentationModel(_BrightIsParticle(), Preprocessing((0.2, 0.8), sigma_px=1.0))  # type: ignore[arg-type]
+    (pred,) = predict(model, [image], [0.5], batch_size=2)
+    assert pred.quality["refine_zoom"] == pytest.approx(2**0.5)
+    (fixed,) = predict(model, [image], [0.5], refine_zooms=[2.0])
+    assert fixed.quality["refine_zoom"] == pytest.approx(2**0.5)
+
+
 def test_mismatched_lengths(tiny_model: SegmentationModel) -> None:
     with pytest.raises(ValueError, match="2 images but 1 pixel sizes"):
         predict(tiny_model, [np.ones((8, 8))] * 2, [0.5], batch_size=1)

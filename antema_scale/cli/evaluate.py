@@ -73,7 +73,9 @@ def register(app: typer.Typer) -> None:
         max_refine_zoom: float | None = typer.Option(
             None, help="Largest zoom of that second pass (default: the package's)."
         ),
-        flips: int = typer.Option(4, help="Mirrored views averaged per tile (network): 8 | 4 | 2 | 1."),
+        flips: int = typer.Option(
+            4, help="Mirrored views averaged per tile (network): 8 | 4 | 2 | 1."
+        ),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         threads: int = typer.Option(2, help="torch CPU threads."),
         output: Annotated[

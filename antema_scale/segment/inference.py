@@ -62,7 +62,7 @@ import numpy as np
 import torch
 
 from antema_scale.segment.model_file import SegmentationModel, resolve_device
-from antema_scale.segment.preprocess import prepare_image, resample
+from antema_scale.segment.preprocess import largest_zoom_factor, prepare_image, resample
 
 __all__ = [
     "OUTPUT_STRIDE",
@@ -439,7 +439,11 @@ def predict(
     count = len(images)
     probabilities: list[np.ndarray | None] = [None] * count
     diameters = [float("nan")] * count
-    refines = [1.0 if value is None else float(value) for value in fixed]
+
+    def capped(i: int, value: float) -> float:  # a second pass stays within MAX_WORKING_PIXELS
+        return min(value, max(1.0, largest_zoom_factor(np.shape(images[i]), zooms[i])))
+
+    refines = [1.0 if value is None else capped(i, float(value)) for i, value in enumerate(fixed)]
     # First pass on the working grid: images that decide for themselves, and those whose
     # fixed zoom is 1 (for them it is the only pass).
     first = [i for i in range(count) if fixed[i] is None or refines[i] == 1.0]
@@ -448,7 +452,9 @@ def predict(
         if fixed[i] is None:
             diameters[i] = median_particle_diameter_px(probability)
             if target_diameter_px is not None:
-                refines[i] = refine_zoom(diameters[i], target_diameter_px, max_refine_zoom)
+                refines[i] = capped(
+                    i, refine_zoom(diameters[i], target_diameter_px, max_refine_zoom)
+                )
     again = [i for i in range(count) if refines[i] > 1.0]
     if again:
         finer = [

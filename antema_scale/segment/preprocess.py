@@ -28,12 +28,25 @@ from scipy import ndimage
 from skimage.transform import resize
 
 __all__ = [
+    "MAX_ENLARGEMENT",
+    "MAX_WORKING_PIXELS",
     "Preprocessing",
+    "largest_zoom_factor",
     "normalise_intensity",
     "prepare_image",
     "resample",
     "working_zoom",
 ]
+
+#: Largest enlargement onto the working grid (working px per original px). An image
+#: coarser than that shows the network nothing like what it was trained on, and blowing
+#: it up costs memory with the square of the zoom: :func:`prepare_image` refuses it (the
+#: threshold baseline works on the native grid and takes such images).
+MAX_ENLARGEMENT = 16.0
+#: Largest working grid in pixels that enlargement or refinement may create
+#: (16384², about 1 GB per float32 copy); an image larger than this on its own grid is
+#: still taken at its own size.
+MAX_WORKING_PIXELS = 2**28
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,16 @@ def working_shape(shape: tuple[int, int], zoom: float) -> tuple[int, int]:
     return (max(1, round(shape[0] * zoom)), max(1, round(shape[1] * zoom)))
 
 
+def largest_zoom_factor(shape: tuple[int, int], zoom: float) -> float:
+    """Largest extra zoom on top of ``zoom`` that keeps the working grid of an image of
+    ``shape`` within :data:`MAX_WORKING_PIXELS` (or the image's own size, if larger).
+
+    Returns a value < 1 when even ``zoom`` alone exceeds the limit.
+    """
+    limit = max(MAX_WORKING_PIXELS, shape[0] * shape[1])
+    return math.sqrt(limit / (shape[0] * shape[1])) / zoom
+
+
 def normalise_intensity(
     image: np.ndarray, sigma_px: float, clip_percentiles: tuple[float, float]
 ) -> np.ndarray:
@@ -168,6 +191,13 @@ def prepare_image(
         float32 image on the working grid, zero mean and unit std.
     zoom : float
         Working pixels per original pixel (see :func:`working_zoom`), times ``zoom_factor``.
+
+    Raises
+    ------
+    ValueError
+        Not a finite, non-empty, real 2-D image; a pixel size that would need more than
+        :data:`MAX_ENLARGEMENT` x enlargement; a working grid larger than
+        :data:`MAX_WORKING_PIXELS` (see :func:`largest_zoom_factor`).
     """
     image = np.asarray(image)
     if image.ndim != 2:
@@ -180,7 +210,23 @@ def prepare_image(
         raise ValueError("image contains NaN or infinite values")
     if not (math.isfinite(zoom_factor) and zoom_factor > 0):
         raise ValueError(f"zoom_factor must be a positive number, got {zoom_factor!r}")
-    zoom = working_zoom(pixel_size_nm, preprocessing.pixel_size_range_nm) * zoom_factor
+    base = working_zoom(pixel_size_nm, preprocessing.pixel_size_range_nm)
+    low, high = preprocessing.pixel_size_range_nm
+    if base > MAX_ENLARGEMENT:
+        raise ValueError(
+            f"pixel size {pixel_size_nm:.4g} nm/px is {base:.0f}x coarser than the model's "
+            f"working range ({low:g}-{high:g} nm/px); the network enlarges images at most "
+            f"{MAX_ENLARGEMENT:g}x (up to {high * MAX_ENLARGEMENT:g} nm/px): use the threshold "
+            "segmenter (--segmenter threshold) or a model trained for this magnification"
+        )
+    if zoom_factor > largest_zoom_factor(image.shape, base) * (1 + 1e-9):
+        shape = working_shape(image.shape, base * zoom_factor)
+        raise ValueError(
+            f"the working grid would be {shape[0]} x {shape[1]} px (image {image.shape[0]} x "
+            f"{image.shape[1]} px enlarged {base * zoom_factor:.3g}x), more than the "
+            f"{MAX_WORKING_PIXELS:,} px allowed: segment it in tiles or with the threshold segmenter"
+        )
+    zoom = base * zoom_factor
     resampled = resample(image, working_shape(image.shape, zoom))
     prepared = normalise_intensity(
         resampled, preprocessing.sigma_px, preprocessing.clip_percentiles
