@@ -340,9 +340,9 @@ def quality_signal(
 def _network_pass(
     model: SegmentationModel, works: list[np.ndarray], **tiling: int
 ) -> list[np.ndarray]:
-    """:func:`predict_prepared` with the model's network on its device (``tile``,
+    """:func:`predict_prepared` with the model's inference network on its device (``tile``,
     ``overlap``, ``batch_size``, ``flips`` as keywords)."""
-    return predict_prepared(model.network, works, device=model.device, **tiling)
+    return predict_prepared(model.inference_network(), works, device=model.device, **tiling)
 
 
 def _prepare_all(

@@ -64,12 +64,29 @@ class SegmentationModel:
     preprocessing: Preprocessing
     metadata: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    _inference: tuple[torch.nn.Module, torch.device, torch.nn.Module] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def to(self, device: str | torch.device) -> SegmentationModel:
         """Move the network to ``device`` (``auto|cpu|cuda|mps`` or a torch device)."""
         self.device = resolve_device(device)
         self.network.to(self.device)
         return self
+
+    def inference_network(self) -> torch.nn.Module:
+        """The network prepared for inference (batch norm folded, channels-last; see
+        :mod:`antema_scale.segment.inference_network`), built once per network and device.
+
+        It is a copy: replace :attr:`network` (not its weights in place) to change the model.
+        """
+        from antema_scale.segment.inference_network import inference_network
+
+        cached = self._inference
+        if cached is None or cached[0] is not self.network or cached[1] != self.device:
+            cached = (self.network, self.device, inference_network(self.network))
+            self._inference = cached
+        return cached[2]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
