@@ -341,3 +341,30 @@ def test_predict_flips_option(tiny_model: SegmentationModel) -> None:
     assert not np.allclose(one.probability, four.probability)  # the views differ
     with pytest.raises(ValueError, match="flips"):
         predict(tiny_model, [image], [0.5], flips=3)
+
+
+def test_every_entry_point_defaults_to_the_same_inference() -> None:
+    """predict, the pipeline, evaluate and the CLI must not drift apart."""
+    import inspect
+
+    from typer.testing import CliRunner
+
+    from antema_scale.cli import app
+    from antema_scale.pipeline.segmenters import ModelSegmenter
+    from antema_scale.pipeline.settings import SegmentationSettings
+    from antema_scale.segment.evaluate import network_segmenter
+    from antema_scale.segment.inference import shared_refine_zoom
+
+    def default(function: object, name: str) -> object:
+        return inspect.signature(function).parameters[name].default  # type: ignore[arg-type]
+
+    flips = default(predict, "flips")
+    assert flips == 8
+    assert SegmentationSettings().flips == flips
+    assert default(ModelSegmenter.__init__, "flips") == flips
+    assert default(network_segmenter, "flips") == flips
+    assert default(shared_refine_zoom, "flips") == flips
+    for command in ("analyze", "evaluate"):
+        text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400"}).output
+        flips_line = next(line for line in text.splitlines() if "--flips" in line)
+        assert "[default: 8]" in flips_line, flips_line

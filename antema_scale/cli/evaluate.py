@@ -74,7 +74,7 @@ def register(app: typer.Typer) -> None:
             None, help="Largest zoom of that second pass (default: the package's)."
         ),
         flips: int = typer.Option(
-            4, help="Mirrored views averaged per tile (network): 8 | 4 | 2 | 1."
+            8, help="Views averaged per tile (network): 8 | 4 | 2 | 1 (see analyze --help)."
         ),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         threads: int = typer.Option(2, help="torch CPU threads."),

@@ -82,7 +82,7 @@ class ModelSegmenter:
         batch_size: int,
         device: str,
         scale_adaptation: bool = True,
-        flips: int = 4,
+        flips: int = 8,
     ) -> None:
         self.model = model
         self.batch_size = batch_size

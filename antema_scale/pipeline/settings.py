@@ -75,7 +75,7 @@ class SegmentationSettings:
         Network only: segment images of small particles a second time on a finer grid
         (see :mod:`antema_scale.segment.inference`, *Scale adaptation*); the frames of a
         movie share one decision, taken from up to three sample frames.
-    flips : {4, 8, 2, 1}
+    flips : {8, 4, 2, 1}
         Network only: mirrored views averaged per tile (*Flip averaging*; 1 = fastest).
     """
 
@@ -86,7 +86,7 @@ class SegmentationSettings:
     images_per_task: int = 1
     frames_per_task: int = 16
     scale_adaptation: bool = True
-    flips: int = 4
+    flips: int = 8
 
     def __post_init__(self) -> None:
         if self.segmenter not in SEGMENTERS:

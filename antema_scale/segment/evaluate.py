@@ -234,7 +234,7 @@ def network_segmenter(
     overlap: int = 64,
     target_diameter_px: float | None = SCALE_ADAPTATION["target_diameter_px"],
     max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
-    flips: int = 4,
+    flips: int = 8,
 ) -> Callable[[Sequence[LabelledImage]], list[Prediction]]:
     """A ``segment`` callable for :func:`evaluate` that runs a :class:`SegmentationModel`.
 
