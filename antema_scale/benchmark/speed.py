@@ -314,7 +314,7 @@ def serial_loop(
 
         model = load_model(settings.resolved_model_path(), device=settings.device)
         segmenter = _LoopSegmenter(
-            model.network,
+            model.inference_network(),  # what predict runs: batch norm folded, channels-last
             model.preprocessing,
             model.device,
             settings.batch_size,
