@@ -237,7 +237,7 @@ def register(app: typer.Typer) -> None:
         flips: Annotated[
             int,
             typer.Option(
-                help="Network: views averaged per tile, 8 | 4 | 2 | 1: 8 = every mirror and 90-degree turn (most accurate), 4 = mirrors only (2x faster), 1 = the network alone (~7x faster than 8).",
+                help="Network: views averaged per tile, 8 | 4 | 2 | 1: 8 = every mirror and 90-degree turn (most accurate), 4 = mirrors only (~1.5x faster), 1 = the network alone (~5x faster than 8).",
                 rich_help_panel=_SEGMENTATION_PANEL,
             ),
         ] = 8,
