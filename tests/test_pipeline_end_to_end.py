@@ -286,8 +286,8 @@ def test_an_image_far_too_coarse_for_the_network_is_an_error_row(
     assert list(result.images.image_id.str.startswith("particles_00")) == [True]
     (error,) = result.errors.itertuples()
     assert Path(error.source).name == "overview.h5"
-    assert (error.stage, error.error_type) == ("segment", "ValueError")
-    assert "175x coarser than the model's working range" in error.message
+    assert (error.stage, error.error_type) == ("segment", "ImageInputError")
+    assert error.message.startswith("pixel size 87.37 nm/px is 175x coarser than the model's")
     assert "--segmenter threshold" in error.message
     threshold = run_analysis(folder, tmp_path / "threshold", segmentation=THRESHOLD, client=client)
     assert threshold.ok and len(threshold.images) == 2

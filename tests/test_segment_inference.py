@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import pickle
+
 import numpy as np
 import pytest
 import torch
 
+from antema_scale.segment.errors import ImageInputError
 from antema_scale.segment.inference import (
     OUTPUT_STRIDE,
     blend_window,
@@ -140,11 +143,13 @@ def test_bad_input_raises_clear_errors(
 def test_far_too_coarse_images_are_refused_before_any_work(tiny_model: SegmentationModel) -> None:
     # 87 nm/px (an EMD file in ../shared/data/formats): 109x enlargement onto 0.2-0.8 nm/px
     with pytest.raises(
-        ValueError, match=r"image 0: pixel size 87.37 nm/px is 109x coarser"
+        ImageInputError, match=r"image 0: pixel size 87.37 nm/px is 109x coarser"
     ) as info:
         predict(tiny_model, [np.ones((128, 128))], [87.37], batch_size=1)
     assert "at most 16x (up to 12.8 nm/px)" in str(info.value)
     assert "--segmenter threshold" in str(info.value)
+    assert info.value.index == 0 and info.value.reason.startswith("pixel size 87.37")
+    assert pickle.loads(pickle.dumps(info.value)).reason == info.value.reason
     # 16x is still allowed
     (pred,) = predict(tiny_model, [np.ones((8, 8))], [12.8], target_diameter_px=None, flips=1)
     assert pred.mask.shape == (8, 8) and pred.quality["zoom"] == pytest.approx(16.0)

@@ -27,6 +27,7 @@ import pandas as pd
 from antema_scale.pipeline.model_plugin import cached_segmenter
 from antema_scale.pipeline.results import write_image_result
 from antema_scale.pipeline.segmenters import SegmenterSpec
+from antema_scale.segment.errors import ImageInputError
 
 #: Errors Dask should retry rather than record: they say nothing about the image.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -323,8 +324,11 @@ def _segment_each(
         except TRANSIENT_ERRORS:
             raise
         except Exception as error:
+            # An ImageInputError's "image <i>:" is its place in this one-image call: the
+            # error row names the file already, so its reason is the message.
+            message = error.reason if isinstance(error, ImageInputError) else str(error)
             results[image.work.unit_id] = SegmentedImage(
-                stage="segment", error_type=type(error).__name__, message=str(error)
+                stage="segment", error_type=type(error).__name__, message=message
             )
             continue
         results[image.work.unit_id] = _store_segmentation(

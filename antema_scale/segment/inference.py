@@ -62,6 +62,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from antema_scale.segment.errors import ImageInputError
 from antema_scale.segment.model_file import SegmentationModel, resolve_device
 from antema_scale.segment.preprocess import largest_zoom_factor, prepare_image, resample
 
@@ -357,7 +358,7 @@ def _prepare_all(
         try:
             work, zoom = prepare_image(image, pixel_size, model.preprocessing)
         except ValueError as exc:
-            raise ValueError(f"image {index}: {exc}") from exc
+            raise ImageInputError(index, str(exc)) from exc
         prepared.append(work)
         zooms.append(zoom)
     return prepared, zooms
@@ -415,9 +416,11 @@ def predict(
 
     Raises
     ------
+    ImageInputError
+        (a ``ValueError``) A non-2-D/empty/non-finite image, a bad pixel size or one the
+        model cannot reach (more than 16x enlargement); names the image index.
     ValueError
-        Mismatched lengths, non-2-D/empty/non-finite images or bad pixel sizes (the
-        message names the image index), a refine zoom below 1.
+        Mismatched lengths, a refine zoom below 1.
     """
     if max_refine_zoom < 1:
         raise ValueError(f"max_refine_zoom must be >= 1, got {max_refine_zoom}")
