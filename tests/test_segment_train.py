@@ -217,3 +217,30 @@ def test_fine_tuning_run_starts_from_the_given_model(tmp_path: Path) -> None:
         if tensor.is_floating_point() and "running" not in name:
             torch.testing.assert_close(tensor, start[name], atol=1e-3, rtol=1e-3)
     assert tuned.metadata["data_seen"]["initialised_from"]["path"] == str(base)
+
+
+def test_annotations_change_only_the_training_split_and_nothing_else() -> None:
+    import dataclasses
+
+    from antema_scale.segment.datasets import sample_synth_config
+    from antema_scale.segment.train import TrainConfig, load_split
+
+    plain = sample_synth_config(1_000_005, mode="hrtem", overlap="low")
+    marked = sample_synth_config(1_000_005, mode="hrtem", overlap="low", annotations=1.0)
+    assert not plain.annotations and marked.annotations  # type: ignore[attr-defined]
+    assert dataclasses.replace(marked, annotations=False) == plain  # type: ignore[type-var]
+    share = np.mean(
+        [
+            sample_synth_config(s, mode="haadf", overlap="low", annotations=0.25).annotations
+            for s in range(400)
+        ]  # type: ignore[attr-defined]
+    )
+    assert 0.18 < share < 0.32
+
+    base = TrainConfig(synthetic_images=5, synthetic_shape=(128, 128), max_images_per_source=1)
+    annotated = dataclasses.replace(base, synthetic_annotations=1.0)
+    (train_plain,), (train_marked,) = load_split(base, "train"), load_split(annotated, "train")
+    (val_plain,), (val_marked,) = load_split(base, "val"), load_split(annotated, "val")
+    assert not np.array_equal(train_plain.image, train_marked.image)  # a scale bar burned in
+    np.testing.assert_array_equal(train_plain.mask, train_marked.mask)  # never a particle
+    np.testing.assert_array_equal(val_plain.image, val_marked.image)  # val/test untouched

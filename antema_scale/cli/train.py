@@ -54,6 +54,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         synthetic: int = typer.Option(0, help="Number of synthetic micrographs (60/20/20 split)."),
         synthetic_size: int = typer.Option(512, help="Side of synthetic micrographs, px."),
+        annotations: float = typer.Option(
+            0.0,
+            help="Fraction of the synthetic training images with a burned-in scale bar, "
+            "label and panel letter (as exported figures have; never particles).",
+        ),
         generator: str = typer.Option(
             "synth", help="'synth' (antema_scale.synth) or 'standin' (simple ellipses)."
         ),
@@ -118,6 +123,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"need 0 < --scale-min <= --scale-max, got {scale_min}, {scale_max}"
             )
+        if not 0 <= annotations <= 1:
+            raise typer.BadParameter(f"--annotations must be in [0, 1], got {annotations}")
         if shading < 0:
             raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
         if init_model not in (None, "default") and not Path(init_model).is_file():
@@ -130,6 +137,7 @@ def register(app: typer.Typer) -> None:
             synthetic_images=synthetic,
             synthetic_shape=(synthetic_size, synthetic_size),
             synthetic_generator=generator,
+            synthetic_annotations=annotations,
             base_width=width,
             backbone=backbone,
             pixel_size_range_nm=(pixel_min, pixel_max),

@@ -220,6 +220,7 @@ def sample_synth_config(
     overlap: str,
     shape: tuple[int, int] = (512, 512),
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5),
+    annotations: float = 0.0,
 ) -> object:
     """A random :class:`antema_scale.synth.SynthConfig` for training/evaluation.
 
@@ -227,6 +228,9 @@ def sample_synth_config(
     6 to 120 px (log-uniform); the pixel size is log-uniform over 0.06 to 1.0 nm/px (so
     about a third of the images lie outside the working range and are resampled). Shape
     mix, coverage, arrangement, dose, contrast, blur, texture and gradient vary too.
+    With probability ``annotations`` the image gets a burned-in scale bar, its label and
+    sometimes a panel letter (never particles); this draw has its own random stream, so
+    the rest of the configuration of a seed does not depend on it.
     """
     from antema_scale.synth.config import SynthConfig
 
@@ -257,6 +261,7 @@ def sample_synth_config(
         carbon_texture=float(rng.uniform(0.3, 1.2)),
         defocus=float(rng.uniform(0.0, 2.0)),
         scan_noise=float(rng.uniform(0.0, 0.03)),
+        annotations=bool(np.random.default_rng([seed, 11]).random() < annotations),
     )
 
 
@@ -267,6 +272,7 @@ def synthetic_images(
     overlaps: Sequence[str] = ("low", "medium"),
     shape: tuple[int, int] = (512, 512),
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5),
+    annotations: float = 0.0,
 ) -> Iterator[LabelledImage]:
     """Synthetic micrographs from :mod:`antema_scale.synth` with exact masks.
 
@@ -279,7 +285,12 @@ def synthetic_images(
         mode = modes[i % len(modes)]
         overlap = overlaps[(i // len(modes)) % len(overlaps)]
         config = sample_synth_config(
-            seed, mode=mode, overlap=overlap, shape=shape, pixel_size_range_nm=pixel_size_range_nm
+            seed,
+            mode=mode,
+            overlap=overlap,
+            shape=shape,
+            pixel_size_range_nm=pixel_size_range_nm,
+            annotations=annotations,
         )
         micrograph = generate_micrograph(config, seed)
         yield LabelledImage(

@@ -70,6 +70,7 @@ class TrainConfig:
     synthetic_images: int = 0
     synthetic_shape: tuple[int, int] = (512, 512)
     synthetic_generator: str = "synth"
+    synthetic_annotations: float = 0.0
     base_width: int = 16
     backbone: str = "resnet18"
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
@@ -172,6 +173,7 @@ def load_split(config: TrainConfig, split: str, limit: int | None = None) -> lis
                 list(seeds),
                 shape=config.synthetic_shape,
                 pixel_size_range_nm=tuple(config.pixel_size_range_nm),
+                annotations=config.synthetic_annotations if split == "train" else 0.0,
             )
         )
     elif n_synth:
@@ -207,6 +209,8 @@ def _data_key(config: TrainConfig, split: str, preprocessing: Preprocessing) -> 
         "limits": [config.max_images_per_source, config.max_val_images_per_source],
         "preprocessing": preprocessing.to_dict(),
     }
+    if config.synthetic_annotations and split == "train":  # keeps older keys (and caches) valid
+        fields["annotations"] = config.synthetic_annotations
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
