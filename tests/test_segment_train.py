@@ -244,3 +244,26 @@ def test_annotations_change_only_the_training_split_and_nothing_else() -> None:
     assert not np.array_equal(train_plain.image, train_marked.image)  # a scale bar burned in
     np.testing.assert_array_equal(train_plain.mask, train_marked.mask)  # never a particle
     np.testing.assert_array_equal(val_plain.image, val_marked.image)  # val/test untouched
+
+
+def test_raft_validation_scenes_join_only_the_validation_split() -> None:
+    import dataclasses
+
+    from antema_scale.segment.datasets import raft_validation_images
+    from antema_scale.segment.preprocess import Preprocessing
+    from antema_scale.segment.train import TrainConfig, _data_key, load_split
+
+    (first,) = raft_validation_images([4_000_000], shape=(128, 128))
+    (again,) = raft_validation_images([4_000_000], shape=(128, 128))
+    assert first.source == "rafts" and first.image_id == "raft-4000000"
+    np.testing.assert_array_equal(first.image, again.image)  # seeded
+    assert 0.2 < first.mask.mean() < 0.7  # a close-packed film
+
+    base = TrainConfig(synthetic_images=5, synthetic_shape=(128, 128), max_images_per_source=1)
+    rafts = dataclasses.replace(base, raft_validation_images=2)
+    assert [i.source for i in load_split(rafts, "val")] == ["synth", "rafts", "rafts"]
+    for split in ("train", "test"):
+        assert [i.source for i in load_split(rafts, split)] == ["synth"]
+    pre = Preprocessing((0.125, 0.5), 1.0)
+    assert _data_key(base, "val", pre) != _data_key(rafts, "val", pre)
+    assert _data_key(base, "train", pre) == _data_key(rafts, "train", pre)  # caches stay valid

@@ -54,6 +54,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         synthetic: int = typer.Option(0, help="Number of synthetic micrographs (60/20/20 split)."),
         synthetic_size: int = typer.Option(512, help="Side of synthetic micrographs, px."),
+        raft_validation: int = typer.Option(
+            0,
+            help="Add this many dense-raft scenes (touching particles) to the validation "
+            "split, so that checkpoints that merge neighbours score low (12 recommended).",
+        ),
         annotations: float = typer.Option(
             0.0,
             help="Fraction of the synthetic training images with a burned-in scale bar, "
@@ -123,6 +128,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"need 0 < --scale-min <= --scale-max, got {scale_min}, {scale_max}"
             )
+        if raft_validation < 0:
+            raise typer.BadParameter(f"--raft-validation must be >= 0, got {raft_validation}")
         if not 0 <= annotations <= 1:
             raise typer.BadParameter(f"--annotations must be in [0, 1], got {annotations}")
         if shading < 0:
@@ -138,6 +145,7 @@ def register(app: typer.Typer) -> None:
             synthetic_shape=(synthetic_size, synthetic_size),
             synthetic_generator=generator,
             synthetic_annotations=annotations,
+            raft_validation_images=raft_validation,
             base_width=width,
             backbone=backbone,
             pixel_size_range_nm=(pixel_min, pixel_max),

@@ -39,6 +39,7 @@ from antema_scale.segment.datasets import (
     LabelledImage,
     folder_ids,
     load_folder_pairs,
+    raft_validation_images,
     split_ids,
     standin_micrograph,
     synthetic_images,
@@ -56,6 +57,8 @@ SPLITS = ("train", "val", "test")
 MIN_INSTANCE_PX = 16
 #: Synthetic seeds start here for each split (disjoint ranges).
 SYNTH_SEED_BASE = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}
+#: Seeds of the dense-raft validation scenes (``TrainConfig.raft_validation_images``).
+RAFT_SEED_BASE = 4_000_000
 
 
 @dataclass
@@ -71,6 +74,7 @@ class TrainConfig:
     synthetic_shape: tuple[int, int] = (512, 512)
     synthetic_generator: str = "synth"
     synthetic_annotations: float = 0.0
+    raft_validation_images: int = 0
     base_width: int = 16
     backbone: str = "resnet18"
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
@@ -178,6 +182,9 @@ def load_split(config: TrainConfig, split: str, limit: int | None = None) -> lis
         )
     elif n_synth:
         items.extend(_standin_images(seeds, config.synthetic_shape))
+    if split == "val" and config.raft_validation_images:
+        rafts = range(RAFT_SEED_BASE, RAFT_SEED_BASE + config.raft_validation_images)
+        items.extend(raft_validation_images(list(rafts), shape=config.synthetic_shape))
     return items
 
 
@@ -211,6 +218,8 @@ def _data_key(config: TrainConfig, split: str, preprocessing: Preprocessing) -> 
     }
     if config.synthetic_annotations and split == "train":  # keeps older keys (and caches) valid
         fields["annotations"] = config.synthetic_annotations
+    if config.raft_validation_images and split == "val":
+        fields["rafts"] = config.raft_validation_images
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
