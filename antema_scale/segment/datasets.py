@@ -18,10 +18,14 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from skimage import io as skio
 from skimage.color import rgb2gray, rgba2rgb
+
+if TYPE_CHECKING:
+    from antema_scale.synth import SyntheticMicrograph
 
 __all__ = [
     "EMPS_NOMINAL_PIXEL_SIZE_NM",
@@ -265,6 +269,17 @@ def sample_synth_config(
     )
 
 
+def _labelled(micrograph: SyntheticMicrograph, image_id: str, source: str) -> LabelledImage:
+    """A generated :class:`antema_scale.synth.SyntheticMicrograph` as a labelled image."""
+    return LabelledImage(
+        np.asarray(micrograph.image, dtype=np.float32),
+        np.asarray(micrograph.mask, dtype=bool),
+        float(micrograph.pixel_size_nm),
+        image_id,
+        source,
+    )
+
+
 def synthetic_images(
     seeds: Sequence[int],
     *,
@@ -292,13 +307,8 @@ def synthetic_images(
             pixel_size_range_nm=pixel_size_range_nm,
             annotations=annotations,
         )
-        micrograph = generate_micrograph(config, seed)
-        yield LabelledImage(
-            np.asarray(micrograph.image, dtype=np.float32),
-            np.asarray(micrograph.mask, dtype=bool),
-            float(micrograph.pixel_size_nm),
-            f"synth-{mode}-{overlap}-{seed}",
-            "synth",
+        yield _labelled(
+            generate_micrograph(config, seed), f"synth-{mode}-{overlap}-{seed}", "synth"
         )
 
 
@@ -318,11 +328,4 @@ def raft_validation_images(
 
     for seed in seeds:
         config = preset_config("haadf-film", np.random.default_rng([seed, 13]), shape)
-        micrograph = generate_micrograph(config, seed)
-        yield LabelledImage(
-            np.asarray(micrograph.image, dtype=np.float32),
-            np.asarray(micrograph.mask, dtype=bool),
-            float(micrograph.pixel_size_nm),
-            f"raft-{seed}",
-            "rafts",
-        )
+        yield _labelled(generate_micrograph(config, seed), f"raft-{seed}", "rafts")

@@ -224,7 +224,7 @@ def prepare_image(
         raise ValueError(
             f"the working grid would be {shape[0]} x {shape[1]} px (image {image.shape[0]} x "
             f"{image.shape[1]} px enlarged {base * zoom_factor:.3g}x), more than the "
-            f"{MAX_WORKING_PIXELS:,} px allowed: segment it in tiles or with the threshold segmenter"
+            f"{MAX_WORKING_PIXELS:,} px allowed: crop or bin the image, or use the threshold segmenter"
         )
     zoom = base * zoom_factor
     resampled = resample(image, working_shape(image.shape, zoom))
