@@ -61,3 +61,19 @@ def test_the_model_builds_its_inference_network_once_per_network_and_device() ->
     assert model.to("cpu").inference_network() is first
     model.network = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4))).eval()
     assert model.inference_network() is not first
+
+
+def test_the_detail_refinement_folds_too() -> None:
+    torch.manual_seed(5)
+    network = build_network(NetworkConfig(base_width=4, detail_channels=4)).eval()
+    assert network.detail is not None
+    torch.nn.init.normal_(network.detail.delta.weight)
+    for module in network.modules():  # non-trivial statistics, so folding matters
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+    fast = inference_network(network)
+    assert _batch_norms(fast) == 0
+    x = torch.randn(2, 1, 72, 56)
+    with torch.inference_mode():
+        torch.testing.assert_close(fast(x), network(x), atol=1e-4, rtol=1e-4)

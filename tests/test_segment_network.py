@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.nn import functional as F
 
 from antema_scale.segment.network import (
     BACKBONES,
@@ -13,10 +14,11 @@ from antema_scale.segment.network import (
 )
 
 
+@pytest.mark.parametrize("detail", [0, 4])
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (101, 33), (16, 16)])
-def test_output_has_input_shape_for_odd_sizes(shape: tuple[int, int]) -> None:
+def test_output_has_input_shape_for_odd_sizes(shape: tuple[int, int], detail: int) -> None:
     torch.manual_seed(0)
-    net = build_network(NetworkConfig(base_width=4)).eval()
+    net = build_network(NetworkConfig(base_width=4, detail_channels=detail)).eval()
     with torch.inference_mode():
         out = net(torch.randn(2, 1, *shape))
     assert out.shape == (2, 1, *shape)
@@ -42,6 +44,10 @@ def test_encoder_layout_is_resnet18() -> None:
 def test_config_round_trip_and_unknown_backbone() -> None:
     config = NetworkConfig(base_width=12, aspp_rates=(3, 6), image_pooling=True)
     assert NetworkConfig.from_dict(config.to_dict()) == config
+    detailed = NetworkConfig(base_width=12, detail_channels=6)
+    assert NetworkConfig.from_dict(detailed.to_dict()) == detailed
+    older = {k: v for k, v in config.to_dict().items() if k != "detail_channels"}
+    assert NetworkConfig.from_dict(older) == config  # model files from before the option
     assert build_network(config.to_dict()).config == config
     assert "resnet18" in BACKBONES
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
@@ -52,3 +58,29 @@ def test_image_pooling_branch_works_in_eval() -> None:
     net = build_network(NetworkConfig(base_width=4, image_pooling=True)).eval()
     with torch.inference_mode():
         assert net(torch.randn(1, 1, 40, 40)).shape == (1, 1, 40, 40)
+
+
+def test_detail_refinement_starts_as_a_no_op_and_then_sharpens_at_half_resolution() -> None:
+    torch.manual_seed(2)
+    plain = build_network(NetworkConfig(base_width=4)).eval()
+    detailed = build_network(NetworkConfig(base_width=4, detail_channels=6)).eval()
+    missing, unexpected = detailed.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("detail.") for k in missing)
+    x = torch.randn(2, 1, 48, 40)
+    with torch.inference_mode():
+        # untrained, the refinement adds zero: the decoder's logits, taken to half
+        # resolution and then to full (two bilinear steps instead of one)
+        low, deep = plain.encoder(x)
+        context = F.interpolate(plain.aspp(deep), size=low.shape[-2:], mode="bilinear")
+        logits = plain.head(plain.decoder(torch.cat([context, plain.low_project(low)], 1)))
+        half = F.interpolate(logits, size=(24, 20), mode="bilinear")
+        expected = F.interpolate(half, size=(48, 40), mode="bilinear")
+        torch.testing.assert_close(detailed(x), expected)
+        # ... and close to the plain network's one-step upsampling
+        assert float((detailed(x) - plain(x)).abs().max()) < 0.1 * float(plain(x).abs().max())
+        assert detailed.detail is not None
+        torch.nn.init.normal_(detailed.detail.delta.weight)
+        changed = detailed(x) - expected
+    assert float(changed.abs().mean()) > 1e-3  # a trained refinement does act
+    params = sum(p.numel() for p in detailed.detail.parameters())
+    assert params < 0.02 * sum(p.numel() for p in plain.parameters())

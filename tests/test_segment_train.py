@@ -201,6 +201,22 @@ def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path)
         )
     with pytest.raises(ValueError, match="--pixel-min"):
         initialise_from(fresh, str(path), Preprocessing((0.1, 0.4), sigma_px=1.0))
+    # a network may gain the detail refinement: the old weights, the refinement at zero
+    detailed = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4), detail_channels=3))
+    initialise_from(detailed, str(path), preprocessing)
+    assert detailed.detail is not None
+    assert float(detailed.detail.delta.weight.detach().abs().sum()) == 0.0
+    torch.testing.assert_close(
+        detailed.encoder.stem[0].weight, source.encoder.stem[0].weight, atol=1e-2, rtol=1e-3
+    )
+    # ... but not lose it, nor change its width
+    save_model(tmp_path / "detailed.pt", detailed, preprocessing, {})
+    for channels in (0, 5):
+        target = build_network(
+            NetworkConfig(base_width=4, aspp_rates=(2, 4), detail_channels=channels)
+        )
+        with pytest.raises(ValueError, match="--detail-channels"):
+            initialise_from(target, str(tmp_path / "detailed.pt"), preprocessing)
 
 
 def test_fine_tuning_run_starts_from_the_given_model(tmp_path: Path) -> None:

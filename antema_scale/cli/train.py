@@ -69,6 +69,12 @@ def register(app: typer.Typer) -> None:
         ),
         width: int = typer.Option(16, help="Base width of the ResNet-18 encoder (64 = standard)."),
         backbone: str = typer.Option("resnet18", help="Backbone name."),
+        detail_channels: int = typer.Option(
+            0,
+            help="Channels of the half-resolution detail refinement of the decoder's "
+            "output (0 = off, the DeepLabV3+ paper's network); a model without it can "
+            "initialise one with it (--init-model).",
+        ),
         pixel_min: float = typer.Option(0.125, help="Working pixel size range: minimum, nm/px."),
         pixel_max: float = typer.Option(0.5, help="Working pixel size range: maximum, nm/px."),
         epochs: int = typer.Option(30, help="Epochs."),
@@ -106,7 +112,8 @@ def register(app: typer.Typer) -> None:
         init_model: str | None = typer.Option(
             None,
             help="Fine-tune: start from this model file's weights ('default' = the shipped "
-            "model); same --width/--backbone/--pixel-min/--pixel-max required.",
+            "model); same --width/--backbone/--pixel-min/--pixel-max required (it may lack "
+            "the --detail-channels refinement).",
         ),
     ) -> None:
         """Train the DeepLabV3+ segmentation network; writes best.pt/last.pt in OUTPUT."""
@@ -134,6 +141,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--annotations must be in [0, 1], got {annotations}")
         if shading < 0:
             raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
+        if detail_channels < 0:
+            raise typer.BadParameter(f"--detail-channels must be >= 0, got {detail_channels}")
         if init_model not in (None, "default") and not Path(init_model).is_file():
             raise typer.BadParameter(f"--init-model {init_model}: no such file")
         if generator not in ("synth", "standin"):
@@ -148,6 +157,7 @@ def register(app: typer.Typer) -> None:
             raft_validation_images=raft_validation,
             base_width=width,
             backbone=backbone,
+            detail_channels=detail_channels,
             pixel_size_range_nm=(pixel_min, pixel_max),
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,

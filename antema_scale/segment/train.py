@@ -24,7 +24,7 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ class TrainConfig:
     raft_validation_images: int = 0
     base_width: int = 16
     backbone: str = "resnet18"
+    detail_channels: int = 0
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
     sigma_px: float = 1.0
     epochs: int = 30
@@ -311,7 +312,10 @@ def initialise_from(
 
     ``model_path`` is a model file or ``"default"`` (the model shipped with the package).
     Its architecture and pre-processing must equal the run's, or the weights would not
-    fit or would see differently prepared images.
+    fit or would see differently prepared images. One exception: a model without the
+    detail refinement may initialise a network with one (``detail_channels > 0``); the
+    refinement starts as a no-op (:class:`~antema_scale.segment.network.DetailRefinement`),
+    so fine-tuning starts from the old model's predictions.
 
     Returns
     -------
@@ -326,11 +330,16 @@ def initialise_from(
     from antema_scale.segment.model_file import load_model
 
     source = load_model(None if model_path == "default" else model_path, device="cpu")
-    if source.network.config != network.config:
+    gains_detail = source.network.config.detail_channels == 0 and network.config.detail_channels > 0
+    comparable = replace(source.network.config, detail_channels=network.config.detail_channels)
+    if comparable != network.config or not (
+        gains_detail or source.network.config == network.config
+    ):
         raise ValueError(
             f"cannot initialise from {model_path}: its network is "
             f"{source.network.config.to_dict()}, this run's is {network.config.to_dict()} "
-            "(match --width and --backbone)"
+            "(match --width, --backbone and --detail-channels; a model without the detail "
+            "refinement may gain one)"
         )
     if source.preprocessing != preprocessing:
         raise ValueError(
@@ -340,7 +349,9 @@ def initialise_from(
             f"{preprocessing.to_dict()['pixel_size_range_nm']} nm/px, sigma "
             f"{preprocessing.sigma_px} px (match --pixel-min/--pixel-max)"
         )
-    network.load_state_dict(source.network.state_dict())
+    missing, unexpected = network.load_state_dict(source.network.state_dict(), strict=False)
+    if unexpected or any(not key.startswith("detail.") for key in missing):
+        raise ValueError(f"cannot initialise from {model_path}: weights do not fit the network")
     meta = source.metadata
     return {
         "path": str(model_path),
@@ -380,7 +391,11 @@ def train(
     device = resolve_device(config.device)
     preprocessing = Preprocessing(tuple(config.pixel_size_range_nm), config.sigma_px)
     network = build_network(
-        NetworkConfig(backbone=config.backbone, base_width=config.base_width)
+        NetworkConfig(
+            backbone=config.backbone,
+            base_width=config.base_width,
+            detail_channels=config.detail_channels,
+        )
     ).to(device)
     init_from = None
     if config.init_model is not None:  # checked before the (slow) data preparation
