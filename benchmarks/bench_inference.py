@@ -8,7 +8,8 @@ Measured side by side in one run on the same images:
    with the default tiling and 8 views, and in range with 4, 2 and 1 views and
    with one 1024² tile (ratios to the default);
 2. the bare network forward pass on 1024² for random-init ResNet-18 DeepLabV3+ of base
-   widths 16, 24, 32 and 64 (64 = the standard ResNet-18), as ratios to the shipped width;
+   widths 16, 24, 32 and 64 (64 = the standard ResNet-18) and width 16 with a 16-channel
+   detail refinement, as ratios to the shipped architecture;
 3. scale adaptation: an image of 1-2 nm particles segmented with and without the second,
    2x finer pass (the worst case, ratios to the in-range image);
 4. on a CUDA device, when there is one: images/s at 1024² with batches of 16 (autocast),
@@ -130,16 +131,16 @@ def main() -> None:
             }
         )
     x = torch.zeros(1, 1, SIZE, SIZE)
-    forward: dict[int, float] = {}
-    for width in (16, 24, 32, 64):
-        net = build_network(NetworkConfig(base_width=width)).eval()
+    forward: dict[tuple[int, int], float] = {}
+    for width, detail in ((16, 0), (16, 16), (24, 0), (32, 0), (64, 0)):
+        net = build_network(NetworkConfig(base_width=width, detail_channels=detail)).eval()
         with torch.inference_mode():
-            forward[width] = _median_seconds(lambda net=net: net(x), args.repeat)
-    ref = forward.get(model.network.config.base_width, forward[24])
-    for width, seconds in forward.items():
-        rows.append(
-            {"case": f"forward 1024² width {width}", "seconds": seconds, "ratio": seconds / ref}
-        )
+            forward[width, detail] = _median_seconds(lambda net=net: net(x), args.repeat)
+    config = model.network.config
+    ref = forward.get((config.base_width, config.detail_channels), forward[16, 0])
+    for (width, detail), seconds in forward.items():
+        name = f"forward 1024² width {width}" + (f" + detail {detail}" if detail else "")
+        rows.append({"case": name, "seconds": seconds, "ratio": seconds / ref})
     if torch.cuda.is_available():
         gpu = load_model(args.model, device="cuda")
         distinct = [
