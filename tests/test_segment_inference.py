@@ -307,6 +307,22 @@ def test_pipeline_model_segmenter_passes_scale_adaptation_through(adapt: bool) -
     assert pred.quality["refine_zoom"] == (2.0 if adapt else 1.0)
 
 
+def test_both_pipeline_segmenters_follow_the_segmenter_protocol() -> None:
+    from antema_scale.pipeline.segmenters import ModelSegmenter, Segmenter, ThresholdSegmenter
+
+    model = SegmentationModel(_BrightIsParticle(), Preprocessing((0.2, 0.8), sigma_px=1.0))  # type: ignore[arg-type]
+    network = ModelSegmenter(model, batch_size=2, device="cpu")
+    threshold = ThresholdSegmenter()
+    assert isinstance(network, Segmenter) and isinstance(threshold, Segmenter)
+    assert not isinstance(object(), Segmenter)
+    image = _disks((96, 96), 8.0, 6).astype(np.float32)
+    for segmenter in (network, threshold):
+        (pred,) = segmenter.segment([image], [0.5])
+        assert pred.mask.shape == image.shape and pred.mask.dtype == bool
+    assert network.shares_scale_per_movie and not threshold.shares_scale_per_movie
+    assert threshold.movie_refine_zoom([image], 0.5) is None
+
+
 class _Lopsided(torch.nn.Module):
     """A network that is not mirror-symmetric: logit = the pixel minus its right neighbour."""
 

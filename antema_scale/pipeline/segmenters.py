@@ -11,11 +11,39 @@ from __future__ import annotations
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from antema_scale.pipeline.settings import SegmentationSettings
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """What a pipeline task needs of a segmenter (:class:`ThresholdSegmenter`, :class:`ModelSegmenter`).
+
+    ``segment`` returns one :class:`antema_scale.segment.Prediction` per image;
+    ``shares_scale_per_movie`` says whether the frames of a movie should be segmented with
+    one scale decision, which ``movie_refine_zoom`` takes from a few sample frames.
+    """
+
+    @property
+    def shares_scale_per_movie(self) -> bool:
+        """Whether the frames of a movie share one scale decision."""
+        ...
+
+    def movie_refine_zoom(self, frames: Sequence[np.ndarray], pixel_size_nm: float) -> float | None:
+        """One scale decision for a movie from sample frames (None: no decision)."""
+        ...
+
+    def segment(
+        self,
+        images: Sequence[np.ndarray],
+        pixel_sizes_nm: Sequence[float],
+        refine_zooms: Sequence[float | None] | None = None,
+    ) -> list[Any]:
+        """One prediction per image; pixel sizes in nm."""
+        ...
 
 
 class ThresholdSegmenter:

@@ -26,7 +26,7 @@ import pandas as pd
 
 from antema_scale.pipeline.model_plugin import cached_segmenter
 from antema_scale.pipeline.results import write_image_result
-from antema_scale.pipeline.segmenters import SegmenterSpec
+from antema_scale.pipeline.segmenters import Segmenter, SegmenterSpec
 from antema_scale.segment.errors import ImageInputError
 
 #: Errors Dask should retry rather than record: they say nothing about the image.
@@ -265,7 +265,7 @@ def _load(store: Any, work: ImageWork, *, probes: bool = False) -> _LoadedImage 
     )
 
 
-def _predict(segmenter: Any, loaded: Sequence[_LoadedImage]) -> list[list[Any]]:
+def _predict(segmenter: Segmenter, loaded: Sequence[_LoadedImage]) -> list[list[Any]]:
     """Segment every frame of ``loaded`` in one call; per-image predictions.
 
     The frames of a movie share one scale decision, taken from its probe frames
@@ -313,7 +313,7 @@ def _store_segmentation(
 
 
 def _segment_each(
-    store: Any, segmenter: Any, loaded: Sequence[_LoadedImage]
+    store: Any, segmenter: Segmenter, loaded: Sequence[_LoadedImage]
 ) -> dict[str, SegmentedImage]:
     """Segment images one by one, so that one bad image fails alone."""
     results: dict[str, SegmentedImage] = {}
