@@ -152,6 +152,46 @@ def test_train_writes_checkpoints_and_resumes(tmp_path: Path) -> None:
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
 
 
+def test_data_progress_reports_every_prepared_image_once(tmp_path: Path) -> None:
+    config = _tiny_config(tmp_path / "run", steps_per_epoch=1)
+    calls: list[tuple[str, int, int]] = []
+    train(config, data_progress=lambda *call: calls.append(call))
+    # 10 stand-ins split 60/20/20: 6 train, 2 val; a call before the first image
+    assert calls == [("train", i, 6) for i in range(7)] + [("val", i, 2) for i in range(3)]
+    calls.clear()
+    train(config, data_progress=lambda *call: calls.append(call))
+    assert calls == []  # both splits come from the run folder's cache now
+
+
+def test_split_size_counts_what_iter_split_yields(tmp_path: Path) -> None:
+    import dataclasses
+
+    from PIL import Image
+
+    from antema_scale.segment.train import iter_split, split_size
+
+    images, masks = tmp_path / "images", tmp_path / "masks"
+    images.mkdir(), masks.mkdir()
+    for i in range(7):
+        Image.fromarray(np.full((32, 32), 40 * (i % 5), np.uint8)).save(images / f"im{i}.png")
+        Image.fromarray(np.eye(32, dtype=np.uint8)).save(masks / f"im{i}.png")
+    base = TrainConfig(
+        folders=[(str(images), str(masks), 0.3)],
+        synthetic_images=5,
+        synthetic_generator="standin",
+        synthetic_shape=(64, 64),
+    )
+    for config in (base, dataclasses.replace(base, raft_validation_images=1)):
+        for split in ("train", "val", "test"):
+            items = list(iter_split(config, split))
+            assert split_size(config, split) == len(items) > 0
+        assert (
+            split_size(config, "train", limit=1) == len(list(iter_split(config, "train", 1))) == 2
+        )
+    with pytest.raises(ValueError, match="split must be one of"):
+        split_size(base, "holdout")
+
+
 def test_train_without_data_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no training images"):
         train(TrainConfig(output_dir=str(tmp_path), threads=1))

@@ -99,7 +99,7 @@ def register(app: typer.Typer) -> None:
             threshold_segmenter,
         )
         from antema_scale.segment.model_file import export_model, load_model
-        from antema_scale.segment.train import TrainConfig, load_split
+        from antema_scale.segment.train import TrainConfig, iter_split, split_size
 
         console = Console()
         torch.set_num_threads(threads)
@@ -155,12 +155,12 @@ def register(app: typer.Typer) -> None:
             split_seed=split_seed,
             pixel_size_range_nm=pixel_range,  # type: ignore[arg-type]
         )
-        items = load_split(config, split)
+        total = split_size(config, split)
         with Progress(console=console, transient=True) as bar:
-            task = bar.add_task(f"evaluating {len(items)} images", total=len(items))
+            task = bar.add_task(f"evaluating {total} images", total=total)
             result = evaluate(
                 segment,
-                items,
+                iter_split(config, split),  # read/generated as the evaluation goes
                 progress=lambda n: bar.update(task, completed=n),
                 settings=settings,
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -190,9 +190,20 @@ def register(app: typer.Typer) -> None:
                 highlight=False,
             )
 
-        with console.status("preparing data and training..."):
+        from rich.progress import Progress
+
+        with Progress(console=console, transient=True) as bar:
+            tasks: dict[str, Any] = {}
+
+            def data_report(split: str, done: int, total: int) -> None:
+                if split not in tasks:
+                    tasks[split] = bar.add_task(f"preparing {split} images", total=total)
+                bar.update(tasks[split], completed=done)
+                if done == total:  # the epochs' own lines follow
+                    bar.remove_task(tasks[split])
+
             try:
-                summary = train(config, resume=resume, progress=report)
+                summary = train(config, resume=resume, progress=report, data_progress=data_report)
             except ValueError as exc:  # incompatible --init-model, no images, bad files
                 console.print(f"[red]error:[/red] {exc}")
                 raise typer.Exit(2) from exc

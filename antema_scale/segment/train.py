@@ -23,7 +23,7 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,7 +50,15 @@ from antema_scale.segment.model_file import save_model
 from antema_scale.segment.network import DeepLabV3Plus, NetworkConfig, build_network
 from antema_scale.segment.preprocess import Preprocessing, prepare_image, resample
 
-__all__ = ["TrainConfig", "load_split", "prepare_labelled", "segmentation_loss", "train"]
+__all__ = [
+    "TrainConfig",
+    "iter_split",
+    "load_split",
+    "prepare_labelled",
+    "segmentation_loss",
+    "split_size",
+    "train",
+]
 
 SPLITS = ("train", "val", "test")
 #: Components smaller than this (working-grid px) are ignored by the validation instance F1.
@@ -158,35 +166,63 @@ def load_split(config: TrainConfig, split: str, limit: int | None = None) -> lis
 
     ``limit`` (default ``config.max_images_per_source``) caps the images per source.
     """
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return list(iter_split(config, split, limit))
+
+
+def split_size(config: TrainConfig, split: str, limit: int | None = None) -> int:
+    """How many images :func:`iter_split` yields for these arguments (cheap: no image is read)."""
+    _check_split(split)
     limit = config.max_images_per_source if limit is None else limit
-    items: list[LabelledImage] = []
+    count = 0
+    for images_dir, _, _ in config.folders:
+        ids = split_ids(folder_ids(images_dir), seed=config.split_seed)[split]
+        count += len(ids if limit is None else ids[:limit])
+    count += _synthetic_count(config, split, limit)
+    if split == "val":
+        count += config.raft_validation_images
+    return count
+
+
+def iter_split(
+    config: TrainConfig, split: str, limit: int | None = None
+) -> Iterator[LabelledImage]:
+    """The images of :func:`load_split` one at a time (synthetic ones generated on demand).
+
+    Sources come in a fixed order: labelled folders, synthetic micrographs, then (for
+    ``val`` with ``config.raft_validation_images``) the dense-raft scenes.
+    """
+    _check_split(split)
+    limit = config.max_images_per_source if limit is None else limit
     for images_dir, masks_dir, pixel_size in config.folders:
         ids = split_ids(folder_ids(images_dir), seed=config.split_seed)[split]
         if limit is not None:
             ids = ids[:limit]
         source = "emps" if "emps" in str(images_dir).lower() else "folder"
-        items.extend(load_folder_pairs(images_dir, masks_dir, pixel_size, ids=ids, source=source))
-    n_synth = round(config.synthetic_images * {"train": 0.6, "val": 0.2, "test": 0.2}[split])
-    if limit is not None:
-        n_synth = min(n_synth, limit)
+        yield from load_folder_pairs(images_dir, masks_dir, pixel_size, ids=ids, source=source)
+    n_synth = _synthetic_count(config, split, limit)
     seeds = range(SYNTH_SEED_BASE[split], SYNTH_SEED_BASE[split] + n_synth)
     if n_synth and config.synthetic_generator == "synth":
-        items.extend(
-            synthetic_images(
-                list(seeds),
-                shape=config.synthetic_shape,
-                pixel_size_range_nm=tuple(config.pixel_size_range_nm),
-                annotations=config.synthetic_annotations if split == "train" else 0.0,
-            )
+        yield from synthetic_images(
+            list(seeds),
+            shape=config.synthetic_shape,
+            pixel_size_range_nm=tuple(config.pixel_size_range_nm),
+            annotations=config.synthetic_annotations if split == "train" else 0.0,
         )
     elif n_synth:
-        items.extend(_standin_images(seeds, config.synthetic_shape))
+        yield from _standin_images(seeds, config.synthetic_shape)
     if split == "val" and config.raft_validation_images:
         rafts = range(RAFT_SEED_BASE, RAFT_SEED_BASE + config.raft_validation_images)
-        items.extend(raft_validation_images(list(rafts), shape=config.synthetic_shape))
-    return items
+        yield from raft_validation_images(list(rafts), shape=config.synthetic_shape)
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+
+
+def _synthetic_count(config: TrainConfig, split: str, limit: int | None) -> int:
+    n_synth = round(config.synthetic_images * {"train": 0.6, "val": 0.2, "test": 0.2}[split])
+    return n_synth if limit is None else min(n_synth, limit)
 
 
 def _standin_images(seeds: Iterable[int], shape: tuple[int, int]) -> list[LabelledImage]:
@@ -225,9 +261,17 @@ def _data_key(config: TrainConfig, split: str, preprocessing: Preprocessing) -> 
 
 
 def _prepared_split(
-    config: TrainConfig, split: str, preprocessing: Preprocessing, out: Path
+    config: TrainConfig,
+    split: str,
+    preprocessing: Preprocessing,
+    out: Path,
+    data_progress: Callable[[str, int, int], None] | None = None,
 ) -> list[PreparedImage]:
-    """Prepared images of a split, cached in ``out`` (``data-<split>-<key>.npz``)."""
+    """Prepared images of a split, cached in ``out`` (``data-<split>-<key>.npz``).
+
+    ``data_progress(split, done, total)`` is called before the first and after every
+    image that is prepared (not when the split comes from the cache).
+    """
     cache = out / f"data-{split}-{_data_key(config, split, preprocessing)}.npz"
     if cache.is_file():
         with np.load(cache) as data:
@@ -239,7 +283,14 @@ def _prepared_split(
     limit = config.max_val_images_per_source if split == "val" else None
     if config.max_images_per_source is not None:
         limit = min(limit or config.max_images_per_source, config.max_images_per_source)
-    prepared = [prepare_labelled(i, preprocessing) for i in load_split(config, split, limit)]
+    total = split_size(config, split, limit)
+    prepared: list[PreparedImage] = []
+    if data_progress is not None:
+        data_progress(split, 0, total)
+    for item in iter_split(config, split, limit):
+        prepared.append(prepare_labelled(item, preprocessing))
+        if data_progress is not None:
+            data_progress(split, len(prepared), total)
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps([[p.image_id, p.source] for p in prepared]))
     }
@@ -370,6 +421,7 @@ def train(
     *,
     resume: bool = False,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    data_progress: Callable[[str, int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train a network; returns the run summary (also written to ``summary.json``).
 
@@ -381,6 +433,9 @@ def train(
         Continue from ``<output_dir>/state.pt`` if it exists.
     progress : callable, optional
         Called with a dict after every epoch (epoch, step, loss, metrics, seconds).
+    data_progress : callable, optional
+        Called as ``data_progress(split, done, total)`` while the images of a split are
+        generated/read and prepared (skipped for splits found in the cache of ``output_dir``).
     """
     from antema_scale.segment.model_file import resolve_device
 
@@ -401,8 +456,8 @@ def train(
     if config.init_model is not None:  # checked before the (slow) data preparation
         init_from = initialise_from(network, config.init_model, preprocessing)
     started = time.perf_counter()
-    train_set = _prepared_split(config, "train", preprocessing, out)
-    val_set = _prepared_split(config, "val", preprocessing, out)
+    train_set = _prepared_split(config, "train", preprocessing, out, data_progress)
+    val_set = _prepared_split(config, "val", preprocessing, out, data_progress)
     if not train_set:
         raise ValueError("no training images: give --folder/--emps or --synthetic N")
     data_seconds = time.perf_counter() - started
