@@ -53,6 +53,23 @@ def test_loaded_network_reproduces_saved_one(model_path: Path) -> None:
         torch.testing.assert_close(loaded(x), original(x))
 
 
+def test_a_network_with_detail_refinement_round_trips_through_fp16_export(tmp_path: Path) -> None:
+    torch.manual_seed(1)
+    net = build_network(NetworkConfig(base_width=4, detail_channels=4)).eval()
+    assert net.detail is not None
+    torch.nn.init.normal_(net.detail.delta.weight)  # not the zero-initialised no-op
+    path, half = tmp_path / "detail.pt", tmp_path / "detail16.pt"
+    save_model(path, net, Preprocessing((0.1, 0.4), 1.5), {})
+    export_model(path, half)
+    assert torch.load(half, weights_only=True)["metadata"]["architecture"]["detail_channels"] == 4
+    loaded, halved = load_model(path, "cpu"), load_model(half, "cpu")
+    assert loaded.network.config.detail_channels == halved.network.config.detail_channels == 4
+    x = torch.randn(1, 1, 40, 40)
+    with torch.inference_mode():
+        torch.testing.assert_close(loaded.network(x), net(x))
+        assert float((halved.network(x) - net(x)).abs().max()) < 0.05
+
+
 def test_altered_weights_fail_the_sha256_check(model_path: Path, tmp_path: Path) -> None:
     payload = torch.load(model_path, weights_only=True)
     name = next(k for k, v in payload["state_dict"].items() if v.is_floating_point())
