@@ -192,6 +192,32 @@ def test_split_size_counts_what_iter_split_yields(tmp_path: Path) -> None:
         split_size(base, "holdout")
 
 
+def test_parallel_data_preparation_gives_the_serial_result() -> None:
+    from antema_scale.segment.train import prepare_loaded, split_loaders
+
+    config = TrainConfig(synthetic_images=10, synthetic_shape=(96, 96), raft_validation_images=1)
+    loaders = split_loaders(config, "val")  # 2 synthetic scenes + 1 raft
+    pre = Preprocessing((0.125, 0.5), 1.0)
+    serial = list(prepare_loaded(loaders, pre, workers=1))
+    parallel = list(prepare_loaded(loaders, pre, workers=2))
+    assert [p.image_id for p in serial] == [
+        f"synth-{mode}-low-{2_000_000 + i}" for i, mode in enumerate(("hrtem", "haadf"))
+    ] + ["raft-4000000"]
+    for a, b in zip(serial, parallel, strict=True):
+        assert (a.image_id, a.source) == (b.image_id, b.source)
+        np.testing.assert_array_equal(a.image, b.image)
+        np.testing.assert_array_equal(a.mask, b.mask)
+    # one loader per image, cycling mode then overlap as synthetic_images does
+    train_ids = [load().image_id for load in split_loaders(config, "train")[:5]]
+    assert [i.rsplit("-", 1)[0] for i in train_ids] == [
+        "synth-hrtem-low",
+        "synth-haadf-low",
+        "synth-hrtem-medium",
+        "synth-haadf-medium",
+        "synth-hrtem-low",
+    ]
+
+
 def test_train_without_data_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no training images"):
         train(TrainConfig(output_dir=str(tmp_path), threads=1))

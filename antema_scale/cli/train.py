@@ -101,6 +101,10 @@ def register(app: typer.Typer) -> None:
         seed: int = typer.Option(0, help="Random seed of sampling and initialisation."),
         split_seed: int = typer.Option(0, help="Seed of the 60/20/20 split."),
         threads: int = typer.Option(2, help="torch CPU threads."),
+        data_workers: int | None = typer.Option(
+            None,
+            help="Processes that generate/prepare the training data (default: --threads).",
+        ),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         max_images: int | None = typer.Option(
             None, help="At most this many images per source and split (for quick runs)."
@@ -141,6 +145,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--annotations must be in [0, 1], got {annotations}")
         if shading < 0:
             raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
+        if data_workers is not None and data_workers < 1:
+            raise typer.BadParameter(f"--data-workers must be >= 1, got {data_workers}")
         if detail_channels < 0:
             raise typer.BadParameter(f"--detail-channels must be >= 0, got {detail_channels}")
         if init_model not in (None, "default") and not Path(init_model).is_file():
@@ -166,6 +172,7 @@ def register(app: typer.Typer) -> None:
             seed=seed,
             split_seed=split_seed,
             threads=threads,
+            data_workers=threads if data_workers is None else data_workers,
             device=device,
             max_images_per_source=max_images,
             augmentation=Augmentation(

@@ -23,8 +23,9 @@ import hashlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +56,9 @@ __all__ = [
     "iter_split",
     "load_split",
     "prepare_labelled",
+    "prepare_loaded",
     "segmentation_loss",
+    "split_loaders",
     "split_size",
     "train",
 ]
@@ -74,6 +77,9 @@ class TrainConfig:
     """Everything that defines a training run (recorded in the model metadata).
 
     Lengths are in pixels of the working grid unless stated; pixel sizes in nm/px.
+    ``data_workers`` > 1 prepares the data in that many processes (spawned: a script that
+    calls :func:`train` needs the usual ``if __name__ == "__main__":`` guard); the
+    prepared images do not depend on it.
     """
 
     output_dir: str = "runs/train"
@@ -97,6 +103,7 @@ class TrainConfig:
     seed: int = 0
     split_seed: int = 0
     threads: int = 2
+    data_workers: int = 1
     device: str = "auto"
     max_images_per_source: int | None = None
     max_val_images_per_source: int | None = 40
@@ -161,6 +168,38 @@ def prepare_labelled(item: LabelledImage, preprocessing: Preprocessing) -> Prepa
     return PreparedImage(image, mask, item.image_id, item.source)
 
 
+def prepare_loaded(
+    loaders: Sequence[Callable[[], LabelledImage]],
+    preprocessing: Preprocessing,
+    *,
+    workers: int = 1,
+) -> Iterator[PreparedImage]:
+    """Load and prepare each image of :func:`split_loaders`, in order, in ``workers`` processes.
+
+    Generating synthetic micrographs and resampling images is pure CPU work in numpy, one
+    image at a time, so a training run prepares its data about ``workers`` times faster
+    with one process per core. ``workers=1`` (or a single image) runs in this process.
+    The result does not depend on ``workers``.
+    """
+    if workers <= 1 or len(loaders) <= 1:
+        for load in loaders:
+            yield prepare_labelled(load(), preprocessing)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent may already run torch's OpenMP threads
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(min(workers, len(loaders)), mp_context=context) as pool:
+        yield from pool.map(_load_and_prepare, loaders, [preprocessing] * len(loaders))
+
+
+def _load_and_prepare(
+    load: Callable[[], LabelledImage], preprocessing: Preprocessing
+) -> PreparedImage:
+    return prepare_labelled(load(), preprocessing)
+
+
 def load_split(config: TrainConfig, split: str, limit: int | None = None) -> list[LabelledImage]:
     """The labelled images of one split (``train``/``val``/``test``) of a config's sources.
 
@@ -171,16 +210,7 @@ def load_split(config: TrainConfig, split: str, limit: int | None = None) -> lis
 
 def split_size(config: TrainConfig, split: str, limit: int | None = None) -> int:
     """How many images :func:`iter_split` yields for these arguments (cheap: no image is read)."""
-    _check_split(split)
-    limit = config.max_images_per_source if limit is None else limit
-    count = 0
-    for images_dir, _, _ in config.folders:
-        ids = split_ids(folder_ids(images_dir), seed=config.split_seed)[split]
-        count += len(ids if limit is None else ids[:limit])
-    count += _synthetic_count(config, split, limit)
-    if split == "val":
-        count += config.raft_validation_images
-    return count
+    return len(split_loaders(config, split, limit))
 
 
 def iter_split(
@@ -191,28 +221,72 @@ def iter_split(
     Sources come in a fixed order: labelled folders, synthetic micrographs, then (for
     ``val`` with ``config.raft_validation_images``) the dense-raft scenes.
     """
+    for load in split_loaders(config, split, limit):
+        yield load()
+
+
+def split_loaders(
+    config: TrainConfig, split: str, limit: int | None = None
+) -> list[Callable[[], LabelledImage]]:
+    """One picklable loader per image of a split, in :func:`iter_split` order.
+
+    Each loader reads or generates one :class:`LabelledImage` when called, on its own:
+    the same image whichever process calls it (a synthetic image's mode and overlap level
+    are fixed here, from its position, as :func:`synthetic_images` cycles them).
+    """
     _check_split(split)
     limit = config.max_images_per_source if limit is None else limit
+    loaders: list[Callable[[], LabelledImage]] = []
     for images_dir, masks_dir, pixel_size in config.folders:
         ids = split_ids(folder_ids(images_dir), seed=config.split_seed)[split]
         if limit is not None:
             ids = ids[:limit]
         source = "emps" if "emps" in str(images_dir).lower() else "folder"
-        yield from load_folder_pairs(images_dir, masks_dir, pixel_size, ids=ids, source=source)
+        loaders += [
+            partial(_folder_image, images_dir, masks_dir, pixel_size, stem, source) for stem in ids
+        ]
     n_synth = _synthetic_count(config, split, limit)
     seeds = range(SYNTH_SEED_BASE[split], SYNTH_SEED_BASE[split] + n_synth)
-    if n_synth and config.synthetic_generator == "synth":
-        yield from synthetic_images(
-            list(seeds),
-            shape=config.synthetic_shape,
-            pixel_size_range_nm=tuple(config.pixel_size_range_nm),
-            annotations=config.synthetic_annotations if split == "train" else 0.0,
-        )
-    elif n_synth:
-        yield from _standin_images(seeds, config.synthetic_shape)
+    if config.synthetic_generator == "synth":
+        modes, overlaps = ("hrtem", "haadf"), ("low", "medium")
+        options = {
+            "shape": config.synthetic_shape,
+            "pixel_size_range_nm": tuple(config.pixel_size_range_nm),
+            "annotations": config.synthetic_annotations if split == "train" else 0.0,
+        }
+        loaders += [
+            partial(
+                _synthetic_image,
+                seed,
+                modes[i % len(modes)],
+                overlaps[(i // len(modes)) % len(overlaps)],
+                options,
+            )
+            for i, seed in enumerate(seeds)
+        ]
+    else:
+        loaders += [partial(_standin_image, seed, config.synthetic_shape) for seed in seeds]
     if split == "val" and config.raft_validation_images:
         rafts = range(RAFT_SEED_BASE, RAFT_SEED_BASE + config.raft_validation_images)
-        yield from raft_validation_images(list(rafts), shape=config.synthetic_shape)
+        loaders += [partial(_raft_image, seed, config.synthetic_shape) for seed in rafts]
+    return loaders
+
+
+def _folder_image(
+    images_dir: str, masks_dir: str, pixel_size_nm: float, stem: str, source: str
+) -> LabelledImage:
+    (item,) = load_folder_pairs(images_dir, masks_dir, pixel_size_nm, ids=[stem], source=source)
+    return item
+
+
+def _synthetic_image(seed: int, mode: str, overlap: str, options: dict[str, Any]) -> LabelledImage:
+    (item,) = synthetic_images([seed], modes=(mode,), overlaps=(overlap,), **options)
+    return item
+
+
+def _raft_image(seed: int, shape: tuple[int, int]) -> LabelledImage:
+    (item,) = raft_validation_images([seed], shape=shape)
+    return item
 
 
 def _check_split(split: str) -> None:
@@ -225,21 +299,16 @@ def _synthetic_count(config: TrainConfig, split: str, limit: int | None) -> int:
     return n_synth if limit is None else min(n_synth, limit)
 
 
-def _standin_images(seeds: Iterable[int], shape: tuple[int, int]) -> list[LabelledImage]:
-    out = []
-    for seed in seeds:
-        rng = np.random.default_rng(seed)
-        out.append(
-            standin_micrograph(
-                seed,
-                shape,
-                mode=("hrtem", "haadf")[seed % 2],
-                pixel_size_nm=float(np.exp(rng.uniform(np.log(0.05), np.log(2.0)))),
-                diameter_nm=(2.0, 30.0),
-                noise=float(rng.uniform(0.02, 0.2)),
-            )
-        )
-    return out
+def _standin_image(seed: int, shape: tuple[int, int]) -> LabelledImage:
+    rng = np.random.default_rng(seed)
+    return standin_micrograph(
+        seed,
+        shape,
+        mode=("hrtem", "haadf")[seed % 2],
+        pixel_size_nm=float(np.exp(rng.uniform(np.log(0.05), np.log(2.0)))),
+        diameter_nm=(2.0, 30.0),
+        noise=float(rng.uniform(0.02, 0.2)),
+    )
 
 
 def _data_key(config: TrainConfig, split: str, preprocessing: Preprocessing) -> str:
@@ -283,14 +352,14 @@ def _prepared_split(
     limit = config.max_val_images_per_source if split == "val" else None
     if config.max_images_per_source is not None:
         limit = min(limit or config.max_images_per_source, config.max_images_per_source)
-    total = split_size(config, split, limit)
+    loaders = split_loaders(config, split, limit)
     prepared: list[PreparedImage] = []
     if data_progress is not None:
-        data_progress(split, 0, total)
-    for item in iter_split(config, split, limit):
-        prepared.append(prepare_labelled(item, preprocessing))
+        data_progress(split, 0, len(loaders))
+    for item in prepare_loaded(loaders, preprocessing, workers=config.data_workers):
+        prepared.append(item)
         if data_progress is not None:
-            data_progress(split, len(prepared), total)
+            data_progress(split, len(prepared), len(loaders))
     arrays: dict[str, np.ndarray] = {
         "meta": np.array(json.dumps([[p.image_id, p.source] for p in prepared]))
     }
