@@ -31,6 +31,9 @@ __all__ = [
     "EMPS_NOMINAL_PIXEL_SIZE_NM",
     "IMAGE_SUFFIXES",
     "LabelledImage",
+    "SYNTH_MODES",
+    "SYNTH_OVERLAPS",
+    "cycled_mode",
     "load_folder_pairs",
     "sample_synth_config",
     "split_ids",
@@ -280,11 +283,23 @@ def _labelled(micrograph: SyntheticMicrograph, image_id: str, source: str) -> La
     )
 
 
+#: Imaging modes and overlap levels that :func:`synthetic_images` cycles through.
+SYNTH_MODES = ("hrtem", "haadf")
+SYNTH_OVERLAPS = ("low", "medium")
+
+
+def cycled_mode(
+    index: int, modes: Sequence[str] = SYNTH_MODES, overlaps: Sequence[str] = SYNTH_OVERLAPS
+) -> tuple[str, str]:
+    """Mode and overlap level of the ``index``-th image of a synthetic set (mode varies fastest)."""
+    return modes[index % len(modes)], overlaps[(index // len(modes)) % len(overlaps)]
+
+
 def synthetic_images(
     seeds: Sequence[int],
     *,
-    modes: Sequence[str] = ("hrtem", "haadf"),
-    overlaps: Sequence[str] = ("low", "medium"),
+    modes: Sequence[str] = SYNTH_MODES,
+    overlaps: Sequence[str] = SYNTH_OVERLAPS,
     shape: tuple[int, int] = (512, 512),
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5),
     annotations: float = 0.0,
@@ -297,8 +312,7 @@ def synthetic_images(
     from antema_scale.synth import generate_micrograph
 
     for i, seed in enumerate(seeds):
-        mode = modes[i % len(modes)]
-        overlap = overlaps[(i // len(modes)) % len(overlaps)]
+        mode, overlap = cycled_mode(i, modes, overlaps)
         config = sample_synth_config(
             seed,
             mode=mode,

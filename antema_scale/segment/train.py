@@ -38,6 +38,7 @@ from antema_scale.segment.augment import Augmentation, PreparedImage, sample_bat
 from antema_scale.segment.datasets import (
     EMPS_NOMINAL_PIXEL_SIZE_NM,
     LabelledImage,
+    cycled_mode,
     folder_ids,
     load_folder_pairs,
     raft_validation_images,
@@ -248,20 +249,13 @@ def split_loaders(
     n_synth = _synthetic_count(config, split, limit)
     seeds = range(SYNTH_SEED_BASE[split], SYNTH_SEED_BASE[split] + n_synth)
     if config.synthetic_generator == "synth":
-        modes, overlaps = ("hrtem", "haadf"), ("low", "medium")
         options = {
             "shape": config.synthetic_shape,
             "pixel_size_range_nm": tuple(config.pixel_size_range_nm),
             "annotations": config.synthetic_annotations if split == "train" else 0.0,
         }
         loaders += [
-            partial(
-                _synthetic_image,
-                seed,
-                modes[i % len(modes)],
-                overlaps[(i // len(modes)) % len(overlaps)],
-                options,
-            )
+            partial(_synthetic_image, seed, *cycled_mode(i), options)
             for i, seed in enumerate(seeds)
         ]
     else:
