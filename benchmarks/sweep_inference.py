@@ -12,6 +12,9 @@ Usage::
         [--settings none:1:1,24:2:1,24:2:4] [--csv OUT.csv]
 
 A setting is ``TARGET_PX:MAX_ZOOM:FLIPS`` (``none`` = no scale adaptation).
+``--thresholds 0.4,0.5`` also scores masks cut at other particle probabilities than the
+0.5 of :class:`antema_scale.segment.Prediction` (from the same predictions; the setting
+column then reads ``TARGET:ZOOM:FLIPS@THRESHOLD``).
 """
 
 from __future__ import annotations
@@ -45,6 +48,9 @@ def main() -> None:
     parser.add_argument("--max-images", type=int, default=None, help="per source (quick runs)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--csv", type=Path, default=None)
+    parser.add_argument(
+        "--thresholds", default="0.5", help="comma-separated particle-probability cuts"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cpu")
@@ -57,6 +63,7 @@ def main() -> None:
     )
     items = load_split(config, args.split)
     settings = [parse_setting(t) for t in args.settings.split(",")]
+    thresholds = [float(t) for t in args.thresholds.split(",")]
     rows = []
     for start in range(0, len(items), 8):
         chunk = items[start : start + 8]
@@ -70,19 +77,22 @@ def main() -> None:
                 flips=flips,
             )
             for item, pred in zip(chunk, predictions, strict=True):
-                found, truth = pred.mask, item.mask
-                rows.append(
-                    {
-                        "image_id": item.image_id,
-                        "source": item.source,
-                        "setting": f"{target}:{zoom}:{flips}",
-                        "tp": int((found & truth).sum()),
-                        "fp": int((found & ~truth).sum()),
-                        "fn": int((~found & truth).sum()),
-                        "tn": int((~found & ~truth).sum()),
-                        "refined": pred.quality["refine_zoom"] > 1,
-                    }
-                )
+                truth = item.mask
+                for cut in thresholds:
+                    found = pred.mask if cut == 0.5 else pred.probability > cut
+                    name = f"{target}:{zoom}:{flips}" + ("" if cut == 0.5 else f"@{cut}")
+                    rows.append(
+                        {
+                            "image_id": item.image_id,
+                            "source": item.source,
+                            "setting": name,
+                            "tp": int((found & truth).sum()),
+                            "fp": int((found & ~truth).sum()),
+                            "fn": int((~found & truth).sum()),
+                            "tn": int((~found & ~truth).sum()),
+                            "refined": pred.quality["refine_zoom"] > 1,
+                        }
+                    )
         print(f"{min(start + 8, len(items))} / {len(items)} images", flush=True)
     table = pd.DataFrame(rows)
     if args.csv is not None:
