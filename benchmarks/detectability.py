@@ -1,0 +1,215 @@
+"""Which synthetic particles a segmenter finds, by how visible they are (Rose number).
+
+The synthetic sampler draws dose, contrast, particle size and pixel size independently,
+so some test images hold particles that are barely above the noise. This script asks,
+per true particle of a synthetic split, how visible the particle is in the image and
+whether the segmenter found it, so that "the model misses particles a human would see"
+and "the model misses particles nobody could see" can be told apart.
+
+Visibility is the Rose number of the particle on its native pixel grid,
+
+    k = |mean(particle) - mean(background ring)| / std(background ring) * sqrt(n_px),
+
+with the particle's own pixels (overlaps with other particles left out) and a ring of
+background around it (up to ``max(4 px, one radius)`` away, at least 2 px from any
+particle). Rose's criterion puts the detection limit of a uniform object in white noise
+at ``k ~ 5``. The ring's standard deviation holds shot noise and support texture alike,
+and the noise of blurred images is correlated, so ``k`` is a relative scale across
+images rather than an absolute limit.
+
+A particle counts as *found* when at least half of its own pixels are predicted
+particle. Per image the script also reports the pixel IoU, and the pixel IoU of the
+images grouped by the share of their particles with ``k >= 5``.
+
+Run (default inference of the shipped model, synthetic test split as ``antema-scale
+evaluate --synthetic 400 --split test`` draws it)::
+
+    python benchmarks/detectability.py [--model PATH] [--split test] [--synthetic 400]
+        [--json benchmarks/results/detectability_test.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import ndimage as ndi
+
+from antema_scale.segment import load_model, predict
+from antema_scale.segment.datasets import cycled_mode, sample_synth_config
+from antema_scale.segment.train import SYNTH_SEED_BASE, TrainConfig, split_size
+from antema_scale.synth import generate_micrograph
+
+#: Edges of the Rose-number bins of the report.
+ROSE_BINS = (0.0, 2.0, 5.0, 10.0, 20.0, np.inf)
+#: Rose's detection limit.
+ROSE_LIMIT = 5.0
+
+
+def particle_visibility(
+    image: np.ndarray, own: np.ndarray, others: np.ndarray, radius_px: float
+) -> tuple[float, int]:
+    """Rose number and pixel count of one particle.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        2-D image (any units: ``k`` is a ratio).
+    own : numpy.ndarray
+        bool, the particle's own pixels (not shared with other particles).
+    others : numpy.ndarray
+        bool, pixels of every particle (the ring keeps 2 px away from them).
+    radius_px : float
+        Equivalent radius of the particle, px (sets the ring width).
+
+    Returns
+    -------
+    tuple of (float, int)
+        ``(k, n_px)``; ``k`` is NaN when the particle or its ring is empty.
+    """
+    n_px = int(own.sum())
+    ring_width = max(4, int(round(radius_px)))
+    ring = ndi.binary_dilation(own, iterations=ring_width) & ~ndi.binary_dilation(
+        others, iterations=2
+    )
+    if n_px == 0 or ring.sum() < 8:
+        return float("nan"), n_px
+    background = image[ring]
+    spread = float(background.std())
+    if spread == 0:
+        return float("inf"), n_px
+    contrast = abs(float(image[own].mean()) - float(background.mean()))
+    return contrast / spread * np.sqrt(n_px), n_px
+
+
+def image_particles(micrograph: object, found: np.ndarray) -> pd.DataFrame:
+    """One row per particle of a synthetic micrograph: Rose number, size, found or not."""
+    image = micrograph.image.astype(np.float64)
+    union = micrograph.mask
+    shape = image.shape
+    count = np.zeros(shape, dtype=np.int32)
+    for crop in micrograph.particles:
+        r0, c0 = crop.offset
+        h, w = crop.mask.shape
+        count[r0 : r0 + h, c0 : c0 + w] += crop.mask
+    rows = []
+    for index, crop in enumerate(micrograph.particles):
+        r0, c0 = crop.offset
+        h, w = crop.mask.shape
+        pad = max(8, int(np.sqrt(crop.mask.sum() / np.pi)) + 8)
+        y0, x0 = max(0, r0 - pad), max(0, c0 - pad)
+        y1, x1 = min(shape[0], r0 + h + pad), min(shape[1], c0 + w + pad)
+        own = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        own[r0 - y0 : r0 - y0 + h, c0 - x0 : c0 - x0 + w] = crop.mask
+        own &= count[y0:y1, x0:x1] == 1
+        if not own.any():
+            continue
+        radius = float(np.sqrt(crop.mask.sum() / np.pi))
+        k, n_px = particle_visibility(image[y0:y1, x0:x1], own, union[y0:y1, x0:x1], radius)
+        rows.append(
+            {
+                "particle": index + 1,
+                "rose_k": k,
+                "own_px": n_px,
+                "diameter_px": 2 * radius,
+                "recall": float(found[y0:y1, x0:x1][own].mean()),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["found"] = table["recall"] >= 0.5
+    return table
+
+
+def main() -> None:
+    """Predict every synthetic image of the split and tabulate found particles by visibility."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--split", default="test")
+    parser.add_argument("--synthetic", type=int, default=400)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = load_model(args.model, device="cpu")
+    config = TrainConfig(
+        synthetic_images=args.synthetic,
+        pixel_size_range_nm=model.preprocessing.pixel_size_range_nm,
+    )
+    n_images = split_size(config, args.split)  # synthetic images only: no folders, no rafts
+    particles, images = [], []
+    for i in range(n_images):
+        seed = SYNTH_SEED_BASE[args.split] + i
+        mode, overlap = cycled_mode(i)
+        synth_config = sample_synth_config(
+            seed,
+            mode=mode,
+            overlap=overlap,
+            shape=config.synthetic_shape,
+            pixel_size_range_nm=tuple(config.pixel_size_range_nm),
+        )
+        micrograph = generate_micrograph(synth_config, seed)
+        (prediction,) = predict(model, [micrograph.image], [micrograph.pixel_size_nm])
+        found, truth = prediction.mask, micrograph.mask
+        table = image_particles(micrograph, found)
+        table["image"] = f"synth-{mode}-{overlap}-{seed}"
+        table["mode"] = mode
+        particles.append(table)
+        images.append(
+            {
+                "image": f"synth-{mode}-{overlap}-{seed}",
+                "mode": mode,
+                "tp": int((found & truth).sum()),
+                "fp": int((found & ~truth).sum()),
+                "fn": int((~found & truth).sum()),
+                "visible_share": float((table["rose_k"] >= ROSE_LIMIT).mean()),
+            }
+        )
+        print(f"{i + 1} / {n_images} images", flush=True)
+    report = summarize(pd.concat(particles, ignore_index=True), pd.DataFrame(images))
+    print(json.dumps(report, indent=1))
+    if args.json is not None:
+        args.json.write_text(json.dumps({"split": args.split, **report}, indent=1) + "\n")
+
+
+def summarize(particles: pd.DataFrame, images: pd.DataFrame) -> dict[str, object]:
+    """Found fraction per Rose-number bin (by mode) and pixel IoU by image visibility."""
+    bins = pd.cut(particles["rose_k"], ROSE_BINS, right=False)
+    by_bin = {}
+    for (mode, interval), rows in particles.groupby([particles["mode"], bins], observed=True):
+        by_bin.setdefault(mode, []).append(
+            {
+                "rose_k": f"{interval.left:g}-{interval.right:g}",
+                "particles": len(rows),
+                "found": round(float(rows["found"].mean()), 4),
+                "median_diameter_px": round(float(rows["diameter_px"].median()), 1),
+            }
+        )
+    groups = {
+        "all images": images,
+        "images with >= 90 % of particles at k >= 5": images[images.visible_share >= 0.9],
+        "images with < 90 % of particles at k >= 5": images[images.visible_share < 0.9],
+    }
+    by_images = {}
+    for name, rows in groups.items():
+        union = rows.tp.sum() + rows.fp.sum() + rows.fn.sum()
+        by_images[name] = {
+            "images": len(rows),
+            "iou_particle": round(float(rows.tp.sum() / union), 4) if union else None,
+        }
+    visible = particles["rose_k"] >= ROSE_LIMIT
+    return {
+        "particles": len(particles),
+        "share_below_rose_limit": round(float((~visible).mean()), 4),
+        "found_at_or_above_limit": round(float(particles.loc[visible, "found"].mean()), 4),
+        "found_below_limit": round(float(particles.loc[~visible, "found"].mean()), 4),
+        "by_rose_bin": by_bin,
+        "pixel_iou_by_image_visibility": by_images,
+    }
+
+
+if __name__ == "__main__":
+    main()
