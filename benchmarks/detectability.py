@@ -25,7 +25,7 @@ Run (default inference of the shipped model, synthetic test split as ``antema-sc
 evaluate --synthetic 400 --split test`` draws it)::
 
     python benchmarks/detectability.py [--model PATH] [--split test] [--synthetic 400]
-        [--json benchmarks/results/detectability_test.json]
+        [--json benchmarks/results/detectability_test.json] [--csv particles.csv]
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=400)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--csv", type=Path, default=None, help="per-particle table")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cpu")
@@ -157,6 +158,7 @@ def main() -> None:
         table = image_particles(micrograph, found)
         table["image"] = f"synth-{mode}-{overlap}-{seed}"
         table["mode"] = mode
+        table["refine_zoom"] = float(prediction.quality["refine_zoom"])
         particles.append(table)
         images.append(
             {
@@ -166,10 +168,14 @@ def main() -> None:
                 "fp": int((found & ~truth).sum()),
                 "fn": int((~found & truth).sum()),
                 "visible_share": float((table["rose_k"] >= ROSE_LIMIT).mean()),
+                "refine_zoom": float(prediction.quality["refine_zoom"]),
             }
         )
         print(f"{i + 1} / {n_images} images", flush=True)
-    report = summarize(pd.concat(particles, ignore_index=True), pd.DataFrame(images))
+    every_particle = pd.concat(particles, ignore_index=True)
+    report = summarize(every_particle, pd.DataFrame(images))
+    if args.csv is not None:
+        every_particle.to_csv(args.csv, index=False)
     print(json.dumps(report, indent=1))
     if args.json is not None:
         args.json.write_text(json.dumps({"split": args.split, **report}, indent=1) + "\n")
