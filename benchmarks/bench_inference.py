@@ -6,14 +6,15 @@ Measured side by side in one run on the same images:
    1024² synthetic image at three pixel sizes: inside the working range (no resampling),
    finer than it (shrunk) and coarser than it (enlarged 2x per side, i.e. 4x the pixels),
    with the default tiling and 8 views, and in range with 4, 2 and 1 views and
-   with one 1024² tile (ratios to the default);
+   with one 1024² tile, and in bfloat16 (``precision="bf16"``; ratios to the default);
 2. the bare network forward pass on 1024² for random-init ResNet-18 DeepLabV3+ of base
    widths 16, 24, 32 and 64 (64 = the standard ResNet-18) and width 16 with a 16-channel
    detail refinement, as ratios to the shipped architecture;
 3. scale adaptation: an image of 1-2 nm particles segmented with and without the second,
    2x finer pass (the worst case, ratios to the in-range image);
-4. on a CUDA device, when there is one: images/s at 1024² with batches of 16 (autocast),
-   with the default 8 views and with the network alone (``flips=1``).
+4. on a CUDA device, when there is one: images/s at 1024² with batches of 16, with the
+   default 8 views and with the network alone (``flips=1``) in the default bf16/fp16
+   autocast, and with 8 views in float32 (``precision="fp32"``).
 
 Each measurement is the median of ``--repeat`` runs after one warm-up run. The load
 average at the end is recorded: on a shared machine the absolute seconds are upper bounds.
@@ -31,6 +32,7 @@ import json
 import os
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,6 +42,7 @@ from antema_scale.provenance import hardware_fingerprint, software_versions
 from antema_scale.segment.datasets import standin_micrograph
 from antema_scale.segment.model_file import load_model
 from antema_scale.segment.network import NetworkConfig, build_network
+from antema_scale.segment.precision import cpu_has_native_bf16
 
 SIZE = 1024
 
@@ -97,6 +100,25 @@ def main() -> None:
                 "ratio": seconds / rows[0]["seconds"],  # type: ignore[operator]
             }
         )
+    # bfloat16 autocast on the CPU: fast only where the CPU has it natively (AMX or
+    # AVX512-BF16); elsewhere it is emulated (slower than float32) and warns.
+    native = cpu_has_native_bf16()
+    results["cpu_native_bf16"] = native
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        seconds = _median_seconds(
+            lambda: predict(
+                model, [item.image], [item.pixel_size_nm], batch_size=4, precision="bf16"
+            ),
+            args.repeat,
+        )
+    rows.append(
+        {
+            "case": f"predict 1024² in range, precision=bf16 ({'native' if native else 'emulated'})",
+            "seconds": seconds,
+            "ratio": seconds / rows[0]["seconds"],  # type: ignore[operator]
+        }
+    )
     one_tile = _median_seconds(
         lambda: predict(model, [item.image], [item.pixel_size_nm], batch_size=4, tile=1024),
         args.repeat,
@@ -148,17 +170,23 @@ def main() -> None:
             for i in range(8)
         ]
         images = distinct * 8
-        for flips in (8, 1):  # the default inference, and the network alone
+        # the default inference (bf16/fp16 autocast), the network alone, float32
+        for flips, precision in ((8, "auto"), (1, "auto"), (8, "fp32")):
             seconds = _median_seconds(
-                lambda flips=flips: predict(
-                    gpu, images, [(lo * hi) ** 0.5] * 64, batch_size=16, flips=flips
+                lambda flips=flips, precision=precision: predict(
+                    gpu,
+                    images,
+                    [(lo * hi) ** 0.5] * 64,
+                    batch_size=16,
+                    flips=flips,
+                    precision=precision,
                 ),
                 args.repeat,
             )
             torch.cuda.synchronize()
             rows.append(
                 {
-                    "case": f"cuda predict 64 x 1024², batch 16, flips={flips}",
+                    "case": f"cuda predict 64 x 1024², batch 16, flips={flips}, {precision}",
                     "images_per_s": 64 / seconds,
                 }
             )

@@ -70,6 +70,15 @@ def test_unknown_separation_mode_is_refused(tmp_path: Path) -> None:
     assert "magic" in result.output
 
 
+def test_unknown_precision_is_refused(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        app, ["analyze", str(tmp_path), "-o", str(tmp_path / "out"), "--precision", "half"]
+    )
+    assert result.exit_code == 2
+    assert "precision must be one of auto, fp32, bf16, fp16" in result.output
+    assert not (tmp_path / "out").exists()
+
+
 def test_missing_kubernetes_backend_names_the_extra(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -109,8 +109,11 @@ def test_train_then_evaluate_network_and_export(
     assert result.exit_code == 0, result.output
     recorded = json.loads((tmp_path / "ev" / "metrics.json").read_text())["settings"]
     assert (recorded["flips"], recorded["refine_to_px"], recorded["max_refine_zoom"]) == (8, 24, 2)
+    assert recorded["precision"] == "auto"
     bad = ["evaluate", "--model", str(run / "best.pt"), "--folder", f"{images}:{masks}:0.5"]
     assert CliRunner().invoke(app, [*bad, "--flips", "3"]).exit_code == 2
+    refused = CliRunner().invoke(app, [*bad, "--precision", "half"])
+    assert refused.exit_code == 2 and "--precision must be one of" in refused.output
     assert CliRunner().invoke(app, [*bad, "--max-refine-zoom", "0.5"]).exit_code == 2
     from antema_scale.segment.model_file import load_model
 

@@ -385,6 +385,9 @@ def test_every_entry_point_defaults_to_the_same_inference() -> None:
     assert default(ModelSegmenter.__init__, "flips") == flips
     assert default(network_segmenter, "flips") == flips
     assert default(shared_refine_zoom, "flips") == flips
+    for function in (predict, ModelSegmenter.__init__, network_segmenter, shared_refine_zoom):
+        assert default(function, "precision") == "auto"
+    assert SegmentationSettings().precision == "auto"
     for command in ("analyze", "evaluate"):
         text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400"}).output
         flips_line = next(line for line in text.splitlines() if "--flips" in line)

@@ -235,6 +235,7 @@ def _process_one(
                     batch_size=segmenter.batch_size,
                     device=segmenter.device,
                     flips=segmenter.flips,
+                    precision=segmenter.precision,
                 )
             return probability
 
@@ -265,6 +266,7 @@ class _LoopSegmenter:
     flips: int
     target_diameter_px: float | None
     max_refine_zoom: float
+    precision: str
 
 
 def serial_loop(
@@ -282,7 +284,7 @@ def serial_loop(
     paths : sequence of Path
         Micrograph files (the first one is also processed once, untimed, as warm-up).
     settings : antema_scale.pipeline.SegmentationSettings
-        Segmenter, model file, device, batch size, flips and scale adaptation (the
+        Segmenter, model file, device, batch size, flips, precision and scale adaptation (the
         serial loop runs the same inference as the pipeline).
     analysis_options : antema_scale.particles.AnalysisOptions
         Particle-analysis options.
@@ -321,6 +323,7 @@ def serial_loop(
             settings.flips,
             SCALE_ADAPTATION["target_diameter_px"] if settings.scale_adaptation else None,
             SCALE_ADAPTATION["max_refine_zoom"],
+            settings.precision,
         )
         device = str(model.device)
     model_load = time.perf_counter() - started

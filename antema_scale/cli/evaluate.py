@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         flips: int = typer.Option(
             8, help="Views averaged per tile (network): 8 | 4 | 2 | 1 (see analyze --help)."
         ),
+        precision: str = typer.Option(
+            "auto", help="Number type (network): auto | fp32 | bf16 | fp16 (see analyze --help)."
+        ),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         threads: int = typer.Option(2, help="torch CPU threads."),
         output: Annotated[
@@ -123,6 +126,7 @@ def register(app: typer.Typer) -> None:
             settings["model"] = str(model) if model else "shipped default"
             settings["model_sha256"] = loaded.metadata.get("weights_sha256")
             from antema_scale.segment.inference import SCALE_ADAPTATION
+            from antema_scale.segment.precision import PRECISIONS
 
             target = (
                 SCALE_ADAPTATION["target_diameter_px"] if refine_to_px is None else refine_to_px
@@ -134,6 +138,10 @@ def register(app: typer.Typer) -> None:
                 raise typer.BadParameter("need --refine-to-px >= 0 and --max-refine-zoom >= 1")
             if flips not in (1, 2, 4, 8):
                 raise typer.BadParameter(f"--flips must be 1, 2, 4 or 8, got {flips}")
+            if precision not in PRECISIONS:
+                raise typer.BadParameter(
+                    f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}"
+                )
             segment = network_segmenter(
                 loaded,
                 batch_size=batch_size,
@@ -142,8 +150,14 @@ def register(app: typer.Typer) -> None:
                 target_diameter_px=target if target > 0 else None,
                 max_refine_zoom=max_zoom,
                 flips=flips,
+                precision=precision,
             )
-            inference = {"refine_to_px": target, "max_refine_zoom": max_zoom, "flips": flips}
+            inference = {
+                "refine_to_px": target,
+                "max_refine_zoom": max_zoom,
+                "flips": flips,
+                "precision": precision,
+            }
             settings.update(tile=tile, overlap=overlap, **inference)
         else:
             settings["threshold_method"] = threshold_method

@@ -101,6 +101,8 @@ class ModelSegmenter:
         :func:`antema_scale.segment.predict`); ``False``: one pass.
     flips : int
         Mirrored views averaged per tile (8, 4, 2 or 1).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast type of the network (:func:`antema_scale.segment.predict`).
     """
 
     def __init__(
@@ -111,12 +113,14 @@ class ModelSegmenter:
         device: str,
         scale_adaptation: bool = True,
         flips: int = 8,
+        precision: str = "auto",
     ) -> None:
         self.model = model
         self.batch_size = batch_size
         self.device = device
         self.scale_adaptation = scale_adaptation
         self.flips = flips
+        self.precision = precision
 
     @property
     def shares_scale_per_movie(self) -> bool:
@@ -149,6 +153,7 @@ class ModelSegmenter:
             [pixel_size_nm] * len(frames),
             batch_size=self.batch_size,
             flips=self.flips,
+            precision=self.precision,
         )
         return zoom
 
@@ -187,6 +192,7 @@ class ModelSegmenter:
             list(pixel_sizes_nm),
             batch_size=self.batch_size,
             flips=self.flips,
+            precision=self.precision,
             **adaptation,
         )
 
@@ -268,4 +274,5 @@ class SegmenterSpec:
             device=device,
             scale_adaptation=self.settings.scale_adaptation,
             flips=self.settings.flips,
+            precision=self.settings.precision,
         )

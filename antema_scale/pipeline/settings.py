@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from antema_scale.segment.precision import PRECISIONS
+
 SegmenterName = Literal["model", "threshold"]
 
 #: Segmenters the pipeline knows, in the order of the ``--segmenter`` help.
@@ -77,6 +79,10 @@ class SegmentationSettings:
         movie share one decision, taken from up to three sample frames.
     flips : {8, 4, 2, 1}
         Network only: mirrored views averaged per tile (*Flip averaging*; 1 = fastest).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Network only: autocast type (*Precision* in :mod:`antema_scale.segment.inference`):
+        ``"auto"`` = bfloat16/float16 on CUDA, float32 on the CPU; ``"bf16"`` is faster on
+        CPUs with native bfloat16 (AVX512-BF16/AMX).
     """
 
     segmenter: SegmenterName = "model"
@@ -87,6 +93,7 @@ class SegmentationSettings:
     frames_per_task: int = 16
     scale_adaptation: bool = True
     flips: int = 8
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         if self.segmenter not in SEGMENTERS:
@@ -97,6 +104,10 @@ class SegmentationSettings:
             raise PipelineOptionError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.flips not in (1, 2, 4, 8):
             raise PipelineOptionError(f"flips must be 1, 2, 4 or 8, got {self.flips}")
+        if self.precision not in PRECISIONS:
+            raise PipelineOptionError(
+                f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"
+            )
         if self.frames_per_task < 1:
             raise PipelineOptionError(f"frames_per_task must be >= 1, got {self.frames_per_task}")
         if self.images_per_task < 1:
@@ -133,6 +144,7 @@ class SegmentationSettings:
                 "scale_adaptation": self.scale_adaptation,
                 "movie_scale": "one decision per movie",
                 "flips": self.flips,
+                "precision": self.precision,
             }
         return {"segmenter": self.segmenter}
 

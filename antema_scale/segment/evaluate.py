@@ -235,6 +235,7 @@ def network_segmenter(
     target_diameter_px: float | None = SCALE_ADAPTATION["target_diameter_px"],
     max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
     flips: int = 8,
+    precision: str = "auto",
 ) -> Callable[[Sequence[LabelledImage]], list[Prediction]]:
     """A ``segment`` callable for :func:`evaluate` that runs a :class:`SegmentationModel`.
 
@@ -253,6 +254,7 @@ def network_segmenter(
             target_diameter_px=target_diameter_px,
             max_refine_zoom=max_refine_zoom,
             flips=flips,
+            precision=precision,
         )
 
     return segment

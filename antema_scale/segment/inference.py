@@ -3,7 +3,8 @@
 :func:`predict` takes images with their pixel sizes (nm/px), brings each onto the model's
 working grid (:func:`antema_scale.segment.preprocess.prepare_image`), cuts it into
 overlapping tiles whose origins are multiples of the network's output stride, runs the
-tiles of all images in batches (``torch.inference_mode``, autocast on CUDA), blends the
+tiles of all images in batches (``torch.inference_mode``, mixed precision where asked:
+see *Precision*), blends the
 tile probabilities with a raised-cosine window (so seams do not show), and maps the
 probability back onto the original pixel grid. Every :class:`Prediction` carries a
 quality signal:
@@ -49,11 +50,16 @@ and the eight logit maps are averaged after mapping back (test-time augmentation
 network time for +0.020 to +0.025 particle IoU on the validation split over the network
 alone (docs/MODEL_CARD.md). ``flips=4`` uses the four mirrors (+0.016 to +0.020, half the
 time of 8), ``flips=2`` the identity and the 180-degree turn, ``flips=1`` the network alone.
+
+Precision
+---------
+``precision="auto"`` (the default) runs the network in bfloat16/float16 autocast on CUDA
+and in float32 on the CPU and MPS; ``"fp32"``, ``"bf16"`` and ``"fp16"`` force a type on
+any device (:mod:`antema_scale.segment.precision`). Probabilities are returned in float32.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -64,6 +70,7 @@ import torch
 
 from antema_scale.segment.errors import ImageInputError
 from antema_scale.segment.model_file import SegmentationModel, resolve_device
+from antema_scale.segment.precision import autocast, check_precision
 from antema_scale.segment.preprocess import largest_zoom_factor, prepare_image, resample
 
 __all__ = [
@@ -110,6 +117,7 @@ FLIP_VIEWS: dict[int, tuple[tuple[int, ...], ...]] = {
 }
 #: View counts of :data:`FLIP_VIEWS` that also run every view on the transposed tile.
 TRANSPOSED_VIEWS = frozenset({8})
+
 #: Connected components smaller than this (working pixels) are ignored when the first
 #: pass's particle size is measured (isolated noise pixels).
 MIN_COMPONENT_AREA_PX = 4
@@ -171,13 +179,6 @@ def _pad_to(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     return np.pad(image, pad, mode="symmetric")
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager[object]:
-    if device.type == "cuda":
-        dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
-    return contextlib.nullcontext()
-
-
 def _check_flips(flips: int) -> None:
     if flips not in FLIP_VIEWS:
         raise ValueError(f"flips must be one of {sorted(FLIP_VIEWS)}, got {flips!r}")
@@ -217,6 +218,7 @@ def predict_prepared(
     batch_size: int = 4,
     device: torch.device | str = "cpu",
     flips: int = 1,
+    precision: str = "auto",
 ) -> list[np.ndarray]:
     """Particle probability of prepared (working-grid, standardised) images, tiled.
 
@@ -236,6 +238,8 @@ def predict_prepared(
         Where to run.
     flips : int
         Mirrored views averaged per tile: 1, 2, 4 or 8 (:func:`flip_averaged_logits`).
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast type of the network (see *Precision* in the module docstring).
 
     Returns
     -------
@@ -249,6 +253,7 @@ def predict_prepared(
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     _check_flips(flips)
+    check_precision(precision)
     device = resolve_device(device)
     network.eval()
     sums, weights, jobs = [], [], defaultdict(list)
@@ -263,7 +268,7 @@ def predict_prepared(
         for y in ys:
             for x in xs:
                 jobs[(th, tw)].append((index, y, x))
-    with torch.inference_mode(), _autocast(device):
+    with torch.inference_mode(), autocast(device, precision):
         for (th, tw), tiles in jobs.items():
             window = blend_window((th, tw))
             for start in range(0, len(tiles), batch_size):
@@ -340,10 +345,10 @@ def quality_signal(
 
 
 def _network_pass(
-    model: SegmentationModel, works: list[np.ndarray], **tiling: int
+    model: SegmentationModel, works: list[np.ndarray], **tiling: int | str
 ) -> list[np.ndarray]:
     """:func:`predict_prepared` with the model's inference network on its device (``tile``,
-    ``overlap``, ``batch_size``, ``flips`` as keywords)."""
+    ``overlap``, ``batch_size``, ``flips``, ``precision`` as keywords)."""
     return predict_prepared(model.inference_network(), works, device=model.device, **tiling)
 
 
@@ -377,6 +382,7 @@ def predict(
     max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
     flips: int = 8,
     refine_zooms: Sequence[float | None] | None = None,
+    precision: str = "auto",
 ) -> list[Prediction]:
     """Segment micrographs with a model; one :class:`Prediction` per image.
 
@@ -408,6 +414,9 @@ def predict(
         a movie by :func:`shared_refine_zoom`: such an image is segmented in one pass on
         that grid, without a decision of its own. ``None`` entries (and the default)
         decide per image as described under ``target_diameter_px``.
+    precision : {"auto", "fp32", "bf16", "fp16"}
+        Autocast type of the network: ``"auto"`` = bfloat16/float16 on CUDA, float32
+        elsewhere (see *Precision*).
 
     Returns
     -------
@@ -425,6 +434,7 @@ def predict(
     if max_refine_zoom < 1:
         raise ValueError(f"max_refine_zoom must be >= 1, got {max_refine_zoom}")
     _check_flips(flips)
+    check_precision(precision)
     fixed = [None] * len(images) if refine_zooms is None else list(refine_zooms)
     if len(fixed) != len(images):
         raise ValueError(f"got {len(images)} images but {len(fixed)} refine zooms")
@@ -437,7 +447,13 @@ def predict(
 
     def run(works: list[np.ndarray]) -> list[np.ndarray]:
         return _network_pass(
-            model, works, tile=tile, overlap=overlap, batch_size=batch_size, flips=flips
+            model,
+            works,
+            tile=tile,
+            overlap=overlap,
+            batch_size=batch_size,
+            flips=flips,
+            precision=precision,
         )
 
     count = len(images)
@@ -496,6 +512,7 @@ def shared_refine_zoom(
     target_diameter_px: float = SCALE_ADAPTATION["target_diameter_px"],
     max_refine_zoom: float = SCALE_ADAPTATION["max_refine_zoom"],
     flips: int = 8,
+    precision: str = "auto",
 ) -> tuple[float, float]:
     """One scale-adaptation decision for a set of images, e.g. sample frames of a movie.
 
@@ -512,7 +529,7 @@ def shared_refine_zoom(
         2-D grey images (at least one).
     pixel_sizes_nm : sequence of float
         Pixel size of each image in nm/px.
-    batch_size, tile, overlap, target_diameter_px, max_refine_zoom, flips
+    batch_size, tile, overlap, target_diameter_px, max_refine_zoom, flips, precision
         As for :func:`predict`.
 
     Returns
@@ -526,9 +543,16 @@ def shared_refine_zoom(
     if not len(images):
         raise ValueError("shared_refine_zoom needs at least one image")
     _check_flips(flips)
+    check_precision(precision)
     prepared, _ = _prepare_all(images, pixel_sizes_nm, model)
     probabilities = _network_pass(
-        model, prepared, tile=tile, overlap=overlap, batch_size=batch_size, flips=flips
+        model,
+        prepared,
+        tile=tile,
+        overlap=overlap,
+        batch_size=batch_size,
+        flips=flips,
+        precision=precision,
     )
     found = [d for d in map(median_particle_diameter_px, probabilities) if math.isfinite(d)]
     diameter = float(np.median(found)) if found else float("nan")
