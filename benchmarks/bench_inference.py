@@ -6,7 +6,8 @@ Measured side by side in one run on the same images:
    1024² synthetic image at three pixel sizes: inside the working range (no resampling),
    finer than it (shrunk) and coarser than it (enlarged 2x per side, i.e. 4x the pixels),
    with the default tiling and 8 views, and in range with 4, 2 and 1 views and
-   with one 1024² tile, and in bfloat16 (``precision="bf16"``; ratios to the default);
+   with one 1024² tile (ratios to the default), and in bfloat16 (``precision="bf16"``,
+   timed alternately with float32; ratio to that);
 2. the bare network forward pass on 1024² for random-init ResNet-18 DeepLabV3+ of base
    widths 16, 24, 32 and 64 (64 = the standard ResNet-18) and width 16 with a 16-channel
    detail refinement, as ratios to the shipped architecture;
@@ -57,6 +58,19 @@ def _median_seconds(run: Callable[[], object], repeat: int) -> float:
     return statistics.median(times)
 
 
+def _interleaved_median_seconds(runs: list[Callable[[], object]], repeat: int) -> list[float]:
+    """Median seconds of each of ``runs``, timed in turn ``repeat`` times after a warm-up."""
+    for run in runs:
+        run()
+    times: list[list[float]] = [[] for _ in runs]
+    for _ in range(repeat):
+        for run, spent in zip(runs, times, strict=True):
+            started = time.perf_counter()
+            run()
+            spent.append(time.perf_counter() - started)
+    return [statistics.median(spent) for spent in times]
+
+
 def main() -> None:
     """Run the benchmark, print a table and optionally write JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -101,22 +115,27 @@ def main() -> None:
             }
         )
     # bfloat16 autocast on the CPU: fast only where the CPU has it natively (AMX or
-    # AVX512-BF16); elsewhere it is emulated (slower than float32) and warns.
+    # AVX512-BF16); elsewhere it is emulated (slower than float32) and warns. Timed
+    # alternately with the default (float32), so that load changes hit both alike.
     native = cpu_has_native_bf16()
     results["cpu_native_bf16"] = native
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        seconds = _median_seconds(
-            lambda: predict(
-                model, [item.image], [item.pixel_size_nm], batch_size=4, precision="bf16"
-            ),
-            args.repeat,
+        fp32, bf16 = _interleaved_median_seconds(
+            [
+                lambda precision=precision: predict(
+                    model, [item.image], [item.pixel_size_nm], batch_size=4, precision=precision
+                )
+                for precision in ("fp32", "bf16")
+            ],
+            2 * args.repeat,
         )
     rows.append(
         {
             "case": f"predict 1024² in range, precision=bf16 ({'native' if native else 'emulated'})",
-            "seconds": seconds,
-            "ratio": seconds / rows[0]["seconds"],  # type: ignore[operator]
+            "seconds": bf16,
+            "ratio": bf16 / fp32,
+            "note": f"ratio to fp32 timed alternately with it ({fp32:.3f} s)",
         }
     )
     one_tile = _median_seconds(
