@@ -153,3 +153,5 @@ def test_fine_tuning_an_incompatible_model_is_a_clear_error(
     assert result.exit_code == 2 and "--annotations must be in [0, 1]" in result.output
     result = CliRunner().invoke(app, [*base, "--raft-validation", "-1"])
     assert result.exit_code == 2 and "--raft-validation must be >= 0" in result.output
+    result = CliRunner().invoke(app, [*base, "--precision", "fp16"])
+    assert result.exit_code == 2 and "--precision must be one of auto, fp32, bf16" in result.output

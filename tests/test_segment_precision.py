@@ -60,7 +60,9 @@ def test_unknown_precision_is_refused_everywhere(bad: str) -> None:
 def test_precision_is_part_of_the_result_key_of_the_network_only() -> None:
     options = {"separation": "uecs"}
     auto = parameter_hash(SegmentationSettings(segmenter="model"), options)
-    assert auto != parameter_hash(SegmentationSettings(segmenter="model", precision="bf16"), options)
+    assert auto != parameter_hash(
+        SegmentationSettings(segmenter="model", precision="bf16"), options
+    )
     assert set(PRECISIONS) == {"auto", "fp32", "bf16", "fp16"}
     assert parameter_hash(SegmentationSettings(segmenter="threshold"), options) == parameter_hash(
         SegmentationSettings(segmenter="threshold", precision="bf16"), options
@@ -85,6 +87,8 @@ def test_bf16_segments_like_fp32_against_the_truth(mode: str) -> None:
     assert bf16.probability.dtype == np.float32
     assert np.abs(bf16.probability - fp32.probability).max() < 0.1
     assert (bf16.mask != fp32.mask).mean() < 2e-3
-    ious = [pixel_metrics(confusion_matrix(item.mask, p.mask))["iou_particle"] for p in (fp32, bf16)]
+    ious = [
+        pixel_metrics(confusion_matrix(item.mask, p.mask))["iou_particle"] for p in (fp32, bf16)
+    ]
     assert ious[0] > 0.6
     assert ious[1] == pytest.approx(ious[0], abs=0.01)

@@ -27,6 +27,7 @@ from antema_scale.segment.train import (
     prepare_labelled,
     segmentation_loss,
     train,
+    training_autocast_dtype,
 )
 
 
@@ -349,3 +350,48 @@ def test_raft_validation_scenes_join_only_the_validation_split() -> None:
     pre = Preprocessing((0.125, 0.5), 1.0)
     assert _data_key(base, "val", pre) != _data_key(rafts, "val", pre)
     assert _data_key(base, "train", pre) == _data_key(rafts, "train", pre)  # caches stay valid
+
+
+def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    from antema_scale.segment import precision
+
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    assert training_autocast_dtype("cpu", "auto") is None
+    assert training_autocast_dtype("cpu", "fp32") is None
+    assert training_autocast_dtype("cpu", "bf16") is torch.bfloat16
+    assert training_autocast_dtype("cuda", "fp32") is None
+    with pytest.raises(ValueError, match="float16 training would need loss scaling"):
+        training_autocast_dtype("cpu", "fp16")
+
+
+def test_bf16_training_learns_and_records_its_precision(tmp_path: Path) -> None:
+    """A bf16 forward pass trains the same network; the loss falls as in float32."""
+    torch.manual_seed(0)
+    pre = Preprocessing((0.2, 0.8), 1.0)
+    items = [prepare_labelled(standin_micrograph(s, (96, 96)), pre) for s in range(4)]
+    aug = Augmentation(tile=64, scale=(1.0, 1.0), rotate=False, flip=False, noise=0.0)
+    images, masks = sample_batch(items, 8, aug, np.random.default_rng(0))
+    net = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4)))
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(25):
+        with torch.autocast("cpu", dtype=training_autocast_dtype("cpu", "bf16")):
+            logits = net(images)
+        assert logits.dtype == torch.bfloat16
+        loss = segmentation_loss(logits.float(), masks)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert all(p.dtype == torch.float32 for p in net.parameters())  # weights stay float32
+    assert losses[-1] < 0.7 * losses[0]
+
+    config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
+    config.precision = "bf16"
+    summary = train(config)
+    assert np.isfinite(summary["history"][0]["loss"])
+    model = load_model(tmp_path / "run" / "last.pt", device="cpu")
+    assert model.metadata["training"]["precision"] == "bf16"
+    config.precision = "fp16"
+    with pytest.raises(ValueError, match="training precision must be one of auto, fp32, bf16"):
+        train(config)

@@ -106,6 +106,11 @@ def register(app: typer.Typer) -> None:
             help="Processes that generate/prepare the training data (default: --threads).",
         ),
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
+        precision: str = typer.Option(
+            "auto",
+            help="Training forward pass: auto | fp32 | bf16. auto = bf16 on a GPU that has "
+            "it, fp32 elsewhere; bf16 is ~1.4x faster on CPUs with AMX/AVX512-BF16.",
+        ),
         max_images: int | None = typer.Option(
             None, help="At most this many images per source and split (for quick runs)."
         ),
@@ -125,7 +130,7 @@ def register(app: typer.Typer) -> None:
 
         from antema_scale.segment.augment import Augmentation
         from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM
-        from antema_scale.segment.train import TrainConfig, train
+        from antema_scale.segment.train import TRAINING_PRECISIONS, TrainConfig, train
 
         console = Console()
         folders = [parse_folder_spec(s, EMPS_NOMINAL_PIXEL_SIZE_NM) for s in folder or []]
@@ -151,6 +156,10 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--detail-channels must be >= 0, got {detail_channels}")
         if init_model not in (None, "default") and not Path(init_model).is_file():
             raise typer.BadParameter(f"--init-model {init_model}: no such file")
+        if precision not in TRAINING_PRECISIONS:
+            raise typer.BadParameter(
+                f"--precision must be one of {', '.join(TRAINING_PRECISIONS)}, got {precision!r}"
+            )
         if generator not in ("synth", "standin"):
             raise typer.BadParameter(f"--generator must be synth or standin, got {generator!r}")
         config = TrainConfig(
@@ -174,6 +183,7 @@ def register(app: typer.Typer) -> None:
             threads=threads,
             data_workers=threads if data_workers is None else data_workers,
             device=device,
+            precision=precision,
             max_images_per_source=max_images,
             augmentation=Augmentation(
                 tile=tile, invert=invert, scale=(scale_min, scale_max), shading=shading

@@ -50,6 +50,7 @@ from antema_scale.segment.inference import predict_prepared
 from antema_scale.segment.metrics import confusion_matrix, instance_matches, pixel_metrics
 from antema_scale.segment.model_file import save_model
 from antema_scale.segment.network import DeepLabV3Plus, NetworkConfig, build_network
+from antema_scale.segment.precision import autocast_dtype
 from antema_scale.segment.preprocess import Preprocessing, prepare_image, resample
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "split_loaders",
     "split_size",
     "train",
+    "training_autocast_dtype",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -80,7 +82,8 @@ class TrainConfig:
     Lengths are in pixels of the working grid unless stated; pixel sizes in nm/px.
     ``data_workers`` > 1 prepares the data in that many processes (spawned: a script that
     calls :func:`train` needs the usual ``if __name__ == "__main__":`` guard); the
-    prepared images do not depend on it.
+    prepared images do not depend on it. ``precision`` is the type of the training
+    forward pass (:func:`training_autocast_dtype`); validation always runs in float32.
     """
 
     output_dir: str = "runs/train"
@@ -106,6 +109,7 @@ class TrainConfig:
     threads: int = 2
     data_workers: int = 1
     device: str = "auto"
+    precision: str = "auto"
     max_images_per_source: int | None = None
     max_val_images_per_source: int | None = 40
     augmentation: Augmentation = field(default_factory=Augmentation)
@@ -479,6 +483,32 @@ def initialise_from(
     }
 
 
+#: Values of ``TrainConfig.precision``: float16 is left out (it needs loss scaling).
+TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def training_autocast_dtype(device: torch.device | str, precision: str) -> torch.dtype | None:
+    """Autocast type of the training forward pass; ``None`` = float32.
+
+    ``"auto"`` is bfloat16 on a CUDA device that supports it and float32 anywhere else;
+    ``"bf16"`` forces bfloat16 (on the CPU it pays off with AMX/AVX512-BF16: a width-16
+    step of 8 x 256² took 0.155 s instead of 0.22 s on the session-7 Xeon); ``"fp32"``
+    turns autocast off. The loss is always computed in float32.
+
+    Raises
+    ------
+    ValueError
+        For any other value, e.g. ``"fp16"``.
+    """
+    if precision not in TRAINING_PRECISIONS:
+        raise ValueError(
+            f"training precision must be one of {', '.join(TRAINING_PRECISIONS)}, "
+            f"got {precision!r} (float16 training would need loss scaling)"
+        )
+    dtype = autocast_dtype(device, precision)
+    return None if dtype is torch.float16 else dtype  # "auto" on a GPU without bfloat16
+
+
 def train(
     config: TrainConfig,
     *,
@@ -504,9 +534,10 @@ def train(
 
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    forward_dtype = training_autocast_dtype(device, config.precision)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
     preprocessing = Preprocessing(tuple(config.pixel_size_range_nm), config.sigma_px)
     network = build_network(
         NetworkConfig(
@@ -559,8 +590,12 @@ def train(
             images, masks = sample_batch(
                 train_set, config.batch_size, config.augmentation, rng, weights
             )
+            with torch.autocast(
+                device.type, dtype=forward_dtype, enabled=forward_dtype is not None
+            ):
+                logits = network(images.to(device))
             loss = segmentation_loss(
-                network(images.to(device)), masks.to(device), config.gap_weight, config.gap_px
+                logits.float(), masks.to(device), config.gap_weight, config.gap_px
             )
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
