@@ -2,28 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import load_benchmark
 
 from antema_scale.synth.truth import ParticleCrop
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def detectability() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("detectability", BENCHMARKS / "detectability.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["detectability"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("detectability")
 
 
 def _disk(shape: tuple[int, int], centre: tuple[int, int], radius: float) -> np.ndarray:

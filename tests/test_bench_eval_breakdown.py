@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def breakdown() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "eval_breakdown", BENCHMARKS / "eval_breakdown.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["eval_breakdown"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("eval_breakdown")
 
 
 def _run(folder: Path) -> Path:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import math
 import os
-import sys
 import time
 from pathlib import Path
 from types import ModuleType
@@ -14,19 +12,13 @@ from types import ModuleType
 import h5py
 import numpy as np
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+from conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
     """The benchmark script, imported as a module."""
-    spec = importlib.util.spec_from_file_location("bench_memory", BENCHMARKS / "bench_memory.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_memory"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("bench_memory")
 
 
 def _base(path: Path, seed: int, scale_nm: float = 0.5) -> Path:
