@@ -244,7 +244,7 @@ def register(app: typer.Typer) -> None:
         precision: Annotated[
             str,
             typer.Option(
-                help="Network: number type, auto | fp32 | bf16 | fp16. auto = bf16/fp16 on a GPU, fp32 on the CPU; bf16 is ~1.5x faster on CPUs with native bfloat16 (AVX512-BF16/AMX) at the same validation accuracy.",
+                help="Network: number type, auto | fp32 | bf16 | fp16. auto = bf16/fp16 on a GPU, fp32 on the CPU; bf16 takes ~0.75x the time on CPUs with native bfloat16 (AVX512-BF16/AMX) at the same validation accuracy.",
                 rich_help_panel=_SEGMENTATION_PANEL,
             ),
         ] = "auto",

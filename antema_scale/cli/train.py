@@ -109,7 +109,7 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option(
             "auto",
             help="Training forward pass: auto | fp32 | bf16. auto = bf16 on a GPU that has "
-            "it, fp32 elsewhere; bf16 is ~1.4x faster on CPUs with AMX/AVX512-BF16.",
+            "it, fp32 elsewhere; bf16 takes ~0.8x the time on CPUs with AMX/AVX512-BF16.",
         ),
         max_images: int | None = typer.Option(
             None, help="At most this many images per source and split (for quick runs)."
