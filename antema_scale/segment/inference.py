@@ -3,10 +3,9 @@
 :func:`predict` takes images with their pixel sizes (nm/px), brings each onto the model's
 working grid (:func:`antema_scale.segment.preprocess.prepare_image`), cuts it into
 overlapping tiles whose origins are multiples of the network's output stride, runs the
-tiles of all images in batches (``torch.inference_mode``, mixed precision where asked:
-see *Precision*), blends the
-tile probabilities with a raised-cosine window (so seams do not show), and maps the
-probability back onto the original pixel grid. Every :class:`Prediction` carries a
+tiles of all images in batches (``torch.inference_mode``, mixed precision as set by
+``precision``: see *Precision*), blends the tile probabilities with a raised-cosine window
+(so seams do not show), and maps the probability back onto the original pixel grid. Every :class:`Prediction` carries a
 quality signal:
 
 ``mean_margin``
@@ -117,7 +116,6 @@ FLIP_VIEWS: dict[int, tuple[tuple[int, ...], ...]] = {
 }
 #: View counts of :data:`FLIP_VIEWS` that also run every view on the transposed tile.
 TRANSPOSED_VIEWS = frozenset({8})
-
 #: Connected components smaller than this (working pixels) are ignored when the first
 #: pass's particle size is measured (isolated noise pixels).
 MIN_COMPONENT_AREA_PX = 4

@@ -386,7 +386,9 @@ def validate(
     ``instance_f1``: connected components of at least :data:`MIN_INSTANCE_PX` px matched
     one-to-one at IoU >= 0.5; it drops when the network merges neighbouring particles.
     """
-    probs = predict_prepared(network, [p.image for p in images], batch_size=2, device=device)
+    probs = predict_prepared(  # float32 on every device: checkpoint selection stays stable
+        network, [p.image for p in images], batch_size=2, device=device, precision="fp32"
+    )
     totals: dict[str, np.ndarray] = {}
     counts: dict[str, np.ndarray] = {}
     for prep, prob in zip(images, probs, strict=True):
