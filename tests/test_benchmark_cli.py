@@ -123,7 +123,7 @@ def test_bench_writes_record_and_markdown(tmp_path: Path) -> None:
         "### 128 x 128 px, 2 images",
         "## Accuracy",
         "IoU particle",
-        "network width 8",
+        "network w8",
     ):
         assert heading in markdown
     assert "Partial record" not in markdown

@@ -388,3 +388,30 @@ def test_bf16_training_run_records_its_precision(tmp_path: Path) -> None:
     config.precision = "fp16"
     with pytest.raises(ValueError, match="training precision must be one of auto, fp32, bf16"):
         train(config)
+
+
+def test_fine_tuning_an_ensemble_trains_the_whole_ensemble(tmp_path: Path) -> None:
+    from antema_scale.segment.model_file import combine_models
+    from antema_scale.segment.network import NetworkEnsemble
+
+    config = _tiny_config(tmp_path / "base", steps_per_epoch=2)
+    train(config)
+    base = tmp_path / "base" / "last.pt"
+    combine_models([base, base], tmp_path / "ensemble.pt", half=False)
+    config.output_dir = str(tmp_path / "tuned")
+    config.init_model = str(tmp_path / "ensemble.pt")
+    config.learning_rate = 0.0  # no update: the tuned ensemble must equal its start
+    train(config)
+    tuned = load_model(tmp_path / "tuned" / "last.pt", device="cpu")
+    assert isinstance(tuned.network, NetworkEnsemble) and len(tuned.network.members) == 2
+    start = load_model(base, device="cpu").network.state_dict()
+    for member in tuned.network.members:
+        for name, tensor in member.state_dict().items():
+            if tensor.is_floating_point() and "running" not in name:
+                torch.testing.assert_close(tensor, start[name], atol=1e-3, rtol=1e-3)
+    command = tuned.metadata["data_seen"]["initialised_from"]["command"]
+    assert isinstance(command, list) and len(command) == 2
+    config.output_dir = str(tmp_path / "wider")
+    config.base_width = 8
+    with pytest.raises(ValueError, match="match --width"):
+        train(config)

@@ -112,17 +112,36 @@ def _stage_cell(seconds: float, serial: dict[str, Any]) -> str:
     return f"{_fmt(seconds / serial['images'], 3)} ({_fmt(serial['megapixels'] / seconds, 2)})"
 
 
+def architecture_summary(architecture: dict[str, Any] | None) -> str:
+    """Short description of a model file's ``architecture`` metadata: ``"w16"`` for one
+    network of base width 16, ``"2 x w16"`` for an ensemble of two, ``"?"`` if unknown."""
+    if not architecture:
+        return "?"
+    members = architecture.get("members")
+    if isinstance(members, list) and members:
+        widths = [f"w{m.get('base_width', '?')}" for m in members if isinstance(m, dict)]
+        return f"{len(widths)} x {widths[0]}" if len(set(widths)) == 1 else " + ".join(widths)
+    return f"w{architecture.get('base_width', '?')}"
+
+
+def _epochs_text(epochs: int | list[int | None] | None) -> str:
+    """``"30"`` for one network, ``"30 + 40"`` for an ensemble's members, ``""`` if unknown."""
+    if isinstance(epochs, list):
+        return " + ".join("?" if e is None else str(e) for e in epochs)
+    return "" if epochs is None else str(epochs)
+
+
 def model_line(speed: dict[str, Any]) -> str:
     """Network width, training epochs and checksum of the speed runs' model, in words."""
     model = speed.get("model") or {}
     if not model:
         return "no network"
-    width = (model.get("architecture") or {}).get("base_width", "?")
+    network = architecture_summary(model.get("architecture"))
     trained = "trained" if speed.get("trained_model") else "untrained stand-in"
-    epochs = model.get("epochs_done")
+    epochs = _epochs_text(model.get("epochs_done"))
     return (
-        f"network width {width}, {trained}"
-        + (f" ({epochs} epochs)" if epochs is not None else "")
+        f"network {network}, {trained}"
+        + (f" ({epochs} epochs)" if epochs else "")
         + f", sha256 {str(model.get('weights_sha256'))[:10]}"
     )
 
@@ -241,9 +260,9 @@ def _epochs_note(model_info: dict[str, Any]) -> str:
     """``", width W, E epochs"`` from a model summary (empty when unknown)."""
     if not model_info:
         return ""
-    width = (model_info.get("architecture") or {}).get("base_width", "?")
-    epochs = model_info.get("epochs_done")
-    return f", width {width}" + (f", {epochs} epochs" if epochs is not None else "")
+    network = architecture_summary(model_info.get("architecture"))
+    epochs = _epochs_text(model_info.get("epochs_done"))
+    return f", network {network}" + (f", {epochs} epochs" if epochs else "")
 
 
 def _accuracy_lines(accuracy: dict[str, Any]) -> list[str]:
@@ -364,8 +383,12 @@ def speed_summary_rows(record: dict[str, Any]) -> list[list[str]]:
     separation_rows = (speed.get("separation") or {}).get("rows", [])
     model = speed.get("model") or {}
     network = (
-        f"w{(model.get('architecture') or {}).get('base_width', '?')}, "
-        + (f"{model.get('epochs_done')} epochs" if speed.get("trained_model") else "untrained")
+        f"{architecture_summary(model.get('architecture'))}, "
+        + (
+            f"{_epochs_text(model.get('epochs_done'))} epochs"
+            if speed.get("trained_model")
+            else "untrained"
+        )
         if model
         else "–"
     )

@@ -273,24 +273,31 @@ def _model_summary(path: Path | None) -> dict[str, Any]:
     """Architecture, weights checksum and training status of a model file (empty: none)."""
     if path is None:
         return {}
-    from antema_scale.segment.model_file import read_model_file
+    from antema_scale.segment.model_file import read_model_file, training_records
 
     metadata = read_model_file(path)["metadata"]
-    training = metadata.get("training") or {}
+    epochs = [record.get("epochs_done") for record in training_records(metadata)]
     return {
         "file": path.name,
         "architecture": metadata.get("architecture"),
         "weights_sha256": metadata.get("weights_sha256"),
-        "epochs_done": training.get("epochs_done") if isinstance(training, dict) else None,
+        "epochs_done": epochs[0] if len(epochs) == 1 else (epochs or None),
         "status": metadata.get("status"),
     }
 
 
 def _model_split_seed(model: Any) -> int:
     """Seed of the train/val/test split the model was trained with (0 when not recorded)."""
-    training = model.metadata.get("training", {}) if model is not None else {}
-    seed = training.get("split_seed") if isinstance(training, dict) else None
-    return int(seed) if seed is not None else 0
+    from antema_scale.segment.model_file import training_records
+
+    records = training_records(model.metadata) if model is not None else []
+    seeds = {int(r["split_seed"]) for r in records if r.get("split_seed") is not None}
+    if len(seeds) > 1:  # an ensemble whose members saw different splits
+        raise ValueError(
+            f"the model's networks were trained on different splits (split seeds "
+            f"{sorted(seeds)}): no test split is held out from all of them"
+        )
+    return seeds.pop() if seeds else 0
 
 
 def run_benchmark(

@@ -27,6 +27,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "antema_scale.cli.ingest",
     "antema_scale.cli.analyze",
     "antema_scale.cli.train",
+    "antema_scale.cli.ensemble",
     "antema_scale.cli.evaluate",
     "antema_scale.cli.report",
     "antema_scale.cli.track",

@@ -15,11 +15,13 @@ from typing import Any
 _EXPORTS = {
     "DeepLabV3Plus": "antema_scale.segment.network",
     "NetworkConfig": "antema_scale.segment.network",
+    "NetworkEnsemble": "antema_scale.segment.network",
     "build_network": "antema_scale.segment.network",
     "SegmentationModel": "antema_scale.segment.model_file",
     "ModelFileError": "antema_scale.segment.model_file",
     "load_model": "antema_scale.segment.model_file",
     "save_model": "antema_scale.segment.model_file",
+    "combine_models": "antema_scale.segment.model_file",
     "default_model_path": "antema_scale.segment.model_file",
     "Prediction": "antema_scale.segment.inference",
     "predict": "antema_scale.segment.inference",

@@ -6,6 +6,10 @@ contains tensors and plain Python values only, so :func:`load_model` reads it wi
 architecture, the pre-processing, the working pixel-size range, the data the model saw,
 its validation/test metrics, the training command and the sha256 of the weights
 (checked on every load).
+
+A model file may hold an ensemble of networks (:class:`~antema_scale.segment.network.
+NetworkEnsemble`, written by :func:`combine_models`): it loads and predicts like a single
+network, at the cost of one network per member.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Any
 
 import torch
 
-from antema_scale.segment.network import DeepLabV3Plus, NetworkConfig, build_network
+from antema_scale.segment.network import DeepLabV3Plus, NetworkEnsemble, build_network
 from antema_scale.segment.preprocess import Preprocessing
 
 __all__ = [
@@ -26,11 +30,13 @@ __all__ = [
     "FORMAT",
     "ModelFileError",
     "SegmentationModel",
+    "combine_models",
     "default_model_path",
     "export_model",
     "load_model",
     "resolve_device",
     "save_model",
+    "training_records",
     "weights_sha256",
 ]
 
@@ -50,7 +56,7 @@ class SegmentationModel:
 
     Attributes
     ----------
-    network : DeepLabV3Plus
+    network : DeepLabV3Plus or NetworkEnsemble
         The network, in eval mode, on :attr:`device`.
     preprocessing : Preprocessing
         How images are prepared for it (working pixel-size range in nm/px, etc.).
@@ -60,7 +66,7 @@ class SegmentationModel:
         Where the network lives.
     """
 
-    network: DeepLabV3Plus
+    network: DeepLabV3Plus | NetworkEnsemble
     preprocessing: Preprocessing
     metadata: dict[str, Any] = field(default_factory=dict)
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -131,7 +137,7 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
 
 def save_model(
     path: str | Path,
-    network: DeepLabV3Plus,
+    network: DeepLabV3Plus | NetworkEnsemble,
     preprocessing: Preprocessing,
     metadata: dict[str, Any] | None = None,
     *,
@@ -143,7 +149,7 @@ def save_model(
     ----------
     path : str or Path
         Destination (``.pt``); parent folders are created.
-    network : DeepLabV3Plus
+    network : DeepLabV3Plus or NetworkEnsemble
         The trained network.
     preprocessing : Preprocessing
         Its pre-processing.
@@ -156,7 +162,7 @@ def save_model(
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     meta: dict[str, Any] = dict(metadata or {})
-    meta["architecture"] = {"name": "DeepLabV3Plus", **network.config.to_dict()}
+    meta["architecture"] = {"name": type(network).__name__, **network.config.to_dict()}
     meta["preprocessing"] = preprocessing.to_dict()
     meta["weights_dtype"] = "float16" if half else "float32"
     meta["weights_sha256"] = weights_sha256(state)
@@ -218,10 +224,14 @@ def load_model(
     ModelFileError
         Missing/unreadable file, foreign format, or weights that fail the sha256 check.
     """
-    payload = read_model_file(default_model_path() if path is None else path)
+    path = default_model_path() if path is None else path
+    payload = read_model_file(path)
     meta = payload["metadata"]
     arch = {k: v for k, v in meta["architecture"].items() if k != "name"}
-    network = build_network(NetworkConfig.from_dict(arch))
+    try:
+        network = build_network(arch)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{str(path)!r}: unknown architecture {arch!r} ({exc})") from exc
     state = {k: v.float() if v.is_floating_point() else v for k, v in payload["state_dict"].items()}
     network.load_state_dict(state)
     network.eval()
@@ -246,3 +256,77 @@ def export_model(
     if Path(source).resolve() != Path(destination).resolve():
         meta["exported_from"] = Path(source).name
     return save_model(destination, model.network, model.preprocessing, meta, half=half)
+
+
+def combine_models(
+    sources: list[str | Path],
+    destination: str | Path,
+    *,
+    extra_metadata: dict[str, Any] | None = None,
+    half: bool = True,
+) -> dict[str, Any]:
+    """Write one model file holding an ensemble of the networks of several model files.
+
+    The ensemble (:class:`~antema_scale.segment.network.NetworkEnsemble`) predicts the
+    mean of its members' logits. The members must share their pre-processing (working
+    pixel-size range, smoothing, clipping), since one prepared image feeds them all.
+
+    Parameters
+    ----------
+    sources : list of str or Path
+        Two or more model files (an ensemble file adds all of its members).
+    destination : str or Path
+        The new model file (fp16 weights by default, as :func:`export_model`).
+    extra_metadata : dict, optional
+        Added to the metadata (e.g. validation metrics, quality thresholds).
+    half : bool
+        Store the weights as float16.
+
+    Returns
+    -------
+    dict
+        The metadata written. ``members`` lists, per member, its source file, weights
+        sha256, training command and data seen, so that the ensemble's provenance and its
+        held-out splits stay on record.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two networks, or members prepared differently.
+    """
+    models = [load_model(source, device="cpu") for source in sources]
+    networks: list[DeepLabV3Plus] = []
+    members: list[dict[str, Any]] = []
+    for source, model in zip(sources, models, strict=True):
+        if model.preprocessing != models[0].preprocessing:
+            raise ValueError(
+                f"cannot combine {str(sources[0])!r} and {str(source)!r}: their pre-processing "
+                f"differs ({models[0].preprocessing.to_dict()} vs {model.preprocessing.to_dict()})"
+            )
+        if isinstance(model.network, NetworkEnsemble):
+            networks.extend(model.network.members)  # type: ignore[arg-type]
+            members.extend(model.metadata.get("members", []))
+            continue
+        networks.append(model.network)
+        members.append(
+            {
+                "source": Path(source).name,
+                "weights_sha256": model.metadata.get("weights_sha256"),
+                **{k: model.metadata[k] for k in ("training", "data_seen") if k in model.metadata},
+            }
+        )
+    ensemble = NetworkEnsemble(networks)
+    meta = {"members": members, **(extra_metadata or {})}
+    return save_model(destination, ensemble, models[0].preprocessing, meta, half=half)
+
+
+def training_records(metadata: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``training`` metadata of each network in a model file's metadata.
+
+    One record for a single network, one per member for an ensemble (from its
+    ``members`` metadata); records that are missing or not dicts are left out.
+    """
+    records = [member.get("training") for member in metadata.get("members") or []]
+    if not records:
+        records = [metadata.get("training")]
+    return [record for record in records if isinstance(record, dict)]

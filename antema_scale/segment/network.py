@@ -17,12 +17,17 @@ pixels across with blurred, eroded outlines; the refinement adds a correction co
 the full-resolution image.
 
 New backbones register themselves in :data:`BACKBONES` with :func:`register_backbone`.
+
+:class:`NetworkEnsemble` averages the logits of several such networks trained apart
+(different seeds or data): their errors are partly independent, so the mean is more
+accurate than any one of them, and a model file may hold one.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import overload
 
 import torch
 from torch import nn
@@ -33,7 +38,9 @@ __all__ = [
     "DeepLabV3Plus",
     "DetailRefinement",
     "Encoder",
+    "EnsembleConfig",
     "NetworkConfig",
+    "NetworkEnsemble",
     "ResNetEncoder",
     "build_network",
     "register_backbone",
@@ -328,8 +335,90 @@ class DeepLabV3Plus(nn.Module):
         return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
 
 
-def build_network(config: NetworkConfig | dict[str, object] | None = None) -> DeepLabV3Plus:
-    """Build a network from a config object or its :meth:`NetworkConfig.to_dict` form."""
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Architecture of a :class:`NetworkEnsemble` (stored in model files).
+
+    Parameters
+    ----------
+    members : tuple of NetworkConfig
+        The architecture of each member, in order (at least two).
+    """
+
+    members: tuple[NetworkConfig, ...]
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain-Python form (JSON- and ``weights_only``-safe)."""
+        return {"members": [member.to_dict() for member in self.members]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> EnsembleConfig:
+        """Inverse of :meth:`to_dict`."""
+        members = data["members"]
+        if not isinstance(members, list):
+            raise TypeError(f"'members' must be a list of network configs, got {members!r}")
+        return cls(tuple(NetworkConfig.from_dict(member) for member in members))
+
+
+class NetworkEnsemble(nn.Module):
+    """Several networks on the same input; output = the mean of their logits.
+
+    Averaging logits (rather than probabilities) is what the flip averaging of inference
+    does too, so an ensemble of ``n`` members with ``v`` views per tile averages ``n * v``
+    logit maps, at ``n`` times the cost of one member.
+
+    Parameters
+    ----------
+    members : sequence of DeepLabV3Plus
+        At least two networks with the same input and output channels.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from antema_scale.segment.network import NetworkConfig, NetworkEnsemble, build_network
+    >>> small = NetworkConfig(base_width=8)
+    >>> ensemble = NetworkEnsemble([build_network(small), build_network(small)]).eval()
+    >>> ensemble(torch.zeros(1, 1, 64, 64)).shape
+    torch.Size([1, 1, 64, 64])
+    """
+
+    def __init__(self, members: Sequence[DeepLabV3Plus]) -> None:
+        super().__init__()
+        if len(members) < 2:
+            raise ValueError(f"an ensemble needs at least two networks, got {len(members)}")
+        configs = tuple(member.config for member in members)
+        channels = {(config.in_channels, config.num_classes) for config in configs}
+        if len(channels) > 1:
+            raise ValueError(
+                "ensemble members must have the same input and output channels, got "
+                f"(in_channels, num_classes) = {sorted(channels)}"
+            )
+        self.members = nn.ModuleList(members)
+        self.config = EnsembleConfig(configs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = self.members[0](x)
+        for member in self.members[1:]:
+            total = total + member(x)
+        return total / len(self.members)
+
+
+@overload
+def build_network(config: NetworkConfig | None = None) -> DeepLabV3Plus: ...
+@overload
+def build_network(config: EnsembleConfig) -> NetworkEnsemble: ...
+@overload
+def build_network(config: dict[str, object]) -> DeepLabV3Plus | NetworkEnsemble: ...
+def build_network(
+    config: NetworkConfig | EnsembleConfig | dict[str, object] | None = None,
+) -> DeepLabV3Plus | NetworkEnsemble:
+    """Build a network from a config object or its ``to_dict`` form.
+
+    A config with ``members`` (:class:`EnsembleConfig`) builds a :class:`NetworkEnsemble`
+    of freshly initialised members; anything else a :class:`DeepLabV3Plus`.
+    """
     if isinstance(config, dict):
-        config = NetworkConfig.from_dict(config)
+        config = (EnsembleConfig if "members" in config else NetworkConfig).from_dict(config)
+    if isinstance(config, EnsembleConfig):
+        return NetworkEnsemble([DeepLabV3Plus(member) for member in config.members])
     return DeepLabV3Plus(config)

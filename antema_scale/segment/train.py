@@ -49,7 +49,13 @@ from antema_scale.segment.datasets import (
 from antema_scale.segment.inference import predict_prepared
 from antema_scale.segment.metrics import confusion_matrix, instance_matches, pixel_metrics
 from antema_scale.segment.model_file import save_model
-from antema_scale.segment.network import DeepLabV3Plus, NetworkConfig, build_network
+from antema_scale.segment.network import (
+    DeepLabV3Plus,
+    EnsembleConfig,
+    NetworkConfig,
+    NetworkEnsemble,
+    build_network,
+)
 from antema_scale.segment.precision import autocast_dtype
 from antema_scale.segment.preprocess import Preprocessing, prepare_image, resample
 
@@ -426,7 +432,7 @@ def _score(metrics: dict[str, dict[str, float]]) -> float:
 
 
 def initialise_from(
-    network: DeepLabV3Plus, model_path: str, preprocessing: Preprocessing
+    network: DeepLabV3Plus | NetworkEnsemble, model_path: str, preprocessing: Preprocessing
 ) -> dict[str, Any]:
     """Copy the weights of a model file into ``network`` (fine-tuning).
 
@@ -435,7 +441,8 @@ def initialise_from(
     fit or would see differently prepared images. One exception: a model without the
     detail refinement may initialise a network with one (``detail_channels > 0``); the
     refinement starts as a no-op (:class:`~antema_scale.segment.network.DetailRefinement`),
-    so fine-tuning starts from the old model's predictions.
+    so fine-tuning starts from the old model's predictions. An ensemble initialises an
+    ensemble of the same members (see :func:`network_for_run`).
 
     Returns
     -------
@@ -447,17 +454,20 @@ def initialise_from(
     ValueError
         Architecture (backbone, width, ...) or pre-processing differ.
     """
-    from antema_scale.segment.model_file import load_model
+    from antema_scale.segment.model_file import load_model, training_records
 
     source = load_model(None if model_path == "default" else model_path, device="cpu")
-    gains_detail = source.network.config.detail_channels == 0 and network.config.detail_channels > 0
-    comparable = replace(source.network.config, detail_channels=network.config.detail_channels)
-    if comparable != network.config or not (
-        gains_detail or source.network.config == network.config
-    ):
+    source_config, run_config = source.network.config, network.config
+    if isinstance(source_config, EnsembleConfig) or isinstance(run_config, EnsembleConfig):
+        compatible = source_config == run_config  # an ensemble is fine-tuned as a whole
+    else:
+        gains_detail = source_config.detail_channels == 0 and run_config.detail_channels > 0
+        comparable = replace(source_config, detail_channels=run_config.detail_channels)
+        compatible = comparable == run_config and (gains_detail or source_config == run_config)
+    if not compatible:
         raise ValueError(
             f"cannot initialise from {model_path}: its network is "
-            f"{source.network.config.to_dict()}, this run's is {network.config.to_dict()} "
+            f"{source_config.to_dict()}, this run's is {run_config.to_dict()} "
             "(match --width, --backbone and --detail-channels; a model without the detail "
             "refinement may gain one)"
         )
@@ -473,16 +483,41 @@ def initialise_from(
     if unexpected or any(not key.startswith("detail.") for key in missing):
         raise ValueError(f"cannot initialise from {model_path}: weights do not fit the network")
     meta = source.metadata
+    commands = [record.get("command") for record in training_records(meta)]
     return {
         "path": str(model_path),
         "weights_sha256": meta.get("weights_sha256"),
-        "command": meta.get("training", {}).get("command"),
+        "command": commands[0] if len(commands) == 1 else commands,
         "images_seen": {
             split: info["images"]
             for split, info in meta.get("data_seen", {}).items()
             if isinstance(info, dict) and "images" in info
         },
     }
+
+
+def network_for_run(config: TrainConfig) -> DeepLabV3Plus | NetworkEnsemble:
+    """A freshly initialised network of the run's architecture (``--width``, ...).
+
+    When the run fine-tunes an ensemble (``config.init_model`` holds a
+    :class:`~antema_scale.segment.network.NetworkEnsemble`), it is an ensemble of as many
+    networks of that architecture, trained as a whole on the loss of its mean logits.
+    """
+    from antema_scale.segment.model_file import default_model_path, read_model_file
+
+    run_config = NetworkConfig(
+        backbone=config.backbone,
+        base_width=config.base_width,
+        detail_channels=config.detail_channels,
+    )
+    members = 1
+    if config.init_model is not None:
+        path = default_model_path() if config.init_model == "default" else config.init_model
+        architecture = read_model_file(path)["metadata"].get("architecture") or {}
+        members = len(architecture.get("members") or [None])
+    if members == 1:
+        return build_network(run_config)
+    return NetworkEnsemble([build_network(run_config) for _ in range(members)])
 
 
 #: Values of ``TrainConfig.precision``: float16 is left out (it needs loss scaling).
@@ -541,13 +576,7 @@ def train(
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     preprocessing = Preprocessing(tuple(config.pixel_size_range_nm), config.sigma_px)
-    network = build_network(
-        NetworkConfig(
-            backbone=config.backbone,
-            base_width=config.base_width,
-            detail_channels=config.detail_channels,
-        )
-    ).to(device)
+    network = network_for_run(config).to(device)
     init_from = None
     if config.init_model is not None:  # checked before the (slow) data preparation
         init_from = initialise_from(network, config.init_model, preprocessing)
