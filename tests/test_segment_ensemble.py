@@ -205,3 +205,16 @@ def test_benchmark_refuses_an_ensemble_trained_on_different_splits() -> None:
         _model_split_seed(model)
     model.metadata["members"][1]["training"]["split_seed"] = 0
     assert _model_split_seed(model) == 0
+
+
+def test_combining_an_ensemble_without_member_records_keeps_one_record_per_network(
+    tmp_path: Path,
+) -> None:
+    # an ensemble fine-tuned as a whole carries one top-level training record, no 'members'
+    joint = NetworkEnsemble([_member(1), _member(2)])
+    save_model(tmp_path / "joint.pt", joint, PREPROCESSING, {"training": {"seed": "joint"}})
+    c = _model_file(tmp_path / "c.pt", 3, "three")
+    meta = combine_models([tmp_path / "joint.pt", c], tmp_path / "all.pt")
+    assert len(meta["members"]) == len(load_model(tmp_path / "all.pt").network.members) == 3
+    assert [m.get("member") for m in meta["members"]] == [0, 1, None]
+    assert [m["training"]["seed"] for m in meta["members"]] == ["joint", "joint", "three"]

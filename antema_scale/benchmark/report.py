@@ -257,7 +257,7 @@ def _speed_lines(speed: dict[str, Any]) -> list[str]:
 
 
 def _epochs_note(model_info: dict[str, Any]) -> str:
-    """``", width W, E epochs"`` from a model summary (empty when unknown)."""
+    """``", network w16, E epochs"`` from a model summary (empty when unknown)."""
     if not model_info:
         return ""
     network = architecture_summary(model_info.get("architecture"))

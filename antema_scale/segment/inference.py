@@ -5,8 +5,8 @@ working grid (:func:`antema_scale.segment.preprocess.prepare_image`), cuts it in
 overlapping tiles whose origins are multiples of the network's output stride, runs the
 tiles of all images in batches (``torch.inference_mode``, mixed precision as set by
 ``precision``: see *Precision*), blends the tile probabilities with a raised-cosine window
-(so seams do not show), and maps the probability back onto the original pixel grid. Every :class:`Prediction` carries a
-quality signal:
+(so seams do not show), and maps the probability back onto the original pixel grid.
+Every :class:`Prediction` carries a quality signal:
 
 ``mean_margin``
     mean of ``|2 p - 1|`` over the image (1 = the network is sure everywhere).

@@ -303,18 +303,21 @@ def combine_models(
                 f"cannot combine {str(sources[0])!r} and {str(source)!r}: their pre-processing "
                 f"differs ({models[0].preprocessing.to_dict()} vs {model.preprocessing.to_dict()})"
             )
-        if isinstance(model.network, NetworkEnsemble):
-            networks.extend(model.network.members)  # type: ignore[arg-type]
-            members.extend(model.metadata.get("members", []))
+        record = {
+            "source": Path(source).name,
+            "weights_sha256": model.metadata.get("weights_sha256"),
+            **{k: model.metadata[k] for k in ("training", "data_seen") if k in model.metadata},
+        }
+        if not isinstance(model.network, NetworkEnsemble):
+            networks.append(model.network)
+            members.append(record)
             continue
-        networks.append(model.network)
-        members.append(
-            {
-                "source": Path(source).name,
-                "weights_sha256": model.metadata.get("weights_sha256"),
-                **{k: model.metadata[k] for k in ("training", "data_seen") if k in model.metadata},
-            }
-        )
+        inner = list(model.network.members)
+        networks.extend(inner)  # type: ignore[arg-type]
+        recorded = model.metadata.get("members") or []
+        if len(recorded) != len(inner):  # e.g. an ensemble fine-tuned as a whole
+            recorded = [{**record, "member": index} for index in range(len(inner))]
+        members.extend(recorded)
     ensemble = NetworkEnsemble(networks)
     meta = {"members": members, **(extra_metadata or {})}
     return save_model(destination, ensemble, models[0].preprocessing, meta, half=half)

@@ -19,8 +19,8 @@ the full-resolution image.
 New backbones register themselves in :data:`BACKBONES` with :func:`register_backbone`.
 
 :class:`NetworkEnsemble` averages the logits of several such networks trained apart
-(different seeds or data): their errors are partly independent, so the mean is more
-accurate than any one of them, and a model file may hold one.
+(different seeds or data); a model file may hold one. The mean only beats its members
+where their errors differ: for the shipped model and a sibling it was level (model card).
 """
 
 from __future__ import annotations
