@@ -25,6 +25,7 @@ from antema_scale.segment.train import (
     TrainConfig,
     gap_map,
     initialise_from,
+    lovasz_hinge,
     prepare_labelled,
     segmentation_loss,
     train,
@@ -258,6 +259,41 @@ def test_gap_weight_raises_the_loss_of_filled_gaps_only() -> None:
     plain = segmentation_loss(filled, target, 0.0) - segmentation_loss(good, target, 0.0)
     weighted = segmentation_loss(filled, target, 4.0) - segmentation_loss(good, target, 4.0)
     assert weighted > 2.0 * plain
+
+
+def test_lovasz_hinge_is_the_jaccard_loss_at_hard_predictions() -> None:
+    """At logits of +-1 a wrong pixel has hinge error 2, a right one 0: the loss is 2 (1 - IoU)."""
+    rng = np.random.default_rng(5)
+    target = torch.from_numpy(rng.random((2, 1, 20, 20)) < 0.3).float()
+    predicted = target.clone()
+    flip = torch.from_numpy(rng.random((2, 1, 20, 20)) < 0.1)
+    predicted[flip] = 1.0 - predicted[flip]  # some false positives and false negatives
+    tp = float((predicted * target).sum())
+    fp = float((predicted * (1 - target)).sum())
+    fn = float(((1 - predicted) * target).sum())
+    assert fp > 0 and fn > 0
+    loss = lovasz_hinge(2.0 * predicted - 1.0, target)
+    assert loss.item() == pytest.approx(2.0 * (1.0 - tp / (tp + fp + fn)), rel=1e-6)
+    assert lovasz_hinge(torch.zeros_like(target), target).item() == pytest.approx(1.0)
+    assert lovasz_hinge(6.0 * (2.0 * target - 1.0), target).item() == 0.0  # confident, right
+
+
+def test_lovasz_loss_trains_and_bad_loss_names_are_refused(tmp_path: Path) -> None:
+    logits = torch.randn(1, 1, 12, 12, requires_grad=True)
+    target = (torch.rand(1, 1, 12, 12) > 0.5).float()
+    segmentation_loss(logits, target, 4.0, overlap="lovasz").backward()
+    assert logits.grad is not None and logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="overlap must be 'dice' or 'lovasz'"):
+        segmentation_loss(logits, target, overlap="iou")
+    config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
+    config.loss = "bce-lovasz"
+    summary = train(config)
+    assert np.isfinite(summary["history"][0]["loss"])
+    model = load_model(tmp_path / "run" / "last.pt", device="cpu")
+    assert model.metadata["training"]["loss"] == "bce-lovasz"
+    config.loss = "focal"
+    with pytest.raises(ValueError, match="loss must be one of bce-dice, bce-lovasz"):
+        train(config)
 
 
 def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path) -> None:

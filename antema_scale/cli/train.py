@@ -98,6 +98,11 @@ def register(app: typer.Typer) -> None:
         gap_px: int = typer.Option(
             7, help="Widest gap (working-grid px) that --gap-weight covers."
         ),
+        loss: str = typer.Option(
+            "bce-dice",
+            help="Loss: bce-dice (cross-entropy + soft Dice) or bce-lovasz (cross-entropy + "
+            "Lovász hinge, a surrogate of 1 - IoU).",
+        ),
         seed: int = typer.Option(0, help="Random seed of sampling and initialisation."),
         split_seed: int = typer.Option(0, help="Seed of the 60/20/20 split."),
         threads: int = typer.Option(2, help="torch CPU threads."),
@@ -130,7 +135,12 @@ def register(app: typer.Typer) -> None:
 
         from antema_scale.segment.augment import Augmentation
         from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM
-        from antema_scale.segment.train import TRAINING_PRECISIONS, TrainConfig, train
+        from antema_scale.segment.train import (
+            TRAINING_LOSSES,
+            TRAINING_PRECISIONS,
+            TrainConfig,
+            train,
+        )
 
         console = Console()
         folders = [parse_folder_spec(s, EMPS_NOMINAL_PIXEL_SIZE_NM) for s in folder or []]
@@ -159,6 +169,10 @@ def register(app: typer.Typer) -> None:
         if precision not in TRAINING_PRECISIONS:
             raise typer.BadParameter(
                 f"--precision must be one of {', '.join(TRAINING_PRECISIONS)}, got {precision!r}"
+            )
+        if loss not in TRAINING_LOSSES:
+            raise typer.BadParameter(
+                f"--loss must be one of {', '.join(TRAINING_LOSSES)}, got {loss!r}"
             )
         if generator not in ("synth", "standin"):
             raise typer.BadParameter(f"--generator must be synth or standin, got {generator!r}")
@@ -190,6 +204,7 @@ def register(app: typer.Typer) -> None:
             ),
             gap_weight=gap_weight,
             gap_px=gap_px,
+            loss=loss,
             init_model=init_model,
             command=shlex.join(["antema-scale", *sys.argv[1:]]),
         )
