@@ -21,11 +21,24 @@ A particle counts as *found* when at least half of its own pixels are predicted
 particle. Per image the script also reports the pixel IoU, and the pixel IoU of the
 images grouped by the share of their particles with ``k >= 5``.
 
+It also reports the **ceiling** of particle IoU that a visibility limit implies: the IoU
+of an observer that outlines every particle with ``k >= limit`` exactly and misses every
+other one (its mask is the union of those particles' true masks, so IoU = its pixels /
+true pixels), for the limits in ``CEILING_LIMITS``. ``--ceiling-only`` skips the network
+and reports just that.
+
+Finally it splits the segmenter's pixel errors into an **error budget**: missed pixels of
+particles below the Rose limit, of visible particles it did not find, and of particles it
+found (outlines drawn too tight); false pixels within 2 px of a true particle (outlines
+drawn too wide) and farther away (false detections). For each, the particle IoU the
+segmenter would reach if that error alone were removed.
+
 Run (default inference of the shipped model, synthetic test split as ``antema-scale
 evaluate --synthetic 400 --split test`` draws it)::
 
     python benchmarks/detectability.py [--model PATH] [--split test] [--synthetic 400]
         [--json benchmarks/results/detectability_test.json] [--csv particles.csv]
+        [--ceiling-only]
 """
 
 from __future__ import annotations
@@ -48,6 +61,8 @@ from antema_scale.synth import generate_micrograph
 ROSE_BINS = (0.0, 2.0, 5.0, 10.0, 20.0, np.inf)
 #: Rose's detection limit.
 ROSE_LIMIT = 5.0
+#: Visibility limits of the IoU ceilings (an observer that finds exactly the particles above).
+CEILING_LIMITS = (2.0, 5.0, 10.0)
 
 
 def particle_visibility(
@@ -124,6 +139,60 @@ def image_particles(micrograph: object, found: np.ndarray) -> pd.DataFrame:
     return table
 
 
+def visible_pixels(micrograph: object, particles: pd.DataFrame, limit: float) -> int:
+    """Pixels of the union of the true masks of the particles with Rose number >= ``limit``.
+
+    ``particles`` is the table of :func:`image_particles` (particles hidden entirely under
+    others have no row and count as not visible; their pixels belong to the ones on top).
+    """
+    seen = set(particles.loc[particles["rose_k"] >= limit, "particle"])
+    union = np.zeros(micrograph.mask.shape, dtype=bool)
+    for index, crop in enumerate(micrograph.particles):
+        if index + 1 in seen:
+            r0, c0 = crop.offset
+            h, w = crop.mask.shape
+            union[r0 : r0 + h, c0 : c0 + w] |= crop.mask
+    return int((union & micrograph.mask).sum())
+
+
+#: False-positive pixels up to this far (px) from a true particle count as outline errors.
+OUTLINE_PX = 2
+#: Error classes of :func:`error_budget`, in the order of the report.
+ERROR_CLASSES = ("fn_invisible", "fn_missed", "fn_outline", "fp_outline", "fp_detection")
+
+
+def error_budget(micrograph: object, particles: pd.DataFrame, found: np.ndarray) -> dict[str, int]:
+    """Pixel errors of a predicted mask split by cause (see the module docstring).
+
+    A missed pixel covered by several particles is charged to a found particle first, then
+    to a visible one, then to an invisible one.
+    """
+    truth = micrograph.mask
+    kinds = {"found": np.zeros_like(truth), "visible": np.zeros_like(truth)}
+    rows = particles.set_index("particle")
+    for index, crop in enumerate(micrograph.particles):
+        if index + 1 not in rows.index:
+            continue
+        row = rows.loc[index + 1]
+        kind = "found" if row["found"] else "visible" if row["rose_k"] >= ROSE_LIMIT else None
+        if kind is not None:
+            r0, c0 = crop.offset
+            h, w = crop.mask.shape
+            kinds[kind][r0 : r0 + h, c0 : c0 + w] |= crop.mask
+    missed = truth & ~found
+    near = ndi.binary_dilation(truth, iterations=OUTLINE_PX)
+    false = found & ~truth
+    outline = missed & kinds["found"]
+    missed_visible = missed & kinds["visible"] & ~outline
+    return {
+        "fn_invisible": int((missed & ~outline & ~missed_visible).sum()),
+        "fn_missed": int(missed_visible.sum()),
+        "fn_outline": int(outline.sum()),
+        "fp_outline": int((false & near).sum()),
+        "fp_detection": int((false & ~near).sum()),
+    }
+
+
 def main() -> None:
     """Predict every synthetic image of the split and tabulate found particles by visibility."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -133,6 +202,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--csv", type=Path, default=None, help="per-particle table")
+    parser.add_argument(
+        "--ceiling-only", action="store_true", help="no network: only the IoU ceilings"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cpu")
@@ -153,12 +225,16 @@ def main() -> None:
             pixel_size_range_nm=tuple(config.pixel_size_range_nm),
         )
         micrograph = generate_micrograph(synth_config, seed)
-        (prediction,) = predict(model, [micrograph.image], [micrograph.pixel_size_nm])
-        found, truth = prediction.mask, micrograph.mask
+        truth = micrograph.mask
+        if args.ceiling_only:
+            found, refine = np.zeros_like(truth), float("nan")
+        else:
+            (prediction,) = predict(model, [micrograph.image], [micrograph.pixel_size_nm])
+            found, refine = prediction.mask, float(prediction.quality["refine_zoom"])
         table = image_particles(micrograph, found)
         table["image"] = f"synth-{mode}-{overlap}-{seed}"
         table["mode"] = mode
-        table["refine_zoom"] = float(prediction.quality["refine_zoom"])
+        table["refine_zoom"] = refine
         particles.append(table)
         images.append(
             {
@@ -167,18 +243,42 @@ def main() -> None:
                 "tp": int((found & truth).sum()),
                 "fp": int((found & ~truth).sum()),
                 "fn": int((~found & truth).sum()),
+                "truth_px": int(truth.sum()),
+                **error_budget(micrograph, table, found),
+                **{
+                    f"visible_px_k{limit:g}": visible_pixels(micrograph, table, limit)
+                    for limit in CEILING_LIMITS
+                },
                 "visible_share": float((table["rose_k"] >= ROSE_LIMIT).mean()),
-                "refine_zoom": float(prediction.quality["refine_zoom"]),
+                "refine_zoom": refine,
             }
         )
         print(f"{i + 1} / {n_images} images", flush=True)
     every_particle = pd.concat(particles, ignore_index=True)
-    report = summarize(every_particle, pd.DataFrame(images))
+    image_table = pd.DataFrame(images)
+    report = {"iou_ceiling": iou_ceilings(image_table)}
+    if not args.ceiling_only:
+        report.update(summarize(every_particle, image_table))
     if args.csv is not None:
         every_particle.to_csv(args.csv, index=False)
     print(json.dumps(report, indent=1))
     if args.json is not None:
         args.json.write_text(json.dumps({"split": args.split, **report}, indent=1) + "\n")
+
+
+def iou_ceilings(images: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Particle IoU of an observer that finds exactly the particles at ``k >= limit``.
+
+    Per visibility limit, overall and per imaging mode (pixels summed over the images).
+    """
+    groups = {"all": images, **dict(tuple(images.groupby("mode")))}
+    return {
+        f"k >= {limit:g}": {
+            name: round(float(rows[f"visible_px_k{limit:g}"].sum() / rows["truth_px"].sum()), 4)
+            for name, rows in groups.items()
+        }
+        for limit in CEILING_LIMITS
+    }
 
 
 def summarize(particles: pd.DataFrame, images: pd.DataFrame) -> dict[str, object]:
@@ -207,6 +307,25 @@ def summarize(particles: pd.DataFrame, images: pd.DataFrame) -> dict[str, object
             "iou_particle": round(float(rows.tp.sum() / union), 4) if union else None,
         }
     visible = particles["rose_k"] >= ROSE_LIMIT
+    groups = {"all": images, **dict(tuple(images.groupby("mode")))}
+    budget = {}
+    for name, rows in groups.items():
+        tp, errors = rows.tp.sum(), rows.fp.sum() + rows.fn.sum()
+        budget[name] = {
+            kind: {
+                "share_of_errors": round(float(rows[kind].sum() / errors), 4),
+                # a missed pixel fixed becomes a hit; a false pixel fixed leaves the union
+                "iou_without": round(
+                    float(
+                        (tp + rows[kind].sum()) / (tp + errors)
+                        if kind.startswith("fn")
+                        else tp / (tp + errors - rows[kind].sum())
+                    ),
+                    4,
+                ),
+            }
+            for kind in ERROR_CLASSES
+        }
     return {
         "particles": len(particles),
         "share_below_rose_limit": round(float((~visible).mean()), 4),
@@ -214,6 +333,7 @@ def summarize(particles: pd.DataFrame, images: pd.DataFrame) -> dict[str, object
         "found_below_limit": round(float(particles.loc[~visible, "found"].mean()), 4),
         "by_rose_bin": by_bin,
         "pixel_iou_by_image_visibility": by_images,
+        "error_budget": budget,
     }
 
 

@@ -82,13 +82,24 @@ def test_summary_bins_and_image_groups(detectability: ModuleType) -> None:
     )
     images = pd.DataFrame(
         {
+            "mode": ["hrtem", "haadf"],
             "tp": [90, 10],
             "fp": [5, 0],
             "fn": [5, 90],
+            "fn_invisible": [0, 60],
+            "fn_missed": [2, 30],
+            "fn_outline": [3, 0],
+            "fp_outline": [4, 0],
+            "fp_detection": [1, 0],
             "visible_share": [1.0, 0.5],
         }
     )
     report = detectability.summarize(particles, images)
+    budget = report["error_budget"]["all"]
+    assert budget["fn_invisible"]["share_of_errors"] == pytest.approx(0.6)
+    assert budget["fn_invisible"]["iou_without"] == pytest.approx(160 / 200)
+    assert budget["fp_outline"]["iou_without"] == pytest.approx(100 / 196, abs=1e-4)
+    assert report["error_budget"]["hrtem"]["fn_outline"]["iou_without"] == pytest.approx(93 / 100)
     assert report["share_below_rose_limit"] == pytest.approx(0.4)
     assert report["found_at_or_above_limit"] == 1.0
     assert report["found_below_limit"] == 0.0
@@ -99,3 +110,41 @@ def test_summary_bins_and_image_groups(detectability: ModuleType) -> None:
     assert groups["all images"]["iou_particle"] == pytest.approx(100 / 200)
     assert groups["images with >= 90 % of particles at k >= 5"]["iou_particle"] == 0.9
     assert groups["images with < 90 % of particles at k >= 5"]["images"] == 1
+
+
+def test_iou_ceiling_counts_only_the_visible_particles(detectability: ModuleType) -> None:
+    scene = _scene()
+    table = detectability.image_particles(scene, scene.found)
+    strong_px, faint_px = (int(c.mask.sum()) for c in scene.particles)
+    assert detectability.visible_pixels(scene, table, 5.0) == strong_px
+    assert detectability.visible_pixels(scene, table, 0.0) == strong_px + faint_px
+    assert detectability.visible_pixels(scene, table, 1e9) == 0
+    images = pd.DataFrame(
+        {
+            "mode": ["hrtem", "haadf"],
+            "truth_px": [200, 100],
+            **{f"visible_px_k{k:g}": [100, 100] for k in detectability.CEILING_LIMITS},
+        }
+    )
+    ceilings = detectability.iou_ceilings(images)
+    assert ceilings["k >= 5"] == {"all": pytest.approx(2 / 3, abs=1e-4), "haadf": 1.0, "hrtem": 0.5}
+
+
+def test_error_budget_charges_each_wrong_pixel_once(detectability: ModuleType) -> None:
+    scene = _scene()
+    found = scene.found.copy()
+    rows, cols = np.nonzero(scene.particles[0].mask)
+    found[48, 40 - 8] = False  # one outline pixel of the found disk missed
+    found[48, 40 + 9] = True  # one pixel just outside it: an outline error
+    found[5, 5] = True  # far from any particle: a false detection
+    table = detectability.image_particles(scene, found)
+    budget = detectability.error_budget(scene, table, found)
+    faint_px = int(scene.particles[1].mask.sum())
+    assert budget == {
+        "fn_invisible": faint_px,  # the faint disk is below the Rose limit
+        "fn_missed": 0,
+        "fn_outline": 1,
+        "fp_outline": 1,
+        "fp_detection": 1,
+    }
+    assert sum(budget.values()) == int((found != scene.mask).sum())
