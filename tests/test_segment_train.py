@@ -26,6 +26,7 @@ from antema_scale.segment.train import (
     gap_map,
     initialise_from,
     lovasz_hinge,
+    outline_map,
     prepare_labelled,
     segmentation_loss,
     train,
@@ -259,6 +260,33 @@ def test_gap_weight_raises_the_loss_of_filled_gaps_only() -> None:
     plain = segmentation_loss(filled, target, 0.0) - segmentation_loss(good, target, 0.0)
     weighted = segmentation_loss(filled, target, 4.0) - segmentation_loss(good, target, 4.0)
     assert weighted > 2.0 * plain
+
+
+def test_outline_map_marks_both_sides_of_edges_but_not_the_image_border() -> None:
+    target = torch.zeros(1, 1, 10, 10)
+    target[0, 0, 3:7, 3:7] = 1.0  # a 4x4 square inside
+    target[0, 0, 8:, :3] = 1.0  # a block on the bottom-left border
+    band = outline_map(target)[0, 0].numpy().astype(bool)
+    square = np.zeros((10, 10), dtype=bool)
+    square[2:8, 2:8] = True
+    square[4:6, 4:6] = False  # the 2x2 core of the square is not next to an edge
+    assert band[:7].tolist() == square[:7].tolist()
+    assert not band[9, 0] and not band[9, 1]  # the bottom and left borders are not edges
+    assert band[9, 2] and band[9, 3] and band[7, 0]  # its right and top edges are
+
+
+def test_outline_weight_raises_the_loss_of_wrong_outlines_only() -> None:
+    target = torch.zeros(1, 1, 16, 16)
+    target[0, 0, 4:12, 4:12] = 1.0
+    good = torch.where(target > 0, 6.0, -6.0)
+    shrunk = good.clone()
+    shrunk[0, 0, 4, 4:12] = -6.0  # one outline row missed
+    assert segmentation_loss(good, target, outline_weight=2.0) < 0.02
+    plain = segmentation_loss(shrunk, target) - segmentation_loss(good, target)
+    weighted = segmentation_loss(shrunk, target, outline_weight=2.0) - segmentation_loss(
+        good, target, outline_weight=2.0
+    )
+    assert weighted > 1.5 * plain
 
 
 def test_lovasz_hinge_is_the_jaccard_loss_at_hard_predictions() -> None:

@@ -98,6 +98,11 @@ def register(app: typer.Typer) -> None:
         gap_px: int = typer.Option(
             7, help="Widest gap (working-grid px) that --gap-weight covers."
         ),
+        outline_weight: float = typer.Option(
+            0.0,
+            help="Extra cross-entropy weight of the pixels on either side of every particle "
+            "outline (0 = off).",
+        ),
         loss: str = typer.Option(
             "bce-dice",
             help="Loss: bce-dice (cross-entropy + soft Dice) or bce-lovasz (cross-entropy + "
@@ -158,6 +163,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--raft-validation must be >= 0, got {raft_validation}")
         if not 0 <= annotations <= 1:
             raise typer.BadParameter(f"--annotations must be in [0, 1], got {annotations}")
+        if outline_weight < 0:
+            raise typer.BadParameter(f"--outline-weight must be >= 0, got {outline_weight}")
         if shading < 0:
             raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
         if data_workers is not None and data_workers < 1:
@@ -204,6 +211,7 @@ def register(app: typer.Typer) -> None:
             ),
             gap_weight=gap_weight,
             gap_px=gap_px,
+            outline_weight=outline_weight,
             loss=loss,
             init_model=init_model,
             command=shlex.join(["antema-scale", *sys.argv[1:]]),
