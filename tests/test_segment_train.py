@@ -306,22 +306,13 @@ def test_lovasz_hinge_is_the_jaccard_loss_at_hard_predictions() -> None:
     assert lovasz_hinge(6.0 * (2.0 * target - 1.0), target).item() == 0.0  # confident, right
 
 
-def test_lovasz_loss_trains_and_bad_loss_names_are_refused(tmp_path: Path) -> None:
+def test_lovasz_loss_has_gradients_and_bad_overlap_names_are_refused() -> None:
     logits = torch.randn(1, 1, 12, 12, requires_grad=True)
     target = (torch.rand(1, 1, 12, 12) > 0.5).float()
     segmentation_loss(logits, target, 4.0, overlap="lovasz").backward()
     assert logits.grad is not None and logits.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="overlap must be 'dice' or 'lovasz'"):
         segmentation_loss(logits, target, overlap="iou")
-    config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
-    config.loss = "bce-lovasz"
-    summary = train(config)
-    assert np.isfinite(summary["history"][0]["loss"])
-    model = load_model(tmp_path / "run" / "last.pt", device="cpu")
-    assert model.metadata["training"]["loss"] == "bce-lovasz"
-    config.loss = "focal"
-    with pytest.raises(ValueError, match="loss must be one of bce-dice, bce-lovasz"):
-        train(config)
 
 
 def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path) -> None:
@@ -440,17 +431,27 @@ def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) 
         training_autocast_dtype("cpu", "fp16")
 
 
-def test_bf16_training_run_records_its_precision(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("option", "value", "bad", "message"),
+    [
+        ("precision", "bf16", "fp16", "training precision must be one of auto, fp32, bf16"),
+        ("loss", "bce-lovasz", "focal", "loss must be one of bce-dice, bce-lovasz"),
+    ],
+)
+def test_training_run_records_its_option_and_refuses_bad_values(
+    tmp_path: Path, option: str, value: str, bad: str, message: str
+) -> None:
+    """A bf16 forward pass or the Lovász loss trains, lands in the metadata; typos are refused."""
     config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
-    config.precision = "bf16"
+    setattr(config, option, value)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # emulated bf16 on older CPUs
         summary = train(config)
     assert np.isfinite(summary["history"][0]["loss"])
     model = load_model(tmp_path / "run" / "last.pt", device="cpu")
-    assert model.metadata["training"]["precision"] == "bf16"
-    config.precision = "fp16"
-    with pytest.raises(ValueError, match="training precision must be one of auto, fp32, bf16"):
+    assert model.metadata["training"][option] == value
+    setattr(config, option, bad)
+    with pytest.raises(ValueError, match=message):
         train(config)
 
 
