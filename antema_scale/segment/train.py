@@ -8,8 +8,9 @@ inference (working grid, blur, standardise), then sampled as augmented tiles and
 whole-image views (:mod:`antema_scale.segment.augment`).
 
 Optimisation: AdamW with a linear warm-up and cosine decay over all planned steps, loss =
-binary cross-entropy (background in narrow gaps between particles weighted up) + soft
-Dice on the particle class. After every epoch the model is
+binary cross-entropy (background in narrow gaps between particles weighted up, optionally
+the pixels next to outlines too) + soft Dice on the particle class (or the Lovász hinge,
+``TrainConfig.loss``). After every epoch the model is
 evaluated on the validation images (whole images, tiled exactly like :func:`predict`);
 ``last.pt`` (model file) and ``state.pt`` (optimiser/schedule/history) are written every
 epoch and ``best.pt`` whenever the validation score (mean over sources of particle IoU and
