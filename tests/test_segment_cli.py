@@ -151,6 +151,8 @@ def test_fine_tuning_an_incompatible_model_is_a_clear_error(
     assert result.exit_code == 2 and "--shading must be >= 0" in result.output
     result = CliRunner().invoke(app, [*base, "--annotations", "1.5"])
     assert result.exit_code == 2 and "--annotations must be in [0, 1]" in result.output
+    result = CliRunner().invoke(app, [*base, "--raft-training", "-1"])
+    assert result.exit_code == 2 and "--raft-training must be >= 0" in result.output
     result = CliRunner().invoke(app, [*base, "--raft-validation", "-1"])
     assert result.exit_code == 2 and "--raft-validation must be >= 0" in result.output
     result = CliRunner().invoke(app, [*base, "--precision", "fp16"])

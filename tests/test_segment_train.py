@@ -419,6 +419,27 @@ def test_raft_validation_scenes_join_only_the_validation_split() -> None:
     assert _data_key(base, "train", pre) == _data_key(rafts, "train", pre)  # caches stay valid
 
 
+def test_raft_training_scenes_join_the_synthetic_training_images() -> None:
+    import dataclasses
+
+    from antema_scale.segment.preprocess import Preprocessing
+    from antema_scale.segment.train import TrainConfig, _data_key, load_split
+
+    base = TrainConfig(synthetic_images=5, synthetic_shape=(128, 128), max_images_per_source=1)
+    rafts = dataclasses.replace(base, raft_training_images=2)
+    train_items = load_split(rafts, "train")
+    assert [i.source for i in train_items] == ["synth"] * 3  # one pool: sampled by area
+    assert [i.image_id for i in train_items[1:]] == ["raft-5000000", "raft-5000001"]
+    assert all(0.2 < i.mask.mean() < 0.7 for i in train_items[1:])  # close-packed films
+    for split in ("val", "test"):
+        assert [i.image_id for i in load_split(rafts, split)] == [
+            i.image_id for i in load_split(base, split)
+        ]
+    pre = Preprocessing((0.125, 0.5), 1.0)
+    assert _data_key(base, "train", pre) != _data_key(rafts, "train", pre)
+    assert _data_key(base, "val", pre) == _data_key(rafts, "val", pre)
+
+
 def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     from antema_scale.segment import precision
 

@@ -59,6 +59,11 @@ def register(app: typer.Typer) -> None:
             help="Add this many dense-raft scenes (touching particles) to the validation "
             "split, so that checkpoints that merge neighbours score low (12 recommended).",
         ),
+        raft_training: int = typer.Option(
+            0,
+            help="Add this many dense-raft scenes (touching particles, HAADF films) to the "
+            "training split; they join the synthetic images.",
+        ),
         annotations: float = typer.Option(
             0.0,
             help="Fraction of the synthetic training images with a burned-in scale bar, "
@@ -159,6 +164,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 f"need 0 < --scale-min <= --scale-max, got {scale_min}, {scale_max}"
             )
+        if raft_training < 0:
+            raise typer.BadParameter(f"--raft-training must be >= 0, got {raft_training}")
         if raft_validation < 0:
             raise typer.BadParameter(f"--raft-validation must be >= 0, got {raft_validation}")
         if not 0 <= annotations <= 1:
@@ -191,6 +198,7 @@ def register(app: typer.Typer) -> None:
             synthetic_generator=generator,
             synthetic_annotations=annotations,
             raft_validation_images=raft_validation,
+            raft_training_images=raft_training,
             base_width=width,
             backbone=backbone,
             detail_channels=detail_channels,

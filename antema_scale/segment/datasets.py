@@ -327,7 +327,7 @@ def synthetic_images(
 
 
 def raft_validation_images(
-    seeds: Sequence[int], *, shape: tuple[int, int] = (512, 512)
+    seeds: Sequence[int], *, shape: tuple[int, int] = (512, 512), source: str = "rafts"
 ) -> Iterator[LabelledImage]:
     """Dense rafts of touching particles (HAADF films), source ``"rafts"``, for checkpoint selection.
 
@@ -336,10 +336,11 @@ def raft_validation_images(
     (instance F1) during training keeps such checkpoints from being selected. The scenes
     come from the ``haadf-film`` family of :mod:`antema_scale.synth.presets` (5-14 nm
     particles, 30-55 % coverage, 0.15-0.6 nm/px), each seed drawn on its own stream.
+    ``source`` names their source (training scenes join the ``"synth"`` pool).
     """
     from antema_scale.synth import generate_micrograph
     from antema_scale.synth.presets import preset_config
 
     for seed in seeds:
         config = preset_config("haadf-film", np.random.default_rng([seed, 13]), shape)
-        yield _labelled(generate_micrograph(config, seed), f"raft-{seed}", "rafts")
+        yield _labelled(generate_micrograph(config, seed), f"raft-{seed}", source)

@@ -82,6 +82,8 @@ MIN_INSTANCE_PX = 16
 SYNTH_SEED_BASE = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}
 #: Seeds of the dense-raft validation scenes (``TrainConfig.raft_validation_images``).
 RAFT_SEED_BASE = 4_000_000
+#: Seeds of the dense-raft training scenes (``TrainConfig.raft_training_images``).
+RAFT_TRAIN_SEED_BASE = 5_000_000
 
 
 @dataclass
@@ -102,6 +104,7 @@ class TrainConfig:
     synthetic_generator: str = "synth"
     synthetic_annotations: float = 0.0
     raft_validation_images: int = 0
+    raft_training_images: int = 0
     base_width: int = 16
     backbone: str = "resnet18"
     detail_channels: int = 0
@@ -286,8 +289,9 @@ def iter_split(
 ) -> Iterator[LabelledImage]:
     """The images of :func:`load_split` one at a time (synthetic ones generated on demand).
 
-    Sources come in a fixed order: labelled folders, synthetic micrographs, then (for
-    ``val`` with ``config.raft_validation_images``) the dense-raft scenes.
+    Sources come in a fixed order: labelled folders, synthetic micrographs, then the
+    dense-raft scenes (``val`` with ``config.raft_validation_images``; ``train`` with
+    ``config.raft_training_images``, where they join the synthetic source).
     """
     for load in split_loaders(config, split, limit):
         yield load()
@@ -330,6 +334,9 @@ def split_loaders(
     if split == "val" and config.raft_validation_images:
         rafts = range(RAFT_SEED_BASE, RAFT_SEED_BASE + config.raft_validation_images)
         loaders += [partial(_raft_image, seed, config.synthetic_shape) for seed in rafts]
+    if split == "train" and config.raft_training_images:
+        rafts = range(RAFT_TRAIN_SEED_BASE, RAFT_TRAIN_SEED_BASE + config.raft_training_images)
+        loaders += [partial(_raft_image, seed, config.synthetic_shape, "synth") for seed in rafts]
     return loaders
 
 
@@ -345,8 +352,8 @@ def _synthetic_image(seed: int, mode: str, overlap: str, options: dict[str, Any]
     return item
 
 
-def _raft_image(seed: int, shape: tuple[int, int]) -> LabelledImage:
-    (item,) = raft_validation_images([seed], shape=shape)
+def _raft_image(seed: int, shape: tuple[int, int], source: str = "rafts") -> LabelledImage:
+    (item,) = raft_validation_images([seed], shape=shape, source=source)
     return item
 
 
@@ -387,6 +394,8 @@ def _data_key(config: TrainConfig, split: str, preprocessing: Preprocessing) -> 
         fields["annotations"] = config.synthetic_annotations
     if config.raft_validation_images and split == "val":
         fields["rafts"] = config.raft_validation_images
+    if config.raft_training_images and split == "train":
+        fields["rafts"] = config.raft_training_images
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
