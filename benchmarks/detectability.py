@@ -146,13 +146,19 @@ def visible_pixels(micrograph: object, particles: pd.DataFrame, limit: float) ->
     others have no row and count as not visible; their pixels belong to the ones on top).
     """
     seen = set(particles.loc[particles["rose_k"] >= limit, "particle"])
+    return int((particle_union(micrograph, seen) & micrograph.mask).sum())
+
+
+def particle_union(micrograph: object, numbers: set[int]) -> np.ndarray:
+    """Union of the true masks of the particles numbered ``numbers`` (1-based, as in
+    :func:`image_particles`), on the image grid."""
     union = np.zeros(micrograph.mask.shape, dtype=bool)
     for index, crop in enumerate(micrograph.particles):
-        if index + 1 in seen:
+        if index + 1 in numbers:
             r0, c0 = crop.offset
             h, w = crop.mask.shape
             union[r0 : r0 + h, c0 : c0 + w] |= crop.mask
-    return int((union & micrograph.mask).sum())
+    return union
 
 
 #: False-positive pixels up to this far (px) from a true particle count as outline errors.
@@ -168,22 +174,15 @@ def error_budget(micrograph: object, particles: pd.DataFrame, found: np.ndarray)
     to a visible one, then to an invisible one.
     """
     truth = micrograph.mask
-    kinds = {"found": np.zeros_like(truth), "visible": np.zeros_like(truth)}
-    rows = particles.set_index("particle")
-    for index, crop in enumerate(micrograph.particles):
-        if index + 1 not in rows.index:
-            continue
-        row = rows.loc[index + 1]
-        kind = "found" if row["found"] else "visible" if row["rose_k"] >= ROSE_LIMIT else None
-        if kind is not None:
-            r0, c0 = crop.offset
-            h, w = crop.mask.shape
-            kinds[kind][r0 : r0 + h, c0 : c0 + w] |= crop.mask
+    was_found = particles["found"].astype(bool)
+    visible = ~was_found & (particles["rose_k"] >= ROSE_LIMIT)
     missed = truth & ~found
     near = ndi.binary_dilation(truth, iterations=OUTLINE_PX)
     false = found & ~truth
-    outline = missed & kinds["found"]
-    missed_visible = missed & kinds["visible"] & ~outline
+    outline = missed & particle_union(micrograph, set(particles.loc[was_found, "particle"]))
+    missed_visible = (
+        missed & particle_union(micrograph, set(particles.loc[visible, "particle"])) & ~outline
+    )
     return {
         "fn_invisible": int((missed & ~outline & ~missed_visible).sum()),
         "fn_missed": int(missed_visible.sum()),
@@ -271,7 +270,7 @@ def iou_ceilings(images: pd.DataFrame) -> dict[str, dict[str, float]]:
 
     Per visibility limit, overall and per imaging mode (pixels summed over the images).
     """
-    groups = {"all": images, **dict(tuple(images.groupby("mode")))}
+    groups = _all_and_by_mode(images)
     return {
         f"k >= {limit:g}": {
             name: round(float(rows[f"visible_px_k{limit:g}"].sum() / rows["truth_px"].sum()), 4)
@@ -279,6 +278,11 @@ def iou_ceilings(images: pd.DataFrame) -> dict[str, dict[str, float]]:
         }
         for limit in CEILING_LIMITS
     }
+
+
+def _all_and_by_mode(images: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``{"all": images, "<mode>": the images of that mode, ...}``."""
+    return {"all": images, **dict(tuple(images.groupby("mode")))}
 
 
 def summarize(particles: pd.DataFrame, images: pd.DataFrame) -> dict[str, object]:
@@ -307,7 +311,7 @@ def summarize(particles: pd.DataFrame, images: pd.DataFrame) -> dict[str, object
             "iou_particle": round(float(rows.tp.sum() / union), 4) if union else None,
         }
     visible = particles["rose_k"] >= ROSE_LIMIT
-    groups = {"all": images, **dict(tuple(images.groupby("mode")))}
+    groups = _all_and_by_mode(images)
     budget = {}
     for name, rows in groups.items():
         tp, errors = rows.tp.sum(), rows.fp.sum() + rows.fn.sum()

@@ -329,14 +329,15 @@ def synthetic_images(
 def raft_validation_images(
     seeds: Sequence[int], *, shape: tuple[int, int] = (512, 512), source: str = "rafts"
 ) -> Iterator[LabelledImage]:
-    """Dense rafts of touching particles (HAADF films), source ``"rafts"``, for checkpoint selection.
+    """Dense rafts of touching particles (HAADF films), for checkpoint selection or training.
 
     Pixel metrics hardly move when a network widens every outline of a close-packed film
     by a pixel, but the particle analysis then merges neighbours: scoring these scenes
     (instance F1) during training keeps such checkpoints from being selected. The scenes
     come from the ``haadf-film`` family of :mod:`antema_scale.synth.presets` (5-14 nm
     particles, 30-55 % coverage, 0.15-0.6 nm/px), each seed drawn on its own stream.
-    ``source`` names their source (training scenes join the ``"synth"`` pool).
+    ``source`` names their source: ``"rafts"`` for validation; training scenes join the
+    ``"synth"`` pool.
     """
     from antema_scale.synth import generate_micrograph
     from antema_scale.synth.presets import preset_config
