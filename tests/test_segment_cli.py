@@ -161,3 +161,5 @@ def test_fine_tuning_an_incompatible_model_is_a_clear_error(
     assert result.exit_code == 2 and "--outline-weight must be >= 0" in result.output
     result = CliRunner().invoke(app, [*base, "--loss", "dice"])
     assert result.exit_code == 2 and "--loss must be one of bce-dice, bce-lovasz" in result.output
+    result = CliRunner().invoke(app, [*base, "--output-stride", "32"])
+    assert result.exit_code == 2 and "--output-stride must be one of 16, 8" in result.output

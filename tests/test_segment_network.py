@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -52,6 +54,34 @@ def test_config_round_trip_and_unknown_backbone() -> None:
     assert "resnet18" in BACKBONES
     with pytest.raises(ValueError, match="unknown backbone 'vgg'"):
         DeepLabV3Plus(NetworkConfig(backbone="vgg"))
+
+
+@pytest.mark.parametrize("shape", [(37, 53), (64, 48)])
+def test_output_stride_8_keeps_the_weights_and_samples_the_same_features_densely(
+    shape: tuple[int, int],
+) -> None:
+    torch.manual_seed(1)
+    coarse = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 3))).eval()
+    dense = build_network(replace(coarse.config, output_stride=8)).eval()
+    dense.load_state_dict(coarse.state_dict())  # same parameter names and shapes
+    x = torch.randn(1, 1, *shape)
+    with torch.inference_mode():
+        deep16, deep8 = coarse.encoder(x)[1], dense.encoder(x)[1]
+        out = dense(x)
+    assert deep16.shape[-2:] == tuple((n + 15) // 16 for n in shape)
+    assert deep8.shape[-2:] == tuple((n + 7) // 8 for n in shape)
+    if shape == (64, 48):  # divisible sizes: every second stride-8 feature is a stride-16 one
+        torch.testing.assert_close(deep8[..., ::2, ::2], deep16, atol=1e-5, rtol=1e-5)
+        with torch.inference_mode():
+            torch.testing.assert_close(
+                dense.aspp(deep8)[..., ::2, ::2], coarse.aspp(deep16), atol=1e-5, rtol=1e-5
+            )
+    assert out.shape == (1, 1, *shape)
+    assert NetworkConfig.from_dict(dense.config.to_dict()).output_stride == 8
+    older = {k: v for k, v in coarse.config.to_dict().items() if k != "output_stride"}
+    assert NetworkConfig.from_dict(older).output_stride == 16  # files from before the option
+    with pytest.raises(ValueError, match="output_stride must be one of"):
+        build_network(NetworkConfig(base_width=4, output_stride=4))
 
 
 def test_image_pooling_branch_works_in_eval() -> None:

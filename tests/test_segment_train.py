@@ -343,7 +343,12 @@ def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path)
     torch.testing.assert_close(
         detailed.encoder.stem[0].weight, source.encoder.stem[0].weight, atol=1e-2, rtol=1e-3
     )
-    # ... but not lose it, nor change its width
+    # the output stride may change: same weights, denser deep features
+    dense = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4), output_stride=8))
+    initialise_from(dense, str(path), preprocessing)
+    for name, tensor in source.state_dict().items():
+        torch.testing.assert_close(dense.state_dict()[name], tensor, atol=1e-2, rtol=1e-3)
+    # ... but not lose the refinement, nor change its width
     save_model(tmp_path / "detailed.pt", detailed, preprocessing, {})
     for channels in (0, 5):
         target = build_network(
@@ -457,12 +462,14 @@ def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) 
     [
         ("precision", "bf16", "fp16", "training precision must be one of auto, fp32, bf16"),
         ("loss", "bce-lovasz", "focal", "loss must be one of bce-dice, bce-lovasz"),
+        ("output_stride", 8, 4, "output_stride must be one of"),
     ],
 )
 def test_training_run_records_its_option_and_refuses_bad_values(
-    tmp_path: Path, option: str, value: str, bad: str, message: str
+    tmp_path: Path, option: str, value: str | int, bad: str | int, message: str
 ) -> None:
-    """A bf16 forward pass or the Lovász loss trains, lands in the metadata; typos are refused."""
+    """A bf16 forward pass, the Lovász loss or output stride 8 trains, lands in the metadata;
+    typos are refused."""
     config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
     setattr(config, option, value)
     with warnings.catch_warnings():

@@ -80,6 +80,12 @@ def register(app: typer.Typer) -> None:
             "output (0 = off, the DeepLabV3+ paper's network); a model without it can "
             "initialise one with it (--init-model).",
         ),
+        output_stride: int = typer.Option(
+            16,
+            help="Encoder output stride: 16 (DeepLabV3+ default) or 8 (denser deep features "
+            "for small particles, about twice the compute); a model trained at one can "
+            "initialise the other (--init-model).",
+        ),
         pixel_min: float = typer.Option(0.125, help="Working pixel size range: minimum, nm/px."),
         pixel_max: float = typer.Option(0.5, help="Working pixel size range: maximum, nm/px."),
         epochs: int = typer.Option(30, help="Epochs."),
@@ -145,6 +151,7 @@ def register(app: typer.Typer) -> None:
 
         from antema_scale.segment.augment import Augmentation
         from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM
+        from antema_scale.segment.network import OUTPUT_STRIDES
         from antema_scale.segment.train import (
             TRAINING_LOSSES,
             TRAINING_PRECISIONS,
@@ -178,6 +185,11 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--data-workers must be >= 1, got {data_workers}")
         if detail_channels < 0:
             raise typer.BadParameter(f"--detail-channels must be >= 0, got {detail_channels}")
+        if output_stride not in OUTPUT_STRIDES:
+            raise typer.BadParameter(
+                f"--output-stride must be one of {', '.join(map(str, OUTPUT_STRIDES))}, "
+                f"got {output_stride}"
+            )
         if init_model not in (None, "default") and not Path(init_model).is_file():
             raise typer.BadParameter(f"--init-model {init_model}: no such file")
         if precision not in TRAINING_PRECISIONS:
@@ -202,6 +214,7 @@ def register(app: typer.Typer) -> None:
             base_width=width,
             backbone=backbone,
             detail_channels=detail_channels,
+            output_stride=output_stride,
             pixel_size_range_nm=(pixel_min, pixel_max),
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,

@@ -3,7 +3,10 @@
 The encoder is the ResNet-18 layout (four stages of two BasicBlocks each) with a
 configurable base width: ``base_width=64`` is the standard ResNet-18, smaller widths give
 the same topology with ``(base_width / 64) ** 2`` of the compute. The last stage is dilated
-(rate 2) so that the encoder has output stride 16, as in DeepLabV3+ (Chen et al., ECCV 2018).
+(rate 2) so that the encoder has output stride 16, as in DeepLabV3+ (Chen et al., ECCV 2018);
+``output_stride=8`` also trades stage 3's stride for dilation (rates 2 and 4) and doubles
+the ASPP rates, as the DeepLab papers do for denser features at about twice the compute.
+The weights are the same at either stride, so a model trained at 16 can be fine-tuned at 8.
 The ASPP and decoder use atrous depthwise-separable convolutions.
 
 Two design choices differ from the DeepLabV3+ paper. The ASPP image-pooling branch is off
@@ -41,10 +44,14 @@ __all__ = [
     "EnsembleConfig",
     "NetworkConfig",
     "NetworkEnsemble",
+    "OUTPUT_STRIDES",
     "ResNetEncoder",
     "build_network",
     "register_backbone",
 ]
+
+#: Encoder output strides a :class:`NetworkConfig` may ask for.
+OUTPUT_STRIDES = (16, 8)
 
 
 @dataclass(frozen=True)
@@ -62,12 +69,16 @@ class NetworkConfig:
     num_classes : int
         Output channels; 1 means one particle logit (sigmoid = particle probability).
     aspp_rates : tuple of int
-        Dilation rates of the atrous ASPP branches at output stride 16.
+        Dilation rates of the atrous ASPP branches at output stride 16 (at stride 8 they
+        are doubled, so that each branch spans the same image area).
     image_pooling : bool
         Whether the ASPP has the global image-pooling branch (breaks tiling consistency).
     detail_channels : int
         Channels of the full-resolution :class:`DetailRefinement`; 0 (default) leaves it
         out, as in the DeepLabV3+ paper.
+    output_stride : int
+        Ratio of input size to the encoder's deep feature map: 16 (default) or 8 (denser
+        deep features for small particles, about twice the compute).
     """
 
     backbone: str = "resnet18"
@@ -77,6 +88,7 @@ class NetworkConfig:
     aspp_rates: tuple[int, ...] = field(default=(6, 12, 18))
     image_pooling: bool = False
     detail_channels: int = 0
+    output_stride: int = 16
 
     def to_dict(self) -> dict[str, object]:
         """Plain-Python form (JSON- and ``weights_only``-safe)."""
@@ -101,7 +113,7 @@ class Encoder(nn.Module):
     low_level_channels : int
         Channels of the stride-4 feature map.
     out_channels : int
-        Channels of the deep (stride-16) feature map.
+        Channels of the deep (stride-16 or stride-8) feature map.
     """
 
     low_level_channels: int
@@ -109,12 +121,25 @@ class Encoder(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """ResNet basic block: two 3x3 convolutions with a residual connection."""
+    """ResNet basic block: two 3x3 convolutions with a residual connection.
 
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, dilation: int = 1) -> None:
+    ``first_dilation`` (default: ``dilation``) is the dilation of the first convolution,
+    so that a stage that trades its stride for dilation keeps its first convolution's
+    sampling (as the DeepLab papers do).
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        stride: int = 1,
+        dilation: int = 1,
+        first_dilation: int | None = None,
+    ) -> None:
         super().__init__()
+        first = dilation if first_dilation is None else first_dilation
         self.conv1 = nn.Conv2d(
-            in_ch, out_ch, 3, stride=stride, padding=dilation, dilation=dilation, bias=False
+            in_ch, out_ch, 3, stride=stride, padding=first, dilation=first, bias=False
         )
         self.bn1 = nn.BatchNorm2d(out_ch)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=dilation, dilation=dilation, bias=False)
@@ -133,7 +158,7 @@ class BasicBlock(nn.Module):
 
 
 class ResNetEncoder(Encoder):
-    """ResNet encoder with BasicBlocks, output stride 16 (last stage dilated).
+    """ResNet encoder with BasicBlocks, output stride 16 (last stage dilated) or 8.
 
     Parameters
     ----------
@@ -143,12 +168,23 @@ class ResNetEncoder(Encoder):
         Channels of stage 1; stages have ``w, 2w, 4w, 8w`` channels.
     blocks : tuple of int
         BasicBlocks per stage; ``(2, 2, 2, 2)`` is ResNet-18.
+    output_stride : int
+        16: stage 4 dilated (rate 2); 8: stage 3 trades its stride for dilation (rate 2
+        after its first convolution) and stage 4 doubles its rate (4). The weights have the
+        same shapes either way, and at 8 the deep features on every second row and column
+        equal those at 16 (the "algorithme à trous"): only the decoder sees more of them.
     """
 
     def __init__(
-        self, in_channels: int, base_width: int, blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
+        self,
+        in_channels: int,
+        base_width: int,
+        blocks: tuple[int, int, int, int] = (2, 2, 2, 2),
+        output_stride: int = 16,
     ) -> None:
         super().__init__()
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}")
         w = base_width
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, w, 7, stride=2, padding=3, bias=False),
@@ -158,14 +194,22 @@ class ResNetEncoder(Encoder):
         )
         self.layer1 = self._stage(w, w, blocks[0], stride=1, dilation=1)
         self.layer2 = self._stage(w, 2 * w, blocks[1], stride=2, dilation=1)
-        self.layer3 = self._stage(2 * w, 4 * w, blocks[2], stride=2, dilation=1)
-        self.layer4 = self._stage(4 * w, 8 * w, blocks[3], stride=1, dilation=2)
+        if output_stride == 16:
+            self.layer3 = self._stage(2 * w, 4 * w, blocks[2], stride=2, dilation=1)
+            self.layer4 = self._stage(4 * w, 8 * w, blocks[3], stride=1, dilation=2)
+        else:
+            self.layer3 = self._stage(2 * w, 4 * w, blocks[2], stride=1, dilation=2, first=1)
+            self.layer4 = self._stage(4 * w, 8 * w, blocks[3], stride=1, dilation=4)
         self.low_level_channels = w
         self.out_channels = 8 * w
 
     @staticmethod
-    def _stage(in_ch: int, out_ch: int, n: int, stride: int, dilation: int) -> nn.Sequential:
-        layers: list[nn.Module] = [BasicBlock(in_ch, out_ch, stride=stride, dilation=dilation)]
+    def _stage(
+        in_ch: int, out_ch: int, n: int, stride: int, dilation: int, first: int | None = None
+    ) -> nn.Sequential:
+        layers: list[nn.Module] = [
+            BasicBlock(in_ch, out_ch, stride=stride, dilation=dilation, first_dilation=first)
+        ]
         layers += [BasicBlock(out_ch, out_ch, dilation=dilation) for _ in range(n - 1)]
         return nn.Sequential(*layers)
 
@@ -175,17 +219,17 @@ class ResNetEncoder(Encoder):
         return low, deep
 
 
-#: Backbone factories by name: ``factory(in_channels, base_width) -> Encoder``.
-BACKBONES: dict[str, Callable[[int, int], Encoder]] = {}
+#: Backbone factories by name: ``factory(in_channels, base_width, output_stride) -> Encoder``.
+BACKBONES: dict[str, Callable[[int, int, int], Encoder]] = {}
 
 
-def register_backbone(name: str, factory: Callable[[int, int], Encoder]) -> None:
+def register_backbone(name: str, factory: Callable[[int, int, int], Encoder]) -> None:
     """Make a backbone available to :class:`NetworkConfig` by ``name``."""
     BACKBONES[name] = factory
 
 
-register_backbone("resnet18", lambda c, w: ResNetEncoder(c, w, (2, 2, 2, 2)))
-register_backbone("resnet10", lambda c, w: ResNetEncoder(c, w, (1, 1, 1, 1)))
+register_backbone("resnet18", lambda c, w, s: ResNetEncoder(c, w, (2, 2, 2, 2), s))
+register_backbone("resnet10", lambda c, w, s: ResNetEncoder(c, w, (1, 1, 1, 1), s))
 
 
 class SeparableConv(nn.Sequential):
@@ -302,13 +346,15 @@ class DeepLabV3Plus(nn.Module):
             raise ValueError(
                 f"unknown backbone {self.config.backbone!r}; known: {sorted(BACKBONES)}"
             )
+        stride = self.config.output_stride
+        if stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {stride}")
         w = self.config.base_width
-        self.encoder = BACKBONES[self.config.backbone](self.config.in_channels, w)
+        self.encoder = BACKBONES[self.config.backbone](self.config.in_channels, w, stride)
         aspp_ch = 4 * w
         low_ch = max(8, (3 * w) // 4)
-        self.aspp = ASPP(
-            self.encoder.out_channels, aspp_ch, self.config.aspp_rates, self.config.image_pooling
-        )
+        rates = tuple(r * 16 // stride for r in self.config.aspp_rates)
+        self.aspp = ASPP(self.encoder.out_channels, aspp_ch, rates, self.config.image_pooling)
         self.low_project = _conv1x1_bn_relu(self.encoder.low_level_channels, low_ch)
         self.decoder = nn.Sequential(
             SeparableConv(aspp_ch + low_ch, aspp_ch), SeparableConv(aspp_ch, aspp_ch)

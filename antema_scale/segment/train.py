@@ -108,6 +108,7 @@ class TrainConfig:
     base_width: int = 16
     backbone: str = "resnet18"
     detail_channels: int = 0
+    output_stride: int = 16
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
     sigma_px: float = 1.0
     epochs: int = 30
@@ -504,11 +505,12 @@ def initialise_from(
 
     ``model_path`` is a model file or ``"default"`` (the model shipped with the package).
     Its architecture and pre-processing must equal the run's, or the weights would not
-    fit or would see differently prepared images. One exception: a model without the
+    fit or would see differently prepared images. Two exceptions: a model without the
     detail refinement may initialise a network with one (``detail_channels > 0``); the
     refinement starts as a no-op (:class:`~antema_scale.segment.network.DetailRefinement`),
-    so fine-tuning starts from the old model's predictions. An ensemble initialises an
-    ensemble of the same members (see :func:`network_for_run`).
+    so fine-tuning starts from the old model's predictions. And the output stride may
+    differ (the weights are the same at 16 and 8). An ensemble initialises an ensemble of
+    the same members (see :func:`network_for_run`).
 
     Returns
     -------
@@ -528,14 +530,19 @@ def initialise_from(
         compatible = source_config == run_config  # an ensemble is fine-tuned as a whole
     else:
         gains_detail = source_config.detail_channels == 0 and run_config.detail_channels > 0
-        comparable = replace(source_config, detail_channels=run_config.detail_channels)
-        compatible = comparable == run_config and (gains_detail or source_config == run_config)
+        same_detail = source_config.detail_channels == run_config.detail_channels
+        comparable = replace(
+            source_config,
+            detail_channels=run_config.detail_channels,
+            output_stride=run_config.output_stride,
+        )
+        compatible = comparable == run_config and (gains_detail or same_detail)
     if not compatible:
         raise ValueError(
             f"cannot initialise from {model_path}: its network is "
             f"{source_config.to_dict()}, this run's is {run_config.to_dict()} "
             "(match --width, --backbone and --detail-channels; a model without the detail "
-            "refinement may gain one)"
+            "refinement may gain one, and --output-stride may differ)"
         )
     if source.preprocessing != preprocessing:
         raise ValueError(
@@ -575,6 +582,7 @@ def network_for_run(config: TrainConfig) -> DeepLabV3Plus | NetworkEnsemble:
         backbone=config.backbone,
         base_width=config.base_width,
         detail_channels=config.detail_channels,
+        output_stride=config.output_stride,
     )
     members = 1
     if config.init_model is not None:
