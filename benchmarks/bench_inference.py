@@ -172,15 +172,26 @@ def main() -> None:
             }
         )
     x = torch.zeros(1, 1, SIZE, SIZE)
-    forward: dict[tuple[int, int], float] = {}
-    for width, detail in ((16, 0), (16, 16), (24, 0), (32, 0), (64, 0)):
-        net = build_network(NetworkConfig(base_width=width, detail_channels=detail)).eval()
+    forward: dict[tuple[int, int, int], float] = {}
+    for width, detail, stride in (
+        (16, 0, 16),
+        (16, 16, 16),
+        (16, 0, 8),
+        (24, 0, 16),
+        (32, 0, 16),
+        (64, 0, 16),
+    ):
+        net = build_network(
+            NetworkConfig(base_width=width, detail_channels=detail, output_stride=stride)
+        ).eval()
         with torch.inference_mode():
-            forward[width, detail] = _median_seconds(lambda net=net: net(x), args.repeat)
-    config = model.network.config
-    ref = forward.get((config.base_width, config.detail_channels), forward[16, 0])
-    for (width, detail), seconds in forward.items():
+            forward[width, detail, stride] = _median_seconds(lambda net=net: net(x), args.repeat)
+    config = model.network.config  # an ensemble has no width of its own: width 16 is the ref
+    own = tuple(getattr(config, k, 0) for k in ("base_width", "detail_channels", "output_stride"))
+    ref = forward.get(own, forward[16, 0, 16])
+    for (width, detail, stride), seconds in forward.items():
         name = f"forward 1024² width {width}" + (f" + detail {detail}" if detail else "")
+        name += f", output stride {stride}" if stride != 16 else ""
         rows.append({"case": name, "seconds": seconds, "ratio": seconds / ref})
     if torch.cuda.is_available():
         gpu = load_model(args.model, device="cuda")

@@ -10,9 +10,11 @@ from torch.nn import functional as F
 
 from antema_scale.segment.network import (
     BACKBONES,
+    GAP_PRIOR_LOGIT,
     DeepLabV3Plus,
     NetworkConfig,
     build_network,
+    particle_not_gap_logits,
 )
 
 
@@ -82,6 +84,39 @@ def test_output_stride_8_keeps_the_weights_and_samples_the_same_features_densely
     assert NetworkConfig.from_dict(older).output_stride == 16  # files from before the option
     with pytest.raises(ValueError, match="output_stride must be one of"):
         build_network(NetworkConfig(base_width=4, output_stride=4))
+
+
+def test_particle_not_gap_is_the_logit_of_p_times_one_minus_g() -> None:
+    particle = torch.tensor([-8.0, -1.0, 0.0, 1.5, 4.0, 40.0, 3.0])
+    gap = torch.tensor([-3.0, 0.5, -20.0, -2.0, 1.0, -40.0, 8.0])
+    p, g = torch.sigmoid(particle.double()), torch.sigmoid(gap.double())
+    expected = torch.logit(p * (1 - g))
+    got = particle_not_gap_logits(particle, gap).double()
+    torch.testing.assert_close(got[:5], expected[:5], atol=1e-4, rtol=1e-4)
+    assert float(got[5]) > 20  # confident particle, confident no gap: stays confident
+    assert float(got[6]) < -7  # a confident gap cuts a particle
+    assert torch.isfinite(got).all()
+
+
+def test_gap_channel_trains_on_two_outputs_and_predicts_one() -> None:
+    torch.manual_seed(2)
+    plain = build_network(NetworkConfig(base_width=4)).eval()
+    gapped = build_network(NetworkConfig(base_width=4, gap_channel=True))
+    missing, unexpected = gapped.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and {k.split(".")[0] for k in missing} == {"gap_head"}
+    x = torch.randn(2, 1, 48, 40)
+    gapped.eval()
+    with torch.inference_mode():
+        both, before = gapped(x), plain(x)
+    assert both.shape == (2, 1, 48, 40)
+    # a new gap head predicts "no gap" everywhere: the particle probability hardly moves
+    shift = (torch.sigmoid(both) - torch.sigmoid(before)).abs().max()
+    assert float(shift) <= float(torch.sigmoid(torch.tensor(GAP_PRIOR_LOGIT))) + 1e-6
+    gapped.train()
+    assert gapped(x).shape == (2, 2, 48, 40)  # particle, gap
+    assert NetworkConfig.from_dict(gapped.config.to_dict()).gap_channel is True
+    with pytest.raises(ValueError, match="gap_channel needs num_classes=1"):
+        build_network(NetworkConfig(base_width=4, num_classes=2, gap_channel=True))
 
 
 def test_image_pooling_branch_works_in_eval() -> None:

@@ -23,6 +23,7 @@ from antema_scale.segment.network import NetworkConfig, build_network
 from antema_scale.segment.preprocess import Preprocessing
 from antema_scale.segment.train import (
     TrainConfig,
+    gap_loss,
     gap_map,
     initialise_from,
     lovasz_hinge,
@@ -262,6 +263,19 @@ def test_gap_weight_raises_the_loss_of_filled_gaps_only() -> None:
     assert weighted > 2.0 * plain
 
 
+def test_gap_loss_rewards_finding_the_gap_and_only_the_gap() -> None:
+    target = torch.zeros(1, 1, 16, 16)
+    target[0, 0, 4:12, 2:7] = 1.0
+    target[0, 0, 4:12, 9:14] = 1.0  # 2 px gap at columns 7-8
+    gaps = gap_map(target, 5)
+    right = torch.where(gaps > 0, 6.0, -6.0)
+    none = torch.full_like(target, -6.0)
+    everywhere = torch.where(target > 0, 6.0, right)  # the particles called gaps too
+    assert gap_loss(right, target, 5) < 0.05
+    assert gap_loss(none, target, 5) > 0.5  # Dice: missing the rare gap pixels costs
+    assert gap_loss(everywhere, target, 5) > gap_loss(right, target, 5) + 0.5
+
+
 def test_outline_map_marks_both_sides_of_edges_but_not_the_image_border() -> None:
     target = torch.zeros(1, 1, 10, 10)
     target[0, 0, 3:7, 3:7] = 1.0  # a 4x4 square inside
@@ -348,6 +362,13 @@ def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path)
     initialise_from(dense, str(path), preprocessing)
     for name, tensor in source.state_dict().items():
         torch.testing.assert_close(dense.state_dict()[name], tensor, atol=1e-2, rtol=1e-3)
+    # ... or gain the gap channel (which starts predicting no gaps), but not lose it
+    gapped = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4), gap_channel=True))
+    initialise_from(gapped, str(path), preprocessing)
+    assert gapped.gap_head is not None and float(gapped.gap_head.weight.abs().sum()) == 0.0
+    save_model(tmp_path / "gapped.pt", gapped, preprocessing, {})
+    with pytest.raises(ValueError, match="gap channel may gain one"):
+        initialise_from(fresh, str(tmp_path / "gapped.pt"), preprocessing)
     # ... but not lose the refinement, nor change its width
     save_model(tmp_path / "detailed.pt", detailed, preprocessing, {})
     for channels in (0, 5):
@@ -463,13 +484,14 @@ def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) 
         ("precision", "bf16", "fp16", "training precision must be one of auto, fp32, bf16"),
         ("loss", "bce-lovasz", "focal", "loss must be one of bce-dice, bce-lovasz"),
         ("output_stride", 8, 4, "output_stride must be one of"),
+        ("gap_channel", True, None, None),
     ],
 )
 def test_training_run_records_its_option_and_refuses_bad_values(
-    tmp_path: Path, option: str, value: str | int, bad: str | int, message: str
+    tmp_path: Path, option: str, value: str | int, bad: str | int | None, message: str | None
 ) -> None:
-    """A bf16 forward pass, the Lovász loss or output stride 8 trains, lands in the metadata;
-    typos are refused."""
+    """A bf16 forward pass, the Lovász loss, output stride 8 or the gap channel trains and
+    lands in the metadata; typos are refused."""
     config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
     setattr(config, option, value)
     with warnings.catch_warnings():
@@ -478,6 +500,8 @@ def test_training_run_records_its_option_and_refuses_bad_values(
     assert np.isfinite(summary["history"][0]["loss"])
     model = load_model(tmp_path / "run" / "last.pt", device="cpu")
     assert model.metadata["training"][option] == value
+    if bad is None:
+        return
     setattr(config, option, bad)
     with pytest.raises(ValueError, match=message):
         train(config)

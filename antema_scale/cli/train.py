@@ -86,6 +86,12 @@ def register(app: typer.Typer) -> None:
             "for small particles, about twice the compute); a model trained at one can "
             "initialise the other (--init-model).",
         ),
+        gap_channel: bool = typer.Option(
+            False,
+            help="Also predict the narrow gaps between touching particles (second output, "
+            "trained on the gaps --gap-px defines); the mask is particle and not gap. With "
+            "it, --gap-weight 0 lets the particle outlines be learnt without bias.",
+        ),
         pixel_min: float = typer.Option(0.125, help="Working pixel size range: minimum, nm/px."),
         pixel_max: float = typer.Option(0.5, help="Working pixel size range: maximum, nm/px."),
         epochs: int = typer.Option(30, help="Epochs."),
@@ -215,6 +221,7 @@ def register(app: typer.Typer) -> None:
             backbone=backbone,
             detail_channels=detail_channels,
             output_stride=output_stride,
+            gap_channel=gap_channel,
             pixel_size_range_nm=(pixel_min, pixel_max),
             epochs=epochs,
             steps_per_epoch=steps_per_epoch,

@@ -45,6 +45,7 @@ __all__ = [
     "NetworkConfig",
     "NetworkEnsemble",
     "OUTPUT_STRIDES",
+    "particle_not_gap_logits",
     "ResNetEncoder",
     "build_network",
     "register_backbone",
@@ -52,6 +53,9 @@ __all__ = [
 
 #: Encoder output strides a :class:`NetworkConfig` may ask for.
 OUTPUT_STRIDES = (16, 8)
+
+#: Initial bias of the gap head (sigmoid 0.25 %): a new head changes no prediction.
+GAP_PRIOR_LOGIT = -6.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,9 @@ class NetworkConfig:
     output_stride : int
         Ratio of input size to the encoder's deep feature map: 16 (default) or 8 (denser
         deep features for small particles, about twice the compute).
+    gap_channel : bool
+        Whether the network also predicts the narrow background gaps between touching
+        particles (:class:`DeepLabV3Plus` explains how the two are combined).
     """
 
     backbone: str = "resnet18"
@@ -89,6 +96,7 @@ class NetworkConfig:
     image_pooling: bool = False
     detail_channels: int = 0
     output_stride: int = 16
+    gap_channel: bool = False
 
     def to_dict(self) -> dict[str, object]:
         """Plain-Python form (JSON- and ``weights_only``-safe)."""
@@ -333,6 +341,13 @@ class DeepLabV3Plus(nn.Module):
     Any ``H, W`` works (odd sizes included): the decoder upsamples to the low-level
     feature size and the head back to exactly the input size.
 
+    With ``config.gap_channel`` a second 1x1 head predicts the background gaps narrower
+    than a few pixels between touching particles. In training mode the output has both
+    channels (particle, gap), so that the particle outlines can be learnt without
+    up-weighting the background next to them, and the gaps on their own; in eval mode it
+    is the single logit of "particle and not gap" (:func:`particle_not_gap_logits`), so
+    inference code sees one particle logit as for any other network.
+
     Parameters
     ----------
     config : NetworkConfig
@@ -360,6 +375,13 @@ class DeepLabV3Plus(nn.Module):
             SeparableConv(aspp_ch + low_ch, aspp_ch), SeparableConv(aspp_ch, aspp_ch)
         )
         self.head = nn.Conv2d(aspp_ch, self.config.num_classes, 1)
+        self.gap_head: nn.Conv2d | None = None
+        if self.config.gap_channel:
+            if self.config.num_classes != 1:
+                raise ValueError("gap_channel needs num_classes=1 (one particle logit)")
+            self.gap_head = nn.Conv2d(aspp_ch, 1, 1)
+            nn.init.zeros_(self.gap_head.weight)  # starts as "no gaps": p(gap) = 0.25 %
+            nn.init.constant_(self.gap_head.bias, GAP_PRIOR_LOGIT)
         self.detail: DetailRefinement | None = None
         if self.config.detail_channels > 0:
             self.detail = DetailRefinement(
@@ -378,7 +400,22 @@ class DeepLabV3Plus(nn.Module):
         logits = self.head(fused)
         if self.detail is not None:
             logits = self.detail(x, fused, logits)
-        return F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        if self.gap_head is not None:
+            logits = torch.cat([logits, self.gap_head(fused)], dim=1)
+        logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
+        if self.gap_head is not None and not self.training:
+            return particle_not_gap_logits(logits[:, :1], logits[:, 1:])
+        return logits
+
+
+def particle_not_gap_logits(particle: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
+    """Logit of "particle and not gap", ``p (1 - g)``, from the two logits (float32).
+
+    Where the gap channel is confident there is no gap (``g`` near 0) this is the particle
+    logit itself; in a gap it goes to background whatever the particle channel says.
+    """
+    log_p = F.logsigmoid(particle.float()) + F.logsigmoid(-gap.float())
+    return log_p - torch.log(-torch.expm1(log_p).clamp(max=-1e-12))
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,8 @@ from antema_scale.segment.preprocess import Preprocessing, prepare_image, resamp
 
 __all__ = [
     "TrainConfig",
+    "gap_loss",
+    "gap_map",
     "iter_split",
     "load_split",
     "lovasz_hinge",
@@ -109,6 +111,7 @@ class TrainConfig:
     backbone: str = "resnet18"
     detail_channels: int = 0
     output_stride: int = 16
+    gap_channel: bool = False
     pixel_size_range_nm: tuple[float, float] = (0.125, 0.5)
     sigma_px: float = 1.0
     epochs: int = 30
@@ -451,6 +454,20 @@ def _source_weights(images: Sequence[PreparedImage]) -> np.ndarray:
     return weights / weights.sum()
 
 
+def gap_loss(gap_logits: torch.Tensor, target: torch.Tensor, gap_px: int) -> torch.Tensor:
+    """Loss of the gap channel: cross-entropy + soft Dice against :func:`gap_map`.
+
+    ``gap_logits`` and the 0/1 particle ``target`` are ``(N, 1, H, W)``; the gap target is
+    the background in gaps narrower than ``gap_px`` between particles. The Dice term keeps
+    the rare gap pixels from being outvoted by the background.
+    """
+    gaps = gap_map(target, gap_px)
+    bce = F.binary_cross_entropy_with_logits(gap_logits, gaps)
+    prob = torch.sigmoid(gap_logits)
+    dice = 1.0 - (2.0 * (prob * gaps).sum() + 1.0) / (prob.sum() + gaps.sum() + 1.0)
+    return bce + dice
+
+
 def validate(
     network: DeepLabV3Plus, images: Sequence[PreparedImage], device: torch.device
 ) -> dict[str, dict[str, float]]:
@@ -505,10 +522,11 @@ def initialise_from(
 
     ``model_path`` is a model file or ``"default"`` (the model shipped with the package).
     Its architecture and pre-processing must equal the run's, or the weights would not
-    fit or would see differently prepared images. Two exceptions: a model without the
+    fit or would see differently prepared images. Three exceptions: a model without the
     detail refinement may initialise a network with one (``detail_channels > 0``); the
     refinement starts as a no-op (:class:`~antema_scale.segment.network.DetailRefinement`),
-    so fine-tuning starts from the old model's predictions. And the output stride may
+    so fine-tuning starts from the old model's predictions. Likewise a model without the
+    gap channel may gain one (it starts predicting no gaps). And the output stride may
     differ (the weights are the same at 16 and 8). An ensemble initialises an ensemble of
     the same members (see :func:`network_for_run`).
 
@@ -535,14 +553,16 @@ def initialise_from(
             source_config,
             detail_channels=run_config.detail_channels,
             output_stride=run_config.output_stride,
+            gap_channel=run_config.gap_channel,
         )
-        compatible = comparable == run_config and (gains_detail or same_detail)
+        gap_ok = source_config.gap_channel <= run_config.gap_channel  # may gain, not lose
+        compatible = comparable == run_config and (gains_detail or same_detail) and gap_ok
     if not compatible:
         raise ValueError(
             f"cannot initialise from {model_path}: its network is "
             f"{source_config.to_dict()}, this run's is {run_config.to_dict()} "
             "(match --width, --backbone and --detail-channels; a model without the detail "
-            "refinement may gain one, and --output-stride may differ)"
+            "refinement or the gap channel may gain one, and --output-stride may differ)"
         )
     if source.preprocessing != preprocessing:
         raise ValueError(
@@ -553,7 +573,7 @@ def initialise_from(
             f"{preprocessing.sigma_px} px (match --pixel-min/--pixel-max)"
         )
     missing, unexpected = network.load_state_dict(source.network.state_dict(), strict=False)
-    if unexpected or any(not key.startswith("detail.") for key in missing):
+    if unexpected or any(not key.startswith(("detail.", "gap_head.")) for key in missing):
         raise ValueError(f"cannot initialise from {model_path}: weights do not fit the network")
     meta = source.metadata
     commands = [record.get("command") for record in training_records(meta)]
@@ -583,6 +603,7 @@ def network_for_run(config: TrainConfig) -> DeepLabV3Plus | NetworkEnsemble:
         base_width=config.base_width,
         detail_channels=config.detail_channels,
         output_stride=config.output_stride,
+        gap_channel=config.gap_channel,
     )
     members = 1
     if config.init_model is not None:
@@ -701,14 +722,17 @@ def train(
                 device.type, dtype=forward_dtype, enabled=forward_dtype is not None
             ):
                 logits = network(images.to(device))
+            logits, target = logits.float(), masks.to(device)
             loss = segmentation_loss(
-                logits.float(),
-                masks.to(device),
+                logits[:, :1],
+                target,
                 config.gap_weight,
                 config.gap_px,
                 overlap=config.loss.removeprefix("bce-"),
                 outline_weight=config.outline_weight,
             )
+            if logits.shape[1] > 1:  # the gap channel (NetworkConfig.gap_channel)
+                loss = loss + gap_loss(logits[:, 1:], target, config.gap_px)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
