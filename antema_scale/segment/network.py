@@ -409,13 +409,14 @@ class DeepLabV3Plus(nn.Module):
 
 
 def particle_not_gap_logits(particle: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
-    """Logit of "particle and not gap", ``p (1 - g)``, from the two logits (float32).
+    """Logit of "particle and not gap", ``min(p, 1 - g)``, from the two logits (float32).
 
-    Where the gap channel is confident there is no gap (``g`` near 0) this is the particle
-    logit itself; in a gap it goes to background whatever the particle channel says.
+    The mask ``> 0`` is exactly "particle probability above 0.5 and gap probability
+    below 0.5": the gap channel only cuts where it calls a gap, and leaves the particle
+    outlines elsewhere as the particle channel draws them. (The product ``p (1 - g)``
+    also erodes outlines where the gap channel is unsure: validation, session 10.)
     """
-    log_p = F.logsigmoid(particle.float()) + F.logsigmoid(-gap.float())
-    return log_p - torch.log(-torch.expm1(log_p).clamp(max=-1e-12))
+    return torch.minimum(particle.float(), -gap.float())
 
 
 @dataclass(frozen=True)
