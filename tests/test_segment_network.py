@@ -18,14 +18,19 @@ from antema_scale.segment.network import (
 )
 
 
-@pytest.mark.parametrize("detail", [0, 4])
+@pytest.mark.parametrize(("detail", "gap"), [(0, False), (4, False), (4, True)])
 @pytest.mark.parametrize("shape", [(37, 53), (64, 64), (101, 33), (16, 16)])
-def test_output_has_input_shape_for_odd_sizes(shape: tuple[int, int], detail: int) -> None:
+def test_output_has_input_shape_for_odd_sizes(
+    shape: tuple[int, int], detail: int, gap: bool
+) -> None:
     torch.manual_seed(0)
-    net = build_network(NetworkConfig(base_width=4, detail_channels=detail)).eval()
+    config = NetworkConfig(base_width=4, detail_channels=detail, gap_channel=gap)
+    net = build_network(config).eval()
     with torch.inference_mode():
         out = net(torch.randn(2, 1, *shape))
     assert out.shape == (2, 1, *shape)
+    if gap:  # training mode: the particle and the gap channel, both at the input size
+        assert net.train()(torch.randn(2, 1, *shape)).shape == (2, 2, *shape)
     assert out.dtype == torch.float32
     assert torch.isfinite(out).all()
 

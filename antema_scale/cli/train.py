@@ -89,8 +89,7 @@ def register(app: typer.Typer) -> None:
         gap_channel: bool = typer.Option(
             False,
             help="Also predict the narrow gaps between touching particles (second output, "
-            "trained on the gaps --gap-px defines); the mask is particle and not gap. With "
-            "it, --gap-weight 0 lets the particle outlines be learnt without bias.",
+            "trained on the gaps --gap-px defines); the mask is particle and not gap.",
         ),
         pixel_min: float = typer.Option(0.125, help="Working pixel size range: minimum, nm/px."),
         pixel_max: float = typer.Option(0.5, help="Working pixel size range: maximum, nm/px."),

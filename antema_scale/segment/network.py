@@ -42,6 +42,7 @@ __all__ = [
     "DetailRefinement",
     "Encoder",
     "EnsembleConfig",
+    "GAP_PRIOR_LOGIT",
     "NetworkConfig",
     "NetworkEnsemble",
     "OUTPUT_STRIDES",
@@ -343,8 +344,7 @@ class DeepLabV3Plus(nn.Module):
 
     With ``config.gap_channel`` a second 1x1 head predicts the background gaps narrower
     than a few pixels between touching particles. In training mode the output has both
-    channels (particle, gap), so that the particle outlines can be learnt without
-    up-weighting the background next to them, and the gaps on their own; in eval mode it
+    channels (particle, gap), each with its own loss; in eval mode it
     is the single logit of "particle and not gap" (:func:`particle_not_gap_logits`), so
     inference code sees one particle logit as for any other network.
 
@@ -400,12 +400,13 @@ class DeepLabV3Plus(nn.Module):
         logits = self.head(fused)
         if self.detail is not None:
             logits = self.detail(x, fused, logits)
-        if self.gap_head is not None:
-            logits = torch.cat([logits, self.gap_head(fused)], dim=1)
         logits = F.interpolate(logits, size=size, mode="bilinear", align_corners=False)
-        if self.gap_head is not None and not self.training:
-            return particle_not_gap_logits(logits[:, :1], logits[:, 1:])
-        return logits
+        if self.gap_head is None:
+            return logits
+        gap = F.interpolate(self.gap_head(fused), size=size, mode="bilinear", align_corners=False)
+        if self.training:
+            return torch.cat([logits, gap], dim=1)
+        return particle_not_gap_logits(logits, gap)
 
 
 def particle_not_gap_logits(particle: torch.Tensor, gap: torch.Tensor) -> torch.Tensor:
