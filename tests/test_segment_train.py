@@ -25,6 +25,8 @@ from antema_scale.segment.train import (
     TrainConfig,
     gap_loss,
     gap_map,
+    hard_example_weights,
+    image_difficulty,
     initialise_from,
     lovasz_hinge,
     outline_map,
@@ -485,6 +487,7 @@ def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) 
         ("loss", "bce-lovasz", "focal", "loss must be one of bce-dice, bce-lovasz"),
         ("output_stride", 8, 4, "output_stride must be one of"),
         ("gap_channel", True, None, None),
+        ("hard_examples", 2.0, -1.0, "hard_examples must be >= 0"),
     ],
 )
 def test_training_run_records_its_option_and_refuses_bad_values(
@@ -505,6 +508,56 @@ def test_training_run_records_its_option_and_refuses_bad_values(
     setattr(config, option, bad)
     with pytest.raises(ValueError, match=message):
         train(config)
+
+
+def _prepared(source: str, mask: np.ndarray) -> PreparedImage:
+    return PreparedImage(np.zeros(mask.shape, np.float32), mask, "x", source)
+
+
+def test_image_difficulty_is_one_minus_the_particle_iou() -> None:
+    truth = np.zeros((10, 10), bool)
+    truth[2:6, 2:6] = True  # 16 px
+    half = np.zeros((10, 10))
+    half[2:6, 2:4] = 0.9  # 8 of 16 found, nothing false: IoU 0.5
+    wide = np.zeros((10, 10))
+    wide[2:8, 2:6] = 0.9  # 16 found + 8 false: IoU 16/24
+    empty = np.zeros((10, 10), bool)
+    images = [_prepared("a", truth)] * 3 + [_prepared("a", empty)] * 2
+    probs = [truth.astype(float), half, wide, np.zeros((10, 10)), half]
+    np.testing.assert_allclose(image_difficulty(images, probs), [0.0, 0.5, 1 - 16 / 24, 0.0, 1.0])
+
+
+def test_hard_example_weights_favour_hard_images_and_keep_sources_balanced() -> None:
+    mask = np.zeros((4, 4), bool)
+    images = [_prepared("synth", mask)] * 3 + [_prepared("emps", mask)] * 2
+    base = np.array([0.2, 0.2, 0.1, 0.25, 0.25])  # each source holds half
+    difficulty = np.array([0.0, 0.1, 0.2, 0.3, 0.3])
+    np.testing.assert_array_equal(hard_example_weights(images, base, difficulty, 0.0), base)
+    weights = hard_example_weights(images, base, difficulty, 2.0)
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights[:3].sum() == pytest.approx(0.5) and weights[3:].sum() == pytest.approx(0.5)
+    # synth: mean difficulty 0.1 -> factors 1, 3, 5 on the base weights 0.2, 0.2, 0.1
+    np.testing.assert_allclose(weights[:3], 0.5 * np.array([0.2, 0.6, 0.5]) / 1.3)
+    np.testing.assert_allclose(weights[3:], [0.25, 0.25])  # equally hard: unchanged
+    with pytest.raises(ValueError, match="strength must be >= 0"):
+        hard_example_weights(images, base, difficulty, -1.0)
+
+
+def test_hard_examples_are_measured_once_and_kept_for_a_resumed_run(tmp_path: Path) -> None:
+    config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
+    config.hard_examples = 2.0
+    train(config)
+    difficulty = np.load(tmp_path / "run" / "difficulty.npy")
+    assert difficulty.shape == (6,) and np.all((difficulty >= 0) & (difficulty <= 1))
+    model = load_model(tmp_path / "run" / "last.pt", device="cpu")
+    recorded = model.metadata["data_seen"]["hard_examples"]
+    assert recorded["strength"] == 2.0
+    assert recorded["mean_difficulty"]["standin"] == pytest.approx(difficulty.mean())
+    np.save(tmp_path / "run" / "difficulty.npy", np.full(6, 0.25))  # as if measured before
+    config.epochs = 2
+    train(config, resume=True)
+    model = load_model(tmp_path / "run" / "last.pt", device="cpu")
+    assert model.metadata["data_seen"]["hard_examples"]["mean_difficulty"]["standin"] == 0.25
 
 
 def test_fine_tuning_an_ensemble_trains_the_whole_ensemble(tmp_path: Path) -> None:

@@ -64,6 +64,8 @@ __all__ = [
     "TrainConfig",
     "gap_loss",
     "gap_map",
+    "hard_example_weights",
+    "image_difficulty",
     "iter_split",
     "load_split",
     "lovasz_hinge",
@@ -132,6 +134,7 @@ class TrainConfig:
     gap_weight: float = 4.0
     gap_px: int = 7
     outline_weight: float = 0.0
+    hard_examples: float = 0.0
     loss: str = "bce-dice"
     init_model: str | None = None
     command: str = ""
@@ -454,6 +457,72 @@ def _source_weights(images: Sequence[PreparedImage]) -> np.ndarray:
     return weights / weights.sum()
 
 
+def image_difficulty(
+    images: Sequence[PreparedImage], probabilities: Sequence[np.ndarray]
+) -> np.ndarray:
+    """How wrong a prediction is, per image: ``1 - particle IoU`` (0 = perfect).
+
+    An image without particles that the network leaves empty scores 0; one where it finds
+    particles that are not there scores 1.
+    """
+    out = np.zeros(len(images))
+    for i, (prep, prob) in enumerate(zip(images, probabilities, strict=True)):
+        predicted = np.asarray(prob) > 0.5
+        union = int((prep.mask | predicted).sum())
+        out[i] = 1.0 - (int((prep.mask & predicted).sum()) / union if union else 1.0)
+    return out
+
+
+def hard_example_weights(
+    images: Sequence[PreparedImage],
+    weights: np.ndarray,
+    difficulty: np.ndarray,
+    strength: float,
+) -> np.ndarray:
+    """Sampling weights that draw the images a network gets wrong more often.
+
+    Each image's weight is multiplied by ``1 + strength * difficulty / mean difficulty of
+    its source`` (see :func:`image_difficulty`) and the weights of each source are then
+    scaled back to that source's share, so sources keep their balance and within a
+    source an image of average difficulty is drawn ``1 + strength`` times as often as a
+    perfect one. ``strength = 0`` returns ``weights`` unchanged.
+    """
+    if strength < 0:
+        raise ValueError(f"hard-example strength must be >= 0, got {strength}")
+    weights = np.asarray(weights, dtype=float)
+    if strength == 0:
+        return weights
+    out = weights.copy()
+    for source in {p.source for p in images}:
+        idx = np.array([i for i, p in enumerate(images) if p.source == source])
+        mean = float(difficulty[idx].mean())
+        factor = 1.0 + strength * (difficulty[idx] / mean if mean > 0 else 0.0)
+        scaled = weights[idx] * factor
+        out[idx] = scaled * (weights[idx].sum() / scaled.sum())
+    return out / out.sum()
+
+
+def _training_difficulty(
+    network: DeepLabV3Plus | NetworkEnsemble,
+    images: Sequence[PreparedImage],
+    device: torch.device,
+    out: Path,
+) -> np.ndarray:
+    """:func:`image_difficulty` of the training images for the network as it starts,
+    kept in ``out/difficulty.npy`` so that a resumed run samples as the original did."""
+    path = out / "difficulty.npy"
+    if path.is_file():
+        cached = np.load(path)
+        if cached.shape == (len(images),):
+            return cached
+    probs = predict_prepared(
+        network, [p.image for p in images], batch_size=2, device=device, precision="fp32"
+    )
+    difficulty = image_difficulty(images, probs)
+    np.save(path, difficulty)
+    return difficulty
+
+
 def gap_loss(gap_logits: torch.Tensor, target: torch.Tensor, gap_px: int) -> torch.Tensor:
     """Loss of the gap channel: cross-entropy + soft Dice against :func:`gap_map`.
 
@@ -666,6 +735,8 @@ def train(
 
     if config.loss not in TRAINING_LOSSES:
         raise ValueError(f"loss must be one of {', '.join(TRAINING_LOSSES)}, got {config.loss!r}")
+    if config.hard_examples < 0:
+        raise ValueError(f"hard_examples must be >= 0, got {config.hard_examples}")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -702,6 +773,16 @@ def train(
         "val": _describe(val_set),
         "emps_nominal_pixel_size_nm": EMPS_NOMINAL_PIXEL_SIZE_NM,
     }
+    if config.hard_examples > 0:
+        difficulty = _training_difficulty(network, train_set, device, out)
+        weights = hard_example_weights(train_set, weights, difficulty, config.hard_examples)
+        data_seen["hard_examples"] = {
+            "strength": config.hard_examples,
+            "mean_difficulty": {
+                source: float(np.mean(difficulty[[p.source == source for p in train_set]]))
+                for source in sorted({p.source for p in train_set})
+            },
+        }
     if init_from is not None:
         data_seen["initialised_from"] = init_from
     for epoch in range(start_epoch, config.epochs):
