@@ -345,10 +345,15 @@ def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path)
     for name, tensor in source.state_dict().items():
         # save_model stores fp16: the copy equals the source up to that rounding
         torch.testing.assert_close(fresh.state_dict()[name], tensor, atol=1e-2, rtol=1e-3)
-    with pytest.raises(ValueError, match="--width"):
-        initialise_from(
-            build_network(NetworkConfig(base_width=8, aspp_rates=(2, 4))), str(path), preprocessing
-        )
+    # a wider run grows the model (tests/test_segment_widen.py); a narrower one is refused
+    wider = build_network(NetworkConfig(base_width=8, aspp_rates=(2, 4)))
+    assert initialise_from(wider, str(path), preprocessing)["widened_from_base_width"] == 4
+    torch.testing.assert_close(
+        wider.encoder.stem[0].weight[:4], source.encoder.stem[0].weight, atol=1e-2, rtol=1e-3
+    )
+    save_model(tmp_path / "wider.pt", wider, preprocessing, {})
+    with pytest.raises(ValueError, match="--width at least the model's"):
+        initialise_from(fresh, str(tmp_path / "wider.pt"), preprocessing)
     with pytest.raises(ValueError, match="--pixel-min"):
         initialise_from(fresh, str(path), Preprocessing((0.1, 0.4), sigma_px=1.0))
     # a network may gain the detail refinement: the old weights, the refinement at zero

@@ -153,8 +153,9 @@ def register(app: typer.Typer) -> None:
         init_model: str | None = typer.Option(
             None,
             help="Fine-tune: start from this model file's weights ('default' = the shipped "
-            "model); same --width/--backbone/--pixel-min/--pixel-max required (it may lack "
-            "the --detail-channels refinement).",
+            "model); same --backbone/--pixel-min/--pixel-max required (it may lack the "
+            "--detail-channels refinement); a larger --width grows it, starting from the "
+            "same predictions.",
         ),
     ) -> None:
         """Train the DeepLabV3+ segmentation network; writes best.pt/last.pt in OUTPUT."""

@@ -59,6 +59,7 @@ from antema_scale.segment.network import (
 )
 from antema_scale.segment.precision import autocast_dtype
 from antema_scale.segment.preprocess import Preprocessing, prepare_image, resample
+from antema_scale.segment.widen import widen_state_dict
 
 __all__ = [
     "TrainConfig",
@@ -595,9 +596,11 @@ def initialise_from(
     detail refinement may initialise a network with one (``detail_channels > 0``); the
     refinement starts as a no-op (:class:`~antema_scale.segment.network.DetailRefinement`),
     so fine-tuning starts from the old model's predictions. Likewise a model without the
-    gap channel may gain one (it starts predicting no gaps). And the output stride may
-    differ (the weights are the same at 16 and 8). An ensemble initialises an ensemble of
-    the same members (see :func:`network_for_run`).
+    gap channel may gain one (it starts predicting no gaps). The output stride may differ
+    (the weights are the same at 16 and 8). And the run may be wider (``--width`` above
+    the model's): the model is embedded so that the wider network starts computing exactly
+    what it did (:func:`~antema_scale.segment.widen.widen_state_dict`). An ensemble
+    initialises an ensemble of the same members (see :func:`network_for_run`).
 
     Returns
     -------
@@ -623,15 +626,20 @@ def initialise_from(
             detail_channels=run_config.detail_channels,
             output_stride=run_config.output_stride,
             gap_channel=run_config.gap_channel,
+            base_width=run_config.base_width,
         )
         gap_ok = source_config.gap_channel <= run_config.gap_channel  # may gain, not lose
-        compatible = comparable == run_config and (gains_detail or same_detail) and gap_ok
+        width_ok = source_config.base_width <= run_config.base_width  # may grow, not shrink
+        compatible = (
+            comparable == run_config and (gains_detail or same_detail) and gap_ok and width_ok
+        )
     if not compatible:
         raise ValueError(
             f"cannot initialise from {model_path}: its network is "
             f"{source_config.to_dict()}, this run's is {run_config.to_dict()} "
-            "(match --width, --backbone and --detail-channels; a model without the detail "
-            "refinement or the gap channel may gain one, and --output-stride may differ)"
+            "(match --backbone and --detail-channels, and --width at least the model's; a "
+            "model without the detail refinement or the gap channel may gain one, and "
+            "--output-stride may differ)"
         )
     if source.preprocessing != preprocessing:
         raise ValueError(
@@ -641,12 +649,19 @@ def initialise_from(
             f"{preprocessing.to_dict()['pixel_size_range_nm']} nm/px, sigma "
             f"{preprocessing.sigma_px} px (match --pixel-min/--pixel-max)"
         )
-    missing, unexpected = network.load_state_dict(source.network.state_dict(), strict=False)
+    weights = source.network.state_dict()
+    widened = not isinstance(run_config, EnsembleConfig) and (
+        run_config.base_width > source_config.base_width
+    )
+    if widened:
+        weights = widen_state_dict(source.network, network)
+    missing, unexpected = network.load_state_dict(weights, strict=False)
     if unexpected or any(not key.startswith(("detail.", "gap_head.")) for key in missing):
         raise ValueError(f"cannot initialise from {model_path}: weights do not fit the network")
     meta = source.metadata
     commands = [record.get("command") for record in training_records(meta)]
     return {
+        **({"widened_from_base_width": source_config.base_width} if widened else {}),
         "path": str(model_path),
         "weights_sha256": meta.get("weights_sha256"),
         "command": commands[0] if len(commands) == 1 else commands,
