@@ -372,7 +372,7 @@ def test_initialise_from_copies_weights_and_checks_compatibility(tmp_path: Path)
     # ... or gain the gap channel (which starts predicting no gaps), but not lose it
     gapped = build_network(NetworkConfig(base_width=4, aspp_rates=(2, 4), gap_channel=True))
     initialise_from(gapped, str(path), preprocessing)
-    assert gapped.gap_head is not None and float(gapped.gap_head.weight.abs().sum()) == 0.0
+    assert gapped.gap_head is not None and float(gapped.gap_head.weight.detach().abs().sum()) == 0.0
     save_model(tmp_path / "gapped.pt", gapped, preprocessing, {})
     with pytest.raises(ValueError, match="gap channel may gain one"):
         initialise_from(fresh, str(tmp_path / "gapped.pt"), preprocessing)
