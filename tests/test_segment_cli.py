@@ -143,7 +143,7 @@ def test_fine_tuning_an_incompatible_model_is_a_clear_error(
     result = CliRunner().invoke(app, [*base, "--init-model", "default", "--width", "8"])
     assert result.exit_code == 2
     message = " ".join(result.output.split())  # the error box wraps long lines anywhere
-    assert "match --width" in message and "Traceback" not in result.output
+    assert "--width at least the model's" in message and "Traceback" not in result.output
     result = CliRunner().invoke(app, [*base, "--init-model", "none.pt"])
     assert result.exit_code == 2 and "no such file" in result.output
     result = CliRunner().invoke(app, [*base, "--scale-min", "2", "--scale-max", "1"])

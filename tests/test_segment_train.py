@@ -588,5 +588,5 @@ def test_fine_tuning_an_ensemble_trains_the_whole_ensemble(tmp_path: Path) -> No
     assert isinstance(command, list) and len(command) == 2
     config.output_dir = str(tmp_path / "wider")
     config.base_width = 8
-    with pytest.raises(ValueError, match="match --width"):
+    with pytest.raises(ValueError, match="--width at least the model's"):
         train(config)
