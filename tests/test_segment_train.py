@@ -551,7 +551,10 @@ def test_hard_example_weights_favour_hard_images_and_keep_sources_balanced() -> 
 def test_hard_examples_are_measured_once_and_kept_for_a_resumed_run(tmp_path: Path) -> None:
     config = _tiny_config(tmp_path / "run", steps_per_epoch=2)
     config.hard_examples = 2.0
-    train(config)
+    calls: list[tuple[str, int, int]] = []
+    train(config, data_progress=lambda *call: calls.append(call))
+    measured = [call for call in calls if call[0] == "difficulty"]
+    assert measured[0] == ("difficulty", 0, 6) and measured[-1] == ("difficulty", 6, 6)
     difficulty = np.load(tmp_path / "run" / "difficulty.npy")
     assert difficulty.shape == (6,) and np.all((difficulty >= 0) & (difficulty <= 1))
     model = load_model(tmp_path / "run" / "last.pt", device="cpu")
@@ -560,7 +563,9 @@ def test_hard_examples_are_measured_once_and_kept_for_a_resumed_run(tmp_path: Pa
     assert recorded["mean_difficulty"]["standin"] == pytest.approx(difficulty.mean())
     np.save(tmp_path / "run" / "difficulty.npy", np.full(6, 0.25))  # as if measured before
     config.epochs = 2
-    train(config, resume=True)
+    calls.clear()
+    train(config, resume=True, data_progress=lambda *call: calls.append(call))
+    assert not [call for call in calls if call[0] == "difficulty"]  # not measured again
     model = load_model(tmp_path / "run" / "last.pt", device="cpu")
     assert model.metadata["data_seen"]["hard_examples"]["mean_difficulty"]["standin"] == 0.25
 

@@ -274,7 +274,12 @@ def register(app: typer.Typer) -> None:
 
             def data_report(split: str, done: int, total: int) -> None:
                 if split not in tasks:
-                    tasks[split] = bar.add_task(f"preparing {split} images", total=total)
+                    label = (
+                        "measuring the training images (--hard-examples)"
+                        if split == "difficulty"
+                        else f"preparing {split} images"
+                    )
+                    tasks[split] = bar.add_task(label, total=total)
                 bar.update(tasks[split], completed=done)
                 if done == total:  # the epochs' own lines follow
                     bar.remove_task(tasks[split])

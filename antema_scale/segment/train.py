@@ -508,18 +508,31 @@ def _training_difficulty(
     images: Sequence[PreparedImage],
     device: torch.device,
     out: Path,
+    progress: Callable[[str, int, int], None] | None = None,
+    chunk: int = 8,
 ) -> np.ndarray:
     """:func:`image_difficulty` of the training images for the network as it starts,
-    kept in ``out/difficulty.npy`` so that a resumed run samples as the original did."""
+    kept in ``out/difficulty.npy`` so that a resumed run samples as the original did.
+
+    Images are segmented ``chunk`` at a time (memory stays that of a few probability maps);
+    ``progress("difficulty", done, total)`` is called before the first and after every chunk.
+    """
     path = out / "difficulty.npy"
     if path.is_file():
         cached = np.load(path)
         if cached.shape == (len(images),):
             return cached
-    probs = predict_prepared(
-        network, [p.image for p in images], batch_size=2, device=device, precision="fp32"
-    )
-    difficulty = image_difficulty(images, probs)
+    difficulty = np.zeros(len(images))
+    if progress is not None:
+        progress("difficulty", 0, len(images))
+    for start in range(0, len(images), chunk):
+        part = images[start : start + chunk]
+        probs = predict_prepared(
+            network, [p.image for p in part], batch_size=2, device=device, precision="fp32"
+        )
+        difficulty[start : start + len(part)] = image_difficulty(part, probs)
+        if progress is not None:
+            progress("difficulty", start + len(part), len(images))
     np.save(path, difficulty)
     return difficulty
 
@@ -744,7 +757,9 @@ def train(
         Called with a dict after every epoch (epoch, step, loss, metrics, seconds).
     data_progress : callable, optional
         Called as ``data_progress(split, done, total)`` while the images of a split are
-        generated/read and prepared (skipped for splits found in the cache of ``output_dir``).
+        generated/read and prepared (skipped for splits found in the cache of ``output_dir``),
+        and as ``data_progress("difficulty", done, total)`` while the starting network
+        segments the training images for ``hard_examples``.
     """
     from antema_scale.segment.model_file import resolve_device
 
@@ -789,7 +804,7 @@ def train(
         "emps_nominal_pixel_size_nm": EMPS_NOMINAL_PIXEL_SIZE_NM,
     }
     if config.hard_examples > 0:
-        difficulty = _training_difficulty(network, train_set, device, out)
+        difficulty = _training_difficulty(network, train_set, device, out, data_progress)
         weights = hard_example_weights(train_set, weights, difficulty, config.hard_examples)
         data_seen["hard_examples"] = {
             "strength": config.hard_examples,
