@@ -568,6 +568,8 @@ def test_hard_examples_are_measured_once_and_kept_for_a_resumed_run(tmp_path: Pa
     assert not [call for call in calls if call[0] == "difficulty"]  # not measured again
     model = load_model(tmp_path / "run" / "last.pt", device="cpu")
     assert model.metadata["data_seen"]["hard_examples"]["mean_difficulty"]["standin"] == 0.25
+    train(config)  # a fresh run in the same folder measures its own start, ignoring the file
+    assert not np.allclose(np.load(tmp_path / "run" / "difficulty.npy"), 0.25)
 
 
 def test_fine_tuning_an_ensemble_trains_the_whole_ensemble(tmp_path: Path) -> None:

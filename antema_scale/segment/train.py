@@ -508,17 +508,19 @@ def _training_difficulty(
     images: Sequence[PreparedImage],
     device: torch.device,
     out: Path,
+    resuming: bool,
     progress: Callable[[str, int, int], None] | None = None,
     chunk: int = 8,
 ) -> np.ndarray:
     """:func:`image_difficulty` of the training images for the network as it starts,
-    kept in ``out/difficulty.npy`` so that a resumed run samples as the original did.
+    kept in ``out/difficulty.npy`` so that a resumed run samples as the original did (a
+    run that starts afresh in the same folder measures its own starting network again).
 
     Images are segmented ``chunk`` at a time (memory stays that of a few probability maps);
     ``progress("difficulty", done, total)`` is called before the first and after every chunk.
     """
     path = out / "difficulty.npy"
-    if path.is_file():
+    if resuming and path.is_file():
         cached = np.load(path)
         if cached.shape == (len(images),):
             return cached
@@ -804,7 +806,9 @@ def train(
         "emps_nominal_pixel_size_nm": EMPS_NOMINAL_PIXEL_SIZE_NM,
     }
     if config.hard_examples > 0:
-        difficulty = _training_difficulty(network, train_set, device, out, data_progress)
+        difficulty = _training_difficulty(
+            network, train_set, device, out, start_epoch > 0, data_progress
+        )
         weights = hard_example_weights(train_set, weights, difficulty, config.hard_examples)
         data_seen["hard_examples"] = {
             "strength": config.hard_examples,
