@@ -41,6 +41,10 @@ def _trained_looking(config: NetworkConfig, seed: int) -> DeepLabV3Plus:
             NetworkConfig(base_width=8, output_stride=8),
             NetworkConfig(base_width=16, output_stride=8),
         ),
+        (  # the gap head reads the decoder's channels too
+            NetworkConfig(base_width=8, gap_channel=True),
+            NetworkConfig(base_width=12, gap_channel=True),
+        ),
     ],
 )
 def test_widened_network_computes_what_the_source_did(
