@@ -139,10 +139,15 @@ def test_an_ensemble_initialises_only_an_ensemble_of_the_same_members(tmp_path: 
     a = _model_file(tmp_path / "a.pt", 1, "one")
     b = _model_file(tmp_path / "b.pt", 2, "two")
     combine_models([a, b], tmp_path / "ab.pt")
-    with pytest.raises(ValueError, match="--width at least the model's"):
+    single_from_ensemble = "a single network cannot start from an ensemble or the reverse"
+    with pytest.raises(ValueError, match=single_from_ensemble):
         initialise_from(build_network(SMALL), str(tmp_path / "ab.pt"), PREPROCESSING)
+    with pytest.raises(ValueError, match="an ensemble fine-tunes only as the same ensemble"):
+        initialise_from(
+            NetworkEnsemble([build_network(SMALL) for _ in range(2)]), str(a), PREPROCESSING
+        )
     three = NetworkEnsemble([build_network(SMALL) for _ in range(3)])
-    with pytest.raises(ValueError, match="--width at least the model's"):
+    with pytest.raises(ValueError, match="as many members"):
         initialise_from(three, str(tmp_path / "ab.pt"), PREPROCESSING)
     two = NetworkEnsemble([build_network(SMALL) for _ in range(2)])
     info = initialise_from(two, str(tmp_path / "ab.pt"), PREPROCESSING)

@@ -633,6 +633,11 @@ def initialise_from(
     source_config, run_config = source.network.config, network.config
     if isinstance(source_config, EnsembleConfig) or isinstance(run_config, EnsembleConfig):
         compatible = source_config == run_config  # an ensemble is fine-tuned as a whole
+        hint = (
+            "an ensemble fine-tunes only as the same ensemble: as many members, each with "
+            "the run's --backbone, --width, --detail-channels, --output-stride and "
+            "--gap-channel; a single network cannot start from an ensemble or the reverse"
+        )
     else:
         gains_detail = source_config.detail_channels == 0 and run_config.detail_channels > 0
         same_detail = source_config.detail_channels == run_config.detail_channels
@@ -648,13 +653,15 @@ def initialise_from(
         compatible = (
             comparable == run_config and (gains_detail or same_detail) and gap_ok and width_ok
         )
+        hint = (
+            "match --backbone and --detail-channels, and --width at least the model's; a "
+            "model without the detail refinement or the gap channel may gain one, and "
+            "--output-stride may differ"
+        )
     if not compatible:
         raise ValueError(
             f"cannot initialise from {model_path}: its network is "
-            f"{source_config.to_dict()}, this run's is {run_config.to_dict()} "
-            "(match --backbone and --detail-channels, and --width at least the model's; a "
-            "model without the detail refinement or the gap channel may gain one, and "
-            "--output-stride may differ)"
+            f"{source_config.to_dict()}, this run's is {run_config.to_dict()} ({hint})"
         )
     if source.preprocessing != preprocessing:
         raise ValueError(
