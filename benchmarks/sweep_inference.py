@@ -14,12 +14,16 @@ Usage::
 A setting is ``TARGET_PX:MAX_ZOOM:FLIPS`` (``none`` = no scale adaptation).
 ``--thresholds 0.4,0.5`` also scores masks cut at other particle probabilities than the
 0.5 of :class:`antema_scale.segment.Prediction` (from the same predictions; the setting
-column then reads ``TARGET:ZOOM:FLIPS@THRESHOLD``).
+column then reads ``TARGET:ZOOM:FLIPS@THRESHOLD``). ``--sigmas 1,1.5`` runs every setting
+with other pre-filter blurs than the model's (Gaussian sigma in working-grid pixels,
+``Preprocessing.sigma_px``; the column reads ``TARGET:ZOOM:FLIPS~SIGMA``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -51,9 +55,20 @@ def main() -> None:
     parser.add_argument(
         "--thresholds", default="0.5", help="comma-separated particle-probability cuts"
     )
+    parser.add_argument(
+        "--sigmas", default=None, help="comma-separated pre-filter sigmas (working px)"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cpu")
+    own_sigma = model.preprocessing.sigma_px
+    sigmas = [float(t) for t in args.sigmas.split(",")] if args.sigmas else [own_sigma]
+    models = {
+        sigma: dataclasses.replace(
+            model, preprocessing=dataclasses.replace(model.preprocessing, sigma_px=sigma)
+        )
+        for sigma in sigmas
+    }
     folders = [(str(EMPS / "images"), str(EMPS / "segmaps"), EMPS_NOMINAL_PIXEL_SIZE_NM)]
     config = TrainConfig(
         synthetic_images=args.synthetic,
@@ -67,9 +82,9 @@ def main() -> None:
     rows = []
     for start in range(0, len(items), 8):
         chunk = items[start : start + 8]
-        for target, zoom, flips in settings:
+        for (target, zoom, flips), sigma in itertools.product(settings, sigmas):
             predictions = predict(
-                model,
+                models[sigma],
                 [i.image for i in chunk],
                 [i.pixel_size_nm for i in chunk],
                 target_diameter_px=target,
@@ -81,6 +96,7 @@ def main() -> None:
                 for cut in thresholds:
                     found = pred.mask if cut == 0.5 else pred.probability > cut
                     name = f"{target}:{zoom}:{flips}" + ("" if cut == 0.5 else f"@{cut}")
+                    name += "" if sigma == own_sigma else f"~{sigma}"
                     rows.append(
                         {
                             "image_id": item.image_id,

@@ -162,6 +162,8 @@ def test_fine_tuning_an_incompatible_model_is_a_clear_error(
     assert result.exit_code == 2 and "--outline-weight must be >= 0" in result.output
     result = CliRunner().invoke(app, [*base, "--hard-examples", "-1"])
     assert result.exit_code == 2 and "--hard-examples must be >= 0" in result.output
+    result = CliRunner().invoke(app, [*base, "--ema-decay", "1"])
+    assert result.exit_code == 2 and "--ema-decay must be in [0, 1), got 1.0" in result.output
     result = CliRunner().invoke(app, [*base, "--loss", "dice"])
     assert result.exit_code == 2 and "--loss must be one of bce-dice, bce-lovasz" in result.output
     result = CliRunner().invoke(app, [*base, "--output-stride", "32"])

@@ -23,6 +23,7 @@ from antema_scale.segment.network import NetworkConfig, build_network
 from antema_scale.segment.preprocess import Preprocessing
 from antema_scale.segment.train import (
     TrainConfig,
+    ema_decay_at,
     gap_loss,
     gap_map,
     hard_example_weights,
@@ -34,6 +35,7 @@ from antema_scale.segment.train import (
     segmentation_loss,
     train,
     training_autocast_dtype,
+    weight_average,
 )
 
 
@@ -493,6 +495,7 @@ def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) 
         ("output_stride", 8, 4, "output_stride must be one of"),
         ("gap_channel", True, None, None),
         ("hard_examples", 2.0, -1.0, "hard_examples must be >= 0"),
+        ("ema_decay", 0.9, 1.0, r"ema_decay must be in \[0, 1\)"),
     ],
 )
 def test_training_run_records_its_option_and_refuses_bad_values(
@@ -597,3 +600,52 @@ def test_fine_tuning_an_ensemble_trains_the_whole_ensemble(tmp_path: Path) -> No
     config.base_width = 8
     with pytest.raises(ValueError, match="--width at least the model's"):
         train(config)
+
+
+def test_ema_decay_forgets_the_start_quickly_then_keeps_the_decay() -> None:
+    assert ema_decay_at(0.999, 0) == pytest.approx(0.1)
+    assert ema_decay_at(0.999, 90) == pytest.approx(0.91)
+    assert ema_decay_at(0.999, 100_000) == 0.999
+
+
+def test_weight_average_is_the_moving_average_of_weights_and_statistics() -> None:
+    network = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+    averaged = weight_average(network, decay=0.5)
+    expected_weight = None
+    for step, value in enumerate([1.0, 3.0, -2.0, 5.0]):
+        with torch.no_grad():
+            network[0].weight.fill_(value)
+            network[1].running_mean.fill_(10 * value)
+        averaged.update_parameters(network)
+        d = ema_decay_at(0.5, step)  # 0.1, 0.18..., 0.25, 0.3...: the first update copies
+        expected_weight = value if step == 0 else d * expected_weight + (1 - d) * value
+    assert expected_weight is not None
+    torch.testing.assert_close(averaged.module[0].weight, torch.full((1, 2), expected_weight))
+    torch.testing.assert_close(
+        averaged.module[1].running_mean, torch.full((1,), 10 * expected_weight)
+    )
+    assert network[0].weight[0, 0].item() == 5.0  # the trained network is left alone
+
+
+def test_training_with_ema_saves_the_average_and_resumes_it(tmp_path: Path) -> None:
+    whole = _tiny_config(tmp_path / "whole", steps_per_epoch=3)
+    whole.ema_decay, whole.epochs = 0.9, 2
+    train(whole)
+    parts = _tiny_config(tmp_path / "parts", steps_per_epoch=3)
+    parts.ema_decay = 0.9
+    train(parts)
+    parts.epochs = 2
+    train(parts, resume=True)
+    state = torch.load(tmp_path / "whole" / "state.pt", weights_only=True)
+    saved = load_model(tmp_path / "whole" / "last.pt", device="cpu")
+    resumed = load_model(tmp_path / "parts" / "last.pt", device="cpu")
+    assert saved.metadata["training"]["ema_decay"] == 0.9
+    assert int(state["averaged"]["n_averaged"]) == 6
+    for name, value in saved.network.state_dict().items():
+        if not name.endswith("num_batches_tracked"):  # saved weights are the average ...
+            torch.testing.assert_close(
+                value.float(), state["averaged"][f"module.{name}"].float(), atol=1e-3, rtol=1e-3
+            )
+        torch.testing.assert_close(value, resumed.network.state_dict()[name])  # ... resumed too
+    stem = "encoder.stem.0.weight"
+    assert not torch.allclose(state["averaged"][f"module.{stem}"], state["network"][stem])

@@ -125,6 +125,12 @@ def register(app: typer.Typer) -> None:
             "image of average error (1 - particle IoU, one pass) this many times more than "
             "a perfect one, sources kept in balance (0 = off; for fine-tunes).",
         ),
+        ema_decay: float = typer.Option(
+            0.0,
+            help="Validate and save an exponential moving average of the weights, this "
+            "decay per step (e.g. 0.999: about the last 1000 steps); 0 = the last step's "
+            "weights.",
+        ),
         loss: str = typer.Option(
             "bce-dice",
             help="Loss: bce-dice (cross-entropy + soft Dice) or bce-lovasz (cross-entropy + "
@@ -193,6 +199,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--outline-weight must be >= 0, got {outline_weight}")
         if hard_examples < 0:
             raise typer.BadParameter(f"--hard-examples must be >= 0, got {hard_examples}")
+        if not 0 <= ema_decay < 1:
+            raise typer.BadParameter(f"--ema-decay must be in [0, 1), got {ema_decay}")
         if shading < 0:
             raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
         if data_workers is not None and data_workers < 1:
@@ -249,6 +257,7 @@ def register(app: typer.Typer) -> None:
             gap_px=gap_px,
             outline_weight=outline_weight,
             hard_examples=hard_examples,
+            ema_decay=ema_decay,
             loss=loss,
             init_model=init_model,
             command=shlex.join(["antema-scale", *sys.argv[1:]]),

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from skimage.morphology import remove_small_objects
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel
 
 from antema_scale.segment.augment import Augmentation, PreparedImage, sample_batch
 from antema_scale.segment.datasets import (
@@ -63,6 +64,7 @@ from antema_scale.segment.widen import widen_state_dict
 
 __all__ = [
     "TrainConfig",
+    "ema_decay_at",
     "gap_loss",
     "gap_map",
     "hard_example_weights",
@@ -78,6 +80,7 @@ __all__ = [
     "split_size",
     "train",
     "training_autocast_dtype",
+    "weight_average",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -100,6 +103,8 @@ class TrainConfig:
     calls :func:`train` needs the usual ``if __name__ == "__main__":`` guard); the
     prepared images do not depend on it. ``precision`` is the type of the training
     forward pass (:func:`training_autocast_dtype`); validation always runs in float32.
+    ``ema_decay`` > 0 validates and saves a moving average of the weights instead of the
+    last step's (:func:`weight_average`).
     """
 
     output_dir: str = "runs/train"
@@ -136,6 +141,7 @@ class TrainConfig:
     gap_px: int = 7
     outline_weight: float = 0.0
     hard_examples: float = 0.0
+    ema_decay: float = 0.0
     loss: str = "bce-dice"
     init_model: str | None = None
     command: str = ""
@@ -721,6 +727,34 @@ def network_for_run(config: TrainConfig) -> DeepLabV3Plus | NetworkEnsemble:
     return NetworkEnsemble([build_network(run_config) for _ in range(members)])
 
 
+def ema_decay_at(decay: float, updates: int) -> float:
+    """Decay of the weight average at its ``updates``-th update (0 = the first).
+
+    ``min(decay, (1 + updates) / (10 + updates))``: the early averages forget the
+    starting weights quickly (a fresh network's are random), later ones keep ``decay``.
+    """
+    return min(decay, (1.0 + updates) / (10.0 + updates))
+
+
+def weight_average(network: torch.nn.Module, decay: float) -> AveragedModel:
+    """An exponential moving average of ``network``'s weights and batch-norm statistics.
+
+    Call ``update_parameters(network)`` after every optimiser step; the averaged network is
+    ``.module``. Each update moves the average to ``d * average + (1 - d) * weights`` with
+    ``d = ema_decay_at(decay, updates)`` (the first update copies the weights). The
+    average of the last ~``1 / (1 - decay)`` steps is steadier than the last step's
+    weights, which jump with each batch (``train --ema-decay``).
+    """
+
+    def average(
+        averaged: torch.Tensor, current: torch.Tensor, updates: torch.Tensor | int
+    ) -> torch.Tensor:
+        d = ema_decay_at(decay, int(updates))
+        return averaged * d + current * (1.0 - d)
+
+    return AveragedModel(network, avg_fn=average, use_buffers=True)
+
+
 #: Values of ``TrainConfig.precision``: float16 is left out (it needs loss scaling).
 TRAINING_PRECISIONS = ("auto", "fp32", "bf16")
 
@@ -776,6 +810,8 @@ def train(
         raise ValueError(f"loss must be one of {', '.join(TRAINING_LOSSES)}, got {config.loss!r}")
     if config.hard_examples < 0:
         raise ValueError(f"hard_examples must be >= 0, got {config.hard_examples}")
+    if not 0 <= config.ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -796,6 +832,7 @@ def train(
     optimiser = torch.optim.AdamW(
         network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
     )
+    averaged = weight_average(network, config.ema_decay) if config.ema_decay > 0 else None
     total_steps = config.epochs * config.steps_per_epoch
     history: list[dict[str, Any]] = []
     start_epoch, best = 0, -1.0
@@ -804,6 +841,8 @@ def train(
         state = torch.load(state_path, map_location="cpu", weights_only=True)
         network.load_state_dict(state["network"])
         optimiser.load_state_dict(state["optimiser"])
+        if averaged is not None and "averaged" in state:
+            averaged.load_state_dict(state["averaged"])
         start_epoch, best = int(state["epoch"]), float(state["best"])
         history = json.loads(state["history"])
     weights = _source_weights(train_set)
@@ -858,9 +897,13 @@ def train(
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
+            if averaged is not None:
+                averaged.update_parameters(network)
             losses.append(loss.item())
         train_seconds = time.perf_counter() - t0
-        metrics = validate(network, val_set, device) if val_set else {}
+        # the weights that are validated and saved: the running average when there is one
+        kept = network if averaged is None else averaged.module
+        metrics = validate(kept, val_set, device) if val_set else {}
         score = _score(metrics) if metrics else -float(np.mean(losses))
         record = {
             "epoch": epoch + 1,
@@ -878,20 +921,20 @@ def train(
             "validation": metrics,
             "history": [{k: v for k, v in h.items() if k != "val"} for h in history],
         }
-        save_model(out / "last.pt", network, preprocessing, meta)
+        save_model(out / "last.pt", kept, preprocessing, meta)
         if score > best:
             best = score
-            save_model(out / "best.pt", network, preprocessing, {**meta, "best_epoch": epoch + 1})
-        torch.save(
-            {
-                "network": network.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "epoch": epoch + 1,
-                "best": best,
-                "history": json.dumps(history),
-            },
-            state_path,
-        )
+            save_model(out / "best.pt", kept, preprocessing, {**meta, "best_epoch": epoch + 1})
+        state = {
+            "network": network.state_dict(),
+            "optimiser": optimiser.state_dict(),
+            "epoch": epoch + 1,
+            "best": best,
+            "history": json.dumps(history),
+        }
+        if averaged is not None:
+            state["averaged"] = averaged.state_dict()
+        torch.save(state, state_path)
         if progress is not None:
             progress(record)
     summary = {
