@@ -36,7 +36,6 @@ import pandas as pd
 from scipy import ndimage
 from skimage.segmentation import expand_labels
 
-EMPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "emps-train"
 #: The variants scored after the network's own mask (keywords of :func:`refine_outlines`).
 VARIANTS = (
     {"level": 0.2},
@@ -102,10 +101,9 @@ def refine_outlines(
 def main() -> None:
     """Run the default inference on the split once, then score every variant."""
     import torch
+    from sweep_inference import labelled_split, pixel_counts, pixel_summary
 
     from antema_scale.segment import load_model, predict
-    from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM
-    from antema_scale.segment.train import TrainConfig, load_split
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=None)
@@ -117,14 +115,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.model, device="cpu")
-    folders = [(str(EMPS / "images"), str(EMPS / "segmaps"), EMPS_NOMINAL_PIXEL_SIZE_NM)]
-    config = TrainConfig(
-        synthetic_images=args.synthetic,
-        folders=folders if EMPS.is_dir() else [],
-        pixel_size_range_nm=model.preprocessing.pixel_size_range_nm,
-        max_images_per_source=args.max_images,
-    )
-    items = load_split(config, args.split)
+    items = labelled_split(model, args.split, args.synthetic, args.max_images)
     rows = []
     for start in range(0, len(items), 8):
         chunk = items[start : start + 8]
@@ -136,31 +127,21 @@ def main() -> None:
                     if variant
                     else prediction.mask
                 )
-                truth = item.mask
                 rows.append(
                     {
                         "image_id": item.image_id,
                         "source": item.source,
                         "variant": number,
-                        "tp": int((found & truth).sum()),
-                        "fp": int((found & ~truth).sum()),
-                        "fn": int((~found & truth).sum()),
-                        "tn": int((~found & ~truth).sum()),
+                        **pixel_counts(found, item.mask),
                     }
                 )
         print(f"{min(start + 8, len(items))} / {len(items)} images", flush=True)
     table = pd.DataFrame(rows)
     if args.csv is not None:
         table.to_csv(args.csv, index=False)
-    sums = table.groupby(["source", "variant"])[["tp", "fp", "fn", "tn"]].sum()
-    summary = pd.DataFrame(
-        {
-            "particle_iou": sums.tp / (sums.tp + sums.fp + sums.fn),
-            "global_accuracy": (sums.tp + sums.tn) / sums.sum(axis=1),
-            "false_px": sums.fp,
-            "missed_px": sums.fn,
-        }
-    )
+    summary = pixel_summary(table, "variant")
+    sums = table.groupby(["source", "variant"])[["fp", "fn"]].sum()
+    summary["false_px"], summary["missed_px"] = sums.fp, sums.fn
     print(summary.round(4).to_string())
     print(
         "variant 0 = the network's mask;",

@@ -26,14 +26,51 @@ import dataclasses
 import itertools
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from antema_scale.segment import load_model, predict
-from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM
+from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM, LabelledImage
+from antema_scale.segment.model_file import SegmentationModel
 from antema_scale.segment.train import TrainConfig, load_split
 
 EMPS = Path(__file__).resolve().parents[2] / "shared" / "data" / "emps-train"
+
+
+def labelled_split(
+    model: SegmentationModel, split: str, synthetic: int, max_images: int | None
+) -> list[LabelledImage]:
+    """The images of ``split`` as ``antema-scale evaluate --synthetic N --emps`` draws them."""
+    folders = [(str(EMPS / "images"), str(EMPS / "segmaps"), EMPS_NOMINAL_PIXEL_SIZE_NM)]
+    config = TrainConfig(
+        synthetic_images=synthetic,
+        folders=folders if EMPS.is_dir() else [],
+        pixel_size_range_nm=model.preprocessing.pixel_size_range_nm,
+        max_images_per_source=max_images,
+    )
+    return load_split(config, split)
+
+
+def pixel_counts(found: np.ndarray, truth: np.ndarray) -> dict[str, int]:
+    """Confusion counts (tp, fp, fn, tn) of a predicted mask against the true one."""
+    return {
+        "tp": int((found & truth).sum()),
+        "fp": int((found & ~truth).sum()),
+        "fn": int((~found & truth).sum()),
+        "tn": int((~found & ~truth).sum()),
+    }
+
+
+def pixel_summary(table: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Particle IoU and global accuracy per source and ``column``, pixels summed over images."""
+    sums = table.groupby(["source", column])[["tp", "fp", "fn", "tn"]].sum()
+    return pd.DataFrame(
+        {
+            "particle_iou": sums.tp / (sums.tp + sums.fp + sums.fn),
+            "global_accuracy": (sums.tp + sums.tn) / sums.sum(axis=1),
+        }
+    )
 
 
 def parse_setting(text: str) -> tuple[float | None, float, int]:
@@ -69,14 +106,7 @@ def main() -> None:
         )
         for sigma in sigmas
     }
-    folders = [(str(EMPS / "images"), str(EMPS / "segmaps"), EMPS_NOMINAL_PIXEL_SIZE_NM)]
-    config = TrainConfig(
-        synthetic_images=args.synthetic,
-        folders=folders if EMPS.is_dir() else [],
-        pixel_size_range_nm=model.preprocessing.pixel_size_range_nm,
-        max_images_per_source=args.max_images,
-    )
-    items = load_split(config, args.split)
+    items = labelled_split(model, args.split, args.synthetic, args.max_images)
     settings = [parse_setting(t) for t in args.settings.split(",")]
     thresholds = [float(t) for t in args.thresholds.split(",")]
     rows = []
@@ -102,10 +132,7 @@ def main() -> None:
                             "image_id": item.image_id,
                             "source": item.source,
                             "setting": name,
-                            "tp": int((found & truth).sum()),
-                            "fp": int((found & ~truth).sum()),
-                            "fn": int((~found & truth).sum()),
-                            "tn": int((~found & ~truth).sum()),
+                            **pixel_counts(found, truth),
                             "refined": pred.quality["refine_zoom"] > 1,
                         }
                     )
@@ -113,14 +140,8 @@ def main() -> None:
     table = pd.DataFrame(rows)
     if args.csv is not None:
         table.to_csv(args.csv, index=False)
-    sums = table.groupby(["source", "setting"])[["tp", "fp", "fn", "tn"]].sum()
-    summary = pd.DataFrame(
-        {
-            "particle_iou": sums.tp / (sums.tp + sums.fp + sums.fn),
-            "global_accuracy": (sums.tp + sums.tn) / sums.sum(axis=1),
-            "refined_fraction": table.groupby(["source", "setting"]).refined.mean(),
-        }
-    )
+    summary = pixel_summary(table, "setting")
+    summary["refined_fraction"] = table.groupby(["source", "setting"]).refined.mean()
     print(summary.round(4).to_string())
 
 
