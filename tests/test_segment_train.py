@@ -597,8 +597,8 @@ def test_fine_tuning_an_ensemble_trains_the_whole_ensemble(tmp_path: Path) -> No
     command = tuned.metadata["data_seen"]["initialised_from"]["command"]
     assert isinstance(command, list) and len(command) == 2
     config.output_dir = str(tmp_path / "wider")
-    config.base_width = 8
-    with pytest.raises(ValueError, match="--width at least the model's"):
+    config.base_width = 8  # an ensemble is not widened
+    with pytest.raises(ValueError, match="an ensemble fine-tunes only as the same ensemble"):
         train(config)
 
 
