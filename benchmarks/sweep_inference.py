@@ -32,6 +32,7 @@ import torch
 
 from antema_scale.segment import load_model, predict
 from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM, LabelledImage
+from antema_scale.segment.metrics import confusion_matrix
 from antema_scale.segment.model_file import SegmentationModel
 from antema_scale.segment.train import TrainConfig, load_split
 
@@ -54,12 +55,8 @@ def labelled_split(
 
 def pixel_counts(found: np.ndarray, truth: np.ndarray) -> dict[str, int]:
     """Confusion counts (tp, fp, fn, tn) of a predicted mask against the true one."""
-    return {
-        "tp": int((found & truth).sum()),
-        "fp": int((found & ~truth).sum()),
-        "fn": int((~found & truth).sum()),
-        "tn": int((~found & ~truth).sum()),
-    }
+    (tn, fp), (fn, tp) = confusion_matrix(truth, found)
+    return {"tp": int(tp), "fp": int(fp), "fn": int(fn), "tn": int(tn)}
 
 
 def pixel_summary(table: pd.DataFrame, column: str) -> pd.DataFrame:

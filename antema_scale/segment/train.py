@@ -474,9 +474,8 @@ def image_difficulty(
     """
     out = np.zeros(len(images))
     for i, (prep, prob) in enumerate(zip(images, probabilities, strict=True)):
-        predicted = np.asarray(prob) > 0.5
-        union = int((prep.mask | predicted).sum())
-        out[i] = 1.0 - (int((prep.mask & predicted).sum()) / union if union else 1.0)
+        iou = pixel_metrics(confusion_matrix(prep.mask, np.asarray(prob) > 0.5))["iou_particle"]
+        out[i] = 0.0 if np.isnan(iou) else 1.0 - iou  # NaN: no particle in truth or prediction
     return out
 
 
