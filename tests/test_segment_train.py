@@ -434,12 +434,12 @@ def test_annotations_change_only_the_training_split_and_nothing_else() -> None:
 def test_raft_validation_scenes_join_only_the_validation_split() -> None:
     import dataclasses
 
-    from antema_scale.segment.datasets import raft_validation_images
+    from antema_scale.segment.datasets import dense_raft_images
     from antema_scale.segment.preprocess import Preprocessing
     from antema_scale.segment.train import TrainConfig, _data_key, load_split
 
-    (first,) = raft_validation_images([4_000_000], shape=(128, 128))
-    (again,) = raft_validation_images([4_000_000], shape=(128, 128))
+    (first,) = dense_raft_images([4_000_000], shape=(128, 128))
+    (again,) = dense_raft_images([4_000_000], shape=(128, 128))
     assert first.source == "rafts" and first.image_id == "raft-4000000"
     np.testing.assert_array_equal(first.image, again.image)  # seeded
     assert 0.2 < first.mask.mean() < 0.7  # a close-packed film

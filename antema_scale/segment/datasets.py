@@ -326,7 +326,7 @@ def synthetic_images(
         )
 
 
-def raft_validation_images(
+def dense_raft_images(
     seeds: Sequence[int], *, shape: tuple[int, int] = (512, 512), source: str = "rafts"
 ) -> Iterator[LabelledImage]:
     """Dense rafts of touching particles (HAADF films), for checkpoint selection or training.

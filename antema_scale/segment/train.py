@@ -41,9 +41,9 @@ from antema_scale.segment.datasets import (
     EMPS_NOMINAL_PIXEL_SIZE_NM,
     LabelledImage,
     cycled_mode,
+    dense_raft_images,
     folder_ids,
     load_folder_pairs,
-    raft_validation_images,
     split_ids,
     standin_micrograph,
     synthetic_images,
@@ -367,7 +367,7 @@ def _synthetic_image(seed: int, mode: str, overlap: str, options: dict[str, Any]
 
 
 def _raft_image(seed: int, shape: tuple[int, int], source: str = "rafts") -> LabelledImage:
-    (item,) = raft_validation_images([seed], shape=shape, source=source)
+    (item,) = dense_raft_images([seed], shape=shape, source=source)
     return item
 
 
