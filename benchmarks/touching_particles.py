@@ -58,7 +58,8 @@ def touching_scenes(family: str, n: int, size: int = 512) -> list[Any]:
     list of antema_scale.benchmark.accuracy.TruthImage
         ``group`` is the scene's own id, so that results come per scene.
     """
-    from antema_scale.benchmark.accuracy import Instance, TruthImage
+    from antema_scale.benchmark.accuracy import TruthImage
+    from antema_scale.segment.datasets import dense_raft_micrograph
     from antema_scale.synth import generate_micrograph
     from antema_scale.synth.presets import preset_config
 
@@ -67,7 +68,7 @@ def touching_scenes(family: str, n: int, size: int = 512) -> list[Any]:
     scenes = []
     for seed in range(TOUCHING_SEED_BASE, TOUCHING_SEED_BASE + n):
         if family == "haadf-rafts":
-            config = preset_config("haadf-film", np.random.default_rng([seed, 13]), size)
+            micrograph = dense_raft_micrograph(seed, (size, size))
         else:
             rng = np.random.default_rng([seed, 17])
             config = preset_config("colloid-tem", rng, size)
@@ -77,17 +78,9 @@ def touching_scenes(family: str, n: int, size: int = 512) -> list[Any]:
                 area_fraction=float(rng.uniform(0.25, 0.45)),
                 overlap="medium",
             )
-        micrograph = generate_micrograph(config, seed)
+            micrograph = generate_micrograph(config, seed)
         scene_id = f"{family}-{seed}"
-        scenes.append(
-            TruthImage(
-                image=np.asarray(micrograph.image, dtype=np.float32),
-                pixel_size_nm=float(micrograph.pixel_size_nm),
-                instances=[Instance(p.mask, tuple(p.offset)) for p in micrograph.particles],
-                image_id=scene_id,
-                group=scene_id,
-            )
-        )
+        scenes.append(TruthImage.from_micrograph(micrograph, scene_id, scene_id))
     return scenes
 
 

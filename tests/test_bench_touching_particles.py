@@ -27,16 +27,18 @@ def test_scenes_are_held_out_and_touching(touching: ModuleType) -> None:
         assert len(scene.instances) > 3
         assert contact_pairs(scene.instances), f"{family}: no touching particles"
     # The same seed gives the same scene; the two families draw different ones.
+    first = touching.touching_scenes("haadf-rafts", 1, size=256)[0]
     again = touching.touching_scenes("haadf-rafts", 1, size=256)[0]
     bright = touching.touching_scenes("bf-agglomerates", 1, size=256)[0]
-    first = touching.touching_scenes("haadf-rafts", 1, size=256)[0]
     np.testing.assert_array_equal(first.image, again.image)
     assert not np.array_equal(first.mask, bright.mask)
     with pytest.raises(ValueError, match="unknown family 'rafts'"):
         touching.touching_scenes("rafts", 1)
 
 
-def _row(n_truth: int, n_pred: int, n_matched: int, truth_ecd: float, pred_ecd: float, iou: float):
+def _row(
+    n_truth: int, n_pred: int, n_matched: int, truth_ecd: float, pred_ecd: float, iou: float
+) -> dict[str, float]:
     return {
         "n_truth": n_truth,
         "n_predicted": n_pred,

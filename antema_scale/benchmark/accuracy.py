@@ -36,10 +36,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
+
+if TYPE_CHECKING:
+    from antema_scale.synth import SyntheticMicrograph
 
 #: Synthetic overlap levels of the accuracy benchmark (paper Fig. 7: low/medium/high).
 OVERLAP_LEVELS: tuple[str, ...] = ("low", "medium", "high")
@@ -93,6 +96,19 @@ class TruthImage:
     image_id: str
     group: str
 
+    @classmethod
+    def from_micrograph(
+        cls, micrograph: SyntheticMicrograph, image_id: str, group: str
+    ) -> TruthImage:
+        """The image and exact per-particle masks of a :class:`~antema_scale.synth.SyntheticMicrograph`."""
+        return cls(
+            image=np.asarray(micrograph.image, dtype=np.float32),
+            pixel_size_nm=float(micrograph.pixel_size_nm),
+            instances=[Instance(p.mask, tuple(p.offset)) for p in micrograph.particles],
+            image_id=image_id,
+            group=group,
+        )
+
     @property
     def mask(self) -> np.ndarray:
         """Union of the true instances (bool)."""
@@ -137,12 +153,8 @@ def synthetic_truth(
             config = benchmark_config(size).with_(overlap=level, mode=mode)  # type: ignore[attr-defined]
             micrograph = generate_micrograph(config, seed + index)
             images.append(
-                TruthImage(
-                    image=np.asarray(micrograph.image, dtype=np.float32),
-                    pixel_size_nm=float(micrograph.pixel_size_nm),
-                    instances=[Instance(p.mask, tuple(p.offset)) for p in micrograph.particles],
-                    image_id=f"synth-{level}-{mode}-{seed + index}",
-                    group=f"synth-{level}",
+                TruthImage.from_micrograph(
+                    micrograph, f"synth-{level}-{mode}-{seed + index}", f"synth-{level}"
                 )
             )
     return images

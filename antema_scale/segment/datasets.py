@@ -34,6 +34,8 @@ __all__ = [
     "SYNTH_MODES",
     "SYNTH_OVERLAPS",
     "cycled_mode",
+    "dense_raft_images",
+    "dense_raft_micrograph",
     "load_folder_pairs",
     "sample_synth_config",
     "split_ids",
@@ -339,9 +341,17 @@ def dense_raft_images(
     ``source`` names their source: ``"rafts"`` for validation; training scenes join the
     ``"synth"`` pool.
     """
+    for seed in seeds:
+        yield _labelled(dense_raft_micrograph(seed, shape), f"raft-{seed}", source)
+
+
+def dense_raft_micrograph(seed: int, shape: tuple[int, int] = (512, 512)) -> SyntheticMicrograph:
+    """The dense-raft scene of one seed (``haadf-film`` family, drawn on its own stream).
+
+    The scene :func:`dense_raft_images` labels, with its exact per-particle truth.
+    """
     from antema_scale.synth import generate_micrograph
     from antema_scale.synth.presets import preset_config
 
-    for seed in seeds:
-        config = preset_config("haadf-film", np.random.default_rng([seed, 13]), shape)
-        yield _labelled(generate_micrograph(config, seed), f"raft-{seed}", source)
+    config = preset_config("haadf-film", np.random.default_rng([seed, 13]), shape)
+    return generate_micrograph(config, seed)
