@@ -56,6 +56,11 @@ def test_evaluate_threshold_writes_metrics(
     assert np.array(summary["confusion_matrix"]).sum() == 3 * 96 * 96
     assert (out / "per_image.csv").read_text().count("\n") == 4
     assert "IoU particle" in result.output
+    report = (out / "metrics.md").read_text()
+    assert f"| IoU particle | {summary['iou_particle']:.4f} |" in report
+    assert "threshold on the train split." in report
+    for figure in ("confusion_matrix", "diameters"):
+        assert (out / f"{figure}.png").stat().st_size > 0, figure
 
 
 def test_train_then_evaluate_network_and_export(

@@ -11,34 +11,6 @@ import typer
 
 from antema_scale.cli.train import parse_folder_spec
 
-METRIC_ROWS = (
-    ("global accuracy", "global_accuracy"),
-    ("accuracy background", "accuracy_background"),
-    ("accuracy particle", "accuracy_particle"),
-    ("IoU background", "iou_background"),
-    ("IoU particle", "iou_particle"),
-    ("Dice background", "dice_background"),
-    ("Dice particle", "dice_particle"),
-    ("instance precision", "instance_precision"),
-    ("instance recall", "instance_recall"),
-    ("instance F1", "instance_f1"),
-    ("ECD truth mean (nm)", "diameter_truth_mean_nm"),
-    ("ECD pred. mean (nm)", "diameter_predicted_mean_nm"),
-    ("ECD mean error (nm)", "diameter_mean_error_nm"),
-    ("ECD truth std (nm)", "diameter_truth_std_nm"),
-    ("ECD pred. std (nm)", "diameter_predicted_std_nm"),
-    ("images flagged OOD", "out_of_distribution"),
-    ("images", "images"),
-)
-
-
-def _format(value: Any) -> str:
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return "nan" if value != value else f"{value:.4f}"
-    return str(value)
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``evaluate`` command to ``app``."""
@@ -82,7 +54,11 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", help="auto|cpu|cuda|mps"),
         threads: int = typer.Option(2, help="torch CPU threads."),
         output: Annotated[
-            Path, typer.Option(help="Folder for metrics.json and per_image.csv.")
+            Path,
+            typer.Option(
+                help="Folder for metrics.json, metrics.md, per_image.csv, diameters.csv "
+                "and the figures confusion_matrix and diameters (.png, .svg)."
+            ),
         ] = Path("runs/evaluate"),
         export: Annotated[
             Path | None,
@@ -95,6 +71,7 @@ def register(app: typer.Typer) -> None:
         from rich.progress import Progress
         from rich.table import Table
 
+        from antema_scale.report.evaluation import METRIC_ROWS, format_metric
         from antema_scale.segment.datasets import EMPS_NOMINAL_PIXEL_SIZE_NM
         from antema_scale.segment.evaluate import (
             evaluate,
@@ -185,7 +162,7 @@ def register(app: typer.Typer) -> None:
         for source in sources:
             table.add_column(source, justify="right")
         for title, key in METRIC_ROWS:
-            table.add_row(title, *(_format(result.summary[s].get(key)) for s in sources))
+            table.add_row(title, *(format_metric(result.summary[s].get(key)) for s in sources))
         console.print(table)
         for source in sources:
             cm = result.summary[source]["confusion_matrix"]

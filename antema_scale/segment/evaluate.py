@@ -12,7 +12,9 @@ For every image the predicted mask is compared with the truth:
   standard deviation. Touching particles form one component in both, so this isolates the
   segmentation's effect on size from the separation step.
 
-Results come per data source (``emps``, ``synth``, ...) and over all images.
+Results come per data source (``emps``, ``synth``, ...) and over all images;
+:meth:`EvaluationResult.write` saves them with a Markdown table and figures
+(:mod:`antema_scale.report.evaluation`).
 """
 
 from __future__ import annotations
@@ -32,10 +34,19 @@ from antema_scale.segment.datasets import LabelledImage
 from antema_scale.segment.inference import SCALE_ADAPTATION, Prediction, predict
 from antema_scale.segment.metrics import confusion_matrix, instance_matches, pixel_metrics
 
-__all__ = ["EvaluationResult", "component_diameters_nm", "evaluate", "summarise"]
+__all__ = [
+    "EvaluationResult",
+    "component_diameters_nm",
+    "diameter_table",
+    "evaluate",
+    "summarise",
+]
 
 #: Components with an equivalent diameter below this are specks, not particles (nm).
 MIN_DIAMETER_NM = 0.5
+
+#: Columns of :attr:`EvaluationResult.diameters`.
+DIAMETER_COLUMNS = ("image_id", "source", "mask", "equivalent_diameter_nm")
 
 
 @dataclass
@@ -48,14 +59,27 @@ class EvaluationResult:
         ``{source: metrics}`` with ``"all"`` over every image (see :func:`summarise`).
     per_image : pandas.DataFrame
         One row per image: id, source, pixel counts, IoU, instance counts, diameters, quality.
+    settings : dict
+        How the evaluation was run (model, data, command).
+    diameters : pandas.DataFrame
+        One row per connected component measured: ``image_id``, ``source``, ``mask``
+        (``"truth"`` or ``"predicted"``), ``equivalent_diameter_nm``.
     """
 
     summary: dict[str, dict[str, Any]]
     per_image: pd.DataFrame
     settings: dict[str, Any] = field(default_factory=dict)
+    diameters: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=list(DIAMETER_COLUMNS))
+    )
 
-    def write(self, output_dir: str | Path) -> list[Path]:
-        """Write ``metrics.json`` and ``per_image.csv`` into ``output_dir``."""
+    def write(self, output_dir: str | Path, *, report: bool = True) -> list[Path]:
+        """Write ``metrics.json`` and ``per_image.csv`` into ``output_dir``.
+
+        With ``report`` (default) also ``metrics.md``, ``diameters.csv`` and the figures
+        ``confusion_matrix`` and ``diameters`` (PNG and SVG), see
+        :mod:`antema_scale.report.evaluation`. Returns the files written.
+        """
         out = Path(output_dir)
         out.mkdir(parents=True, exist_ok=True)
         metrics = out / "metrics.json"
@@ -66,7 +90,12 @@ class EvaluationResult:
         )
         table = out / "per_image.csv"
         self.per_image.to_csv(table, index=False)
-        return [metrics, table]
+        written = [metrics, table]
+        if report:
+            from antema_scale.report.evaluation import write_evaluation_report
+
+            written += write_evaluation_report(self, out)
+        return written
 
 
 def _json(value: object) -> object:
@@ -223,7 +252,32 @@ def evaluate(
     for source in sorted(set(sources)):
         idx = [i for i, s in enumerate(sources) if s == source]
         summary[source] = summarise([rows[i] for i in idx], [diameters[i] for i in idx])
-    return EvaluationResult(summary, pd.DataFrame(rows), dict(settings or {}))
+    return EvaluationResult(
+        summary, pd.DataFrame(rows), dict(settings or {}), diameter_table(rows, diameters)
+    )
+
+
+def diameter_table(
+    rows: Sequence[dict[str, Any]], diameters: Sequence[tuple[np.ndarray, np.ndarray]]
+) -> pd.DataFrame:
+    """Per-component diameters of the images of ``rows`` as a long table (see
+    :attr:`EvaluationResult.diameters`)."""
+    frames = [
+        pd.DataFrame(
+            {
+                "image_id": row["image_id"],
+                "source": row["source"],
+                "mask": kind,
+                "equivalent_diameter_nm": np.asarray(values, dtype=float),
+            }
+        )
+        for row, pair in zip(rows, diameters, strict=True)
+        for kind, values in zip(("truth", "predicted"), pair, strict=True)
+        if len(values)
+    ]
+    if not frames:
+        return pd.DataFrame(columns=list(DIAMETER_COLUMNS))
+    return pd.concat(frames, ignore_index=True)
 
 
 def network_segmenter(
