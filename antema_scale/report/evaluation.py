@@ -292,6 +292,7 @@ def _diameter_histogram_panel(axis: Axes, diameters: pd.DataFrame, source: str) 
         shown = values[kind][(values[kind] >= low) & (values[kind] <= high)]
         label = f"{kind}: {format_mean_std(values[kind])} (n = {values[kind].size})"
         axis.hist(shown, bins=bins, histtype="step", color=colour, linewidth=1.5, label=label)
+    axis.set_ylim(top=axis.get_ylim()[1] * 1.3)  # room for the legend
     axis.legend(fontsize=8, loc="upper right")
 
 
