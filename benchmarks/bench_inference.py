@@ -13,7 +13,12 @@ Measured side by side in one run on the same images:
    detail refinement, as ratios to the shipped architecture;
 3. scale adaptation: an image of 1-2 nm particles segmented with and without the second,
    2x finer pass (the worst case, ratios to the in-range image);
-4. on a CUDA device, when there is one: images/s at 1024² with batches of 16, with the
+4. the host work of :func:`~antema_scale.segment.predict` alone (resampling, filtering,
+   intensity statistics, tiling and blending, measuring, quality signal), with the
+   network replaced by a no-op: milliseconds per 1024² image over 16 images, on one host
+   thread and on ``--threads`` (ratio to one). Its inverse bounds the images/s of any
+   accelerator fed by this CPU;
+5. on a CUDA device, when there is one: images/s at 1024² with batches of 16, with the
    default 8 views and with the network alone (``flips=1``) in the default bf16/fp16
    autocast, and with 8 views in float32 (``precision="fp32"``).
 
@@ -29,6 +34,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -41,7 +47,7 @@ import torch
 
 from antema_scale.provenance import hardware_fingerprint, software_versions
 from antema_scale.segment.datasets import standin_micrograph
-from antema_scale.segment.model_file import load_model
+from antema_scale.segment.model_file import SegmentationModel, load_model
 from antema_scale.segment.network import NetworkConfig, build_network
 from antema_scale.segment.precision import cpu_has_native_bf16
 
@@ -69,6 +75,46 @@ def _interleaved_median_seconds(runs: list[Callable[[], object]], repeat: int) -
             run()
             spent.append(time.perf_counter() - started)
     return [statistics.median(spent) for spent in times]
+
+
+class ZeroLogits(torch.nn.Module):
+    """Stands in for the network: zero logits of the input's size (no work at all)."""
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(batch[:, :1])
+
+
+def host_work_rows(model: SegmentationModel, threads: int, repeat: int) -> list[dict]:
+    """Seconds per 1024² image of ``predict``'s work outside the network, on 1 and
+    ``threads`` host threads (16 distinct in-range images, default 8 views)."""
+    from antema_scale.segment.inference import predict
+
+    lo, hi = model.preprocessing.pixel_size_range_nm
+    images = [
+        standin_micrograph(seed, (SIZE, SIZE), pixel_size_nm=(lo * hi) ** 0.5).image
+        for seed in range(16)
+    ]
+    host_only = copy.copy(model)
+    host_only.inference_network = ZeroLogits  # type: ignore[method-assign]
+    seconds = {
+        n: _median_seconds(
+            lambda n=n: predict(
+                host_only, images, [(lo * hi) ** 0.5] * len(images), batch_size=16, host_threads=n
+            ),
+            repeat,
+        )
+        / len(images)
+        for n in sorted({1, threads})
+    }
+    return [
+        {
+            "case": f"host work per 1024² image, {n} thread{'s' if n > 1 else ''}",
+            "seconds": value,
+            "ratio": value / seconds[1],
+            "note": f"network a no-op: at most {1 / value:.0f} images/s on any accelerator",
+        }
+        for n, value in seconds.items()
+    ]
 
 
 def main() -> None:
@@ -171,6 +217,7 @@ def main() -> None:
                 "refine_zoom": refined.quality["refine_zoom"] if target else 1.0,
             }
         )
+    rows += host_work_rows(model, args.threads, args.repeat)
     x = torch.zeros(1, 1, SIZE, SIZE)
     forward: dict[tuple[int, int, int], float] = {}
     for width, detail, stride in (

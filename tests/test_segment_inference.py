@@ -392,3 +392,52 @@ def test_every_entry_point_defaults_to_the_same_inference() -> None:
         text = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "400"}).output
         flips_line = next(line for line in text.splitlines() if "--flips" in line)
         assert "[default: 8]" in flips_line, flips_line
+
+
+def test_host_threads_do_not_change_results() -> None:
+    """Per-image host work on threads: the same masks, probabilities and quality, in order."""
+    model = SegmentationModel(_BrightIsParticle(), Preprocessing((0.2, 0.8), sigma_px=1.0))  # type: ignore[arg-type]
+    rng = np.random.default_rng(5)
+    images = [
+        _disks((160, 160), 8.0, 20).astype(np.float32) + rng.normal(0, 0.05, (160, 160)),
+        _disks((160, 160), 40.0, 80).astype(np.float32),
+        _disks((120, 200), 12.0, 30).astype(np.float32),
+        _disks((160, 160), 30.0, 60).astype(np.float32)[::-1],
+    ]
+    pixels = [0.5, 0.5, 0.1, 1.5]  # in range, finer (shrunk), coarser (enlarged)
+    kwargs = {"batch_size": 3, "refine_zooms": [None, None, None, 1.5]}
+    serial = predict(model, images, pixels, host_threads=1, **kwargs)  # type: ignore[arg-type]
+    threaded = predict(model, images, pixels, host_threads=3, **kwargs)  # type: ignore[arg-type]
+    assert [p.quality["refine_zoom"] for p in serial] == [2.0, 1.0, 2.0, 1.5]
+    for one, many, image in zip(serial, threaded, images, strict=True):
+        assert many.mask.shape == image.shape
+        np.testing.assert_array_equal(one.probability, many.probability)
+        np.testing.assert_array_equal(one.mask, many.mask)
+        assert one.quality == pytest.approx(many.quality, nan_ok=True)
+
+
+def test_host_threads_report_the_first_bad_image_and_reject_zero(
+    tiny_model: SegmentationModel,
+) -> None:
+    good = np.ones((16, 16), dtype=np.float32)
+    images = [good, good, np.full((8, 8), np.nan), np.zeros((2, 2, 2)), good]
+    with pytest.raises(ImageInputError, match="image 2") as caught:
+        predict(tiny_model, images, [0.5] * 5, host_threads=4)
+    assert caught.value.index == 2
+    with pytest.raises(ValueError, match="host_threads must be >= 1, got 0"):
+        predict(tiny_model, [good], [0.5], host_threads=0)
+
+
+def test_map_images_keeps_order_and_raises_the_first_error() -> None:
+    from antema_scale.segment.inference import map_images
+
+    assert map_images(lambda i: i * i, 7, threads=3) == [0, 1, 4, 9, 16, 25, 36]
+    assert map_images(lambda i: i, 0, threads=3) == []
+
+    def fails(i: int) -> int:
+        if i in (2, 5):
+            raise KeyError(i)
+        return i
+
+    with pytest.raises(KeyError, match="2"):
+        map_images(fails, 6, threads=4)

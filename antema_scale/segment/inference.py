@@ -55,14 +55,26 @@ Precision
 ``precision="auto"`` (the default) runs the network in bfloat16/float16 autocast on CUDA
 and in float32 on the CPU and MPS; ``"fp32"``, ``"bf16"`` and ``"fp16"`` force a type on
 any device (:mod:`antema_scale.segment.precision`). Probabilities are returned in float32.
+
+Host threads
+------------
+The work per image outside the network (resampling, the pre-filter and intensity
+statistics, measuring the first pass, the quality signal, mapping back to the original
+grid: ~60 ms per 1024² image on one core here) runs on ``host_threads`` threads
+(default: ``torch.get_num_threads()``), one image per thread; numpy, scipy and
+scikit-image release the GIL there. On a GPU this host work, not the network, bounds the
+throughput (``benchmarks/bench_inference.py`` measures it with the network replaced by a
+no-op). Results do not depend on the thread count.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -80,6 +92,7 @@ __all__ = [
     "FLIP_VIEWS",
     "blend_window",
     "flip_averaged_logits",
+    "map_images",
     "median_particle_diameter_px",
     "predict",
     "predict_prepared",
@@ -119,6 +132,8 @@ TRANSPOSED_VIEWS = frozenset({8})
 #: Connected components smaller than this (working pixels) are ignored when the first
 #: pass's particle size is measured (isolated noise pixels).
 MIN_COMPONENT_AREA_PX = 4
+
+_Result = TypeVar("_Result")
 
 
 @dataclass
@@ -254,35 +269,51 @@ def predict_prepared(
     check_precision(precision)
     device = resolve_device(device)
     network.eval()
-    sums, weights, jobs = [], [], defaultdict(list)
-    padded_images = []
+    jobs: defaultdict[tuple[int, int], list[tuple[int, int, int]]] = defaultdict(list)
+    padded_images, tilings = [], []
     for index, image in enumerate(images):
         ys, ph, th = tile_origins(image.shape[0], tile, overlap)
         xs, pw, tw = tile_origins(image.shape[1], tile, overlap)
-        full = (ph, pw)
-        padded_images.append(_pad_to(np.asarray(image, dtype=np.float32), full))
-        sums.append(np.zeros(full, dtype=np.float32))
-        weights.append(np.zeros(full, dtype=np.float32))
+        padded_images.append(torch.from_numpy(_pad_to(np.asarray(image, np.float32), (ph, pw))))
+        tilings.append((ph, pw, th, tw, tuple(ys), tuple(xs)))
         for y in ys:
             for x in xs:
                 jobs[(th, tw)].append((index, y, x))
-    with torch.inference_mode(), autocast(device, precision):
+    # Blending happens where the network runs: on a GPU only the finished maps come back.
+    sums = [torch.zeros(tiling[:2], dtype=torch.float32, device=device) for tiling in tilings]
+    windows = {size: torch.from_numpy(blend_window(size)).to(device) for size in jobs}
+    with torch.inference_mode():
         for (th, tw), tiles in jobs.items():
-            window = blend_window((th, tw))
             for start in range(0, len(tiles), batch_size):
                 chunk = tiles[start : start + batch_size]
-                batch = np.stack([padded_images[i][y : y + th, x : x + tw] for i, y, x in chunk])
-                logits = flip_averaged_logits(
-                    network, torch.from_numpy(batch[:, None]).to(device), flips
-                )
-                probs = torch.sigmoid(logits)[:, 0].cpu().numpy()
+                batch = torch.stack([padded_images[i][y : y + th, x : x + tw] for i, y, x in chunk])
+                with autocast(device, precision):
+                    logits = flip_averaged_logits(network, batch[:, None].to(device), flips)
+                probs = torch.sigmoid(logits.float())[:, 0]
                 for (i, y, x), prob in zip(chunk, probs, strict=True):
-                    sums[i][y : y + th, x : x + tw] += prob * window
-                    weights[i][y : y + th, x : x + tw] += window
-    return [
-        (s / w)[: img.shape[0], : img.shape[1]].astype(np.float32)
-        for s, w, img in zip(sums, weights, images, strict=True)
-    ]
+                    sums[i][y : y + th, x : x + tw] += prob * windows[(th, tw)]
+        weights = {
+            tiling: _window_sum(tiling, windows, device) for tiling in dict.fromkeys(tilings)
+        }
+        return [
+            (total / weights[tiling])[: img.shape[0], : img.shape[1]].cpu().numpy()
+            for total, tiling, img in zip(sums, tilings, images, strict=True)
+        ]
+
+
+def _window_sum(
+    tiling: tuple[int, int, int, int, tuple[int, ...], tuple[int, ...]],
+    windows: dict[tuple[int, int], torch.Tensor],
+    device: torch.device,
+) -> torch.Tensor:
+    """Blend weights of a tiling ``(height, width, tile height, tile width, ys, xs)``: the
+    sum of the windows of its tiles."""
+    ph, pw, th, tw, ys, xs = tiling
+    total = torch.zeros((ph, pw), dtype=torch.float32, device=device)
+    for y in ys:
+        for x in xs:
+            total[y : y + th, x : x + tw] += windows[(th, tw)]
+    return total
 
 
 def median_particle_diameter_px(
@@ -350,21 +381,40 @@ def _network_pass(
     return predict_prepared(model.inference_network(), works, device=model.device, **tiling)
 
 
+def map_images(
+    function: Callable[[int], _Result], count: int, threads: int | None = None
+) -> list[_Result]:
+    """``[function(0), ..., function(count - 1)]``, computed on up to ``threads`` threads.
+
+    For the per-image host work of :func:`predict` (numpy, scipy and scikit-image release
+    the GIL in it). ``threads`` defaults to ``torch.get_num_threads()``; 1 runs in this
+    thread. The first exception (in index order) is raised, as a loop would.
+    """
+    workers = min(count, max(1, torch.get_num_threads() if threads is None else int(threads)))
+    if workers <= 1:
+        return [function(index) for index in range(count)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="antema-host") as pool:
+        return list(pool.map(function, range(count)))
+
+
 def _prepare_all(
-    images: Sequence[np.ndarray], pixel_sizes_nm: Sequence[float], model: SegmentationModel
+    images: Sequence[np.ndarray],
+    pixel_sizes_nm: Sequence[float],
+    model: SegmentationModel,
+    threads: int | None = None,
 ) -> tuple[list[np.ndarray], list[float]]:
     """Working-grid images and their zooms; a bad image raises naming its index."""
     if len(images) != len(pixel_sizes_nm):
         raise ValueError(f"got {len(images)} images but {len(pixel_sizes_nm)} pixel sizes")
-    prepared, zooms = [], []
-    for index, (image, pixel_size) in enumerate(zip(images, pixel_sizes_nm, strict=True)):
+
+    def prepare(index: int) -> tuple[np.ndarray, float]:
         try:
-            work, zoom = prepare_image(image, pixel_size, model.preprocessing)
+            return prepare_image(images[index], pixel_sizes_nm[index], model.preprocessing)
         except ValueError as exc:
             raise ImageInputError(index, str(exc)) from exc
-        prepared.append(work)
-        zooms.append(zoom)
-    return prepared, zooms
+
+    done = map_images(prepare, len(images), threads)
+    return [work for work, _ in done], [zoom for _, zoom in done]
 
 
 def predict(
@@ -381,6 +431,7 @@ def predict(
     flips: int = 8,
     refine_zooms: Sequence[float | None] | None = None,
     precision: str = "auto",
+    host_threads: int | None = None,
 ) -> list[Prediction]:
     """Segment micrographs with a model; one :class:`Prediction` per image.
 
@@ -415,6 +466,9 @@ def predict(
     precision : {"auto", "fp32", "bf16", "fp16"}
         Autocast type of the network: ``"auto"`` = bfloat16/float16 on CUDA, float32
         elsewhere (see *Precision*).
+    host_threads : int, optional
+        Threads for the per-image work outside the network (see *Host threads*);
+        default ``torch.get_num_threads()``. Results do not depend on it.
 
     Returns
     -------
@@ -439,9 +493,11 @@ def predict(
     for index, value in enumerate(fixed):
         if value is not None and not value >= 1:
             raise ValueError(f"image {index}: refine zoom must be >= 1, got {value}")
+    if host_threads is not None and host_threads < 1:
+        raise ValueError(f"host_threads must be >= 1, got {host_threads}")
     if device is not None:
         model.to(device)
-    prepared, zooms = _prepare_all(images, pixel_sizes_nm, model)
+    prepared, zooms = _prepare_all(images, pixel_sizes_nm, model, host_threads)
 
     def run(works: list[np.ndarray]) -> list[np.ndarray]:
         return _network_pass(
@@ -467,36 +523,45 @@ def predict(
     first = [i for i in range(count) if fixed[i] is None or refines[i] == 1.0]
     for i, probability in zip(first, run([prepared[i] for i in first]), strict=True):
         probabilities[i] = probability
-        if fixed[i] is None:
-            diameters[i] = median_particle_diameter_px(probability)
-            if target_diameter_px is not None:
-                refines[i] = capped(
-                    i, refine_zoom(diameters[i], target_diameter_px, max_refine_zoom)
-                )
+    deciding = [i for i in first if fixed[i] is None]
+    measured = map_images(
+        lambda k: median_particle_diameter_px(probabilities[deciding[k]]),
+        len(deciding),
+        host_threads,
+    )
+    for i, diameter in zip(deciding, measured, strict=True):
+        diameters[i] = diameter
+        if target_diameter_px is not None:
+            refines[i] = capped(i, refine_zoom(diameter, target_diameter_px, max_refine_zoom))
     again = [i for i in range(count) if refines[i] > 1.0]
     if again:
-        finer = [
-            prepare_image(images[i], pixel_sizes_nm[i], model.preprocessing, zoom_factor=refines[i])
-            for i in again
-        ]
+        finer = map_images(
+            lambda k: prepare_image(
+                images[again[k]],
+                pixel_sizes_nm[again[k]],
+                model.preprocessing,
+                zoom_factor=refines[again[k]],
+            ),
+            len(again),
+            host_threads,
+        )
         for i, prob, (_, zoom) in zip(again, run([w for w, _ in finer]), finer, strict=True):
             probabilities[i] = prob
             zooms[i] = zoom
-    for i in range(count):
-        if fixed[i] is not None:  # no first pass of its own: measured on its one pass
-            diameters[i] = median_particle_diameter_px(probabilities[i]) / refines[i]
     thresholds = model.metadata.get("quality_thresholds")
-    results = []
-    for image, prob, zoom, diameter, refine in zip(
-        images, probabilities, zooms, diameters, refines, strict=True
-    ):
+
+    def finish(i: int) -> Prediction:
+        prob = probabilities[i]
         assert prob is not None
-        quality = quality_signal(prob, zoom, thresholds)
-        quality["particle_diameter_px"] = diameter
-        quality["refine_zoom"] = refine
-        original = np.clip(resample(prob, tuple(np.shape(image))), 0.0, 1.0)
-        results.append(Prediction(original > 0.5, original.astype(np.float32), quality))
-    return results
+        if fixed[i] is not None:  # no first pass of its own: measured on its one pass
+            diameters[i] = median_particle_diameter_px(prob) / refines[i]
+        quality = quality_signal(prob, zooms[i], thresholds)
+        quality["particle_diameter_px"] = diameters[i]
+        quality["refine_zoom"] = refines[i]
+        original = np.clip(resample(prob, tuple(np.shape(images[i]))), 0.0, 1.0)
+        return Prediction(original > 0.5, original.astype(np.float32), quality)
+
+    return map_images(finish, count, host_threads)
 
 
 def shared_refine_zoom(
