@@ -441,3 +441,56 @@ def test_map_images_keeps_order_and_raises_the_first_error() -> None:
 
     with pytest.raises(KeyError, match="2"):
         map_images(fails, 6, threads=4)
+
+
+def test_first_pass_vetoes_large_regions_it_does_not_support() -> None:
+    from antema_scale.segment.inference import keep_first_pass_in_unsupported_regions
+
+    first = np.zeros((100, 100), dtype=np.float32)
+    first[:40] = _disks((40, 100), 6.0, 20)  # small particles in the top part
+    first[50:80, 60:90] = 1.0  # one large particle that both passes see
+    second = np.kron(first, np.ones((2, 2), dtype=np.float32))  # the 2x finer pass
+    second[110:190, 10:110] = 0.9  # new: 8,000 px of "particle" the first pass did not mark
+    kept = keep_first_pass_in_unsupported_regions(first, second, diameter_px=12.0)
+    assert kept.shape == second.shape and kept.dtype == np.float32
+    assert (kept[110:190, 10:110] < 0.5).all()  # the first pass (empty) is kept there
+    np.testing.assert_array_equal(kept[:100], second[:100])  # small particles: second pass
+    assert (kept[100:160, 120:180] > 0.5).all()  # a large particle the first pass supports
+    # nothing is checked below the size limit (25 particles of 12 px: 2,827 px) ...
+    small = second.copy()
+    small[110:150, 10:60] = 0.9
+    small[150:190, 60:110] = 0.0
+    np.testing.assert_array_equal(
+        keep_first_pass_in_unsupported_regions(first, small, diameter_px=40.0), small
+    )
+    # ... or without a measured particle size
+    assert keep_first_pass_in_unsupported_regions(first, second, float("nan")) is second
+
+
+class _FlatIsParticle(torch.nn.Module):
+    """A stand-in network that takes a tile without contrast for the inside of a particle."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        span = x.amax(dim=(-2, -1), keepdim=True) - x.amin(dim=(-2, -1), keepdim=True)
+        bright = 10.0 * (x - x.amax(dim=(-2, -1), keepdim=True) / 2)
+        return torch.where(span < 0.5, torch.full_like(x, 10.0), bright)
+
+
+def test_predict_keeps_the_first_pass_where_a_finer_tile_is_empty(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import antema_scale.segment.inference as inference
+
+    image = np.zeros((128, 192), dtype=np.float32)
+    image[:, :128] = _disks((128, 128), 6.0, 16)  # small particles; the right third empty
+    model = SegmentationModel(_FlatIsParticle(), Preprocessing((0.2, 0.8), sigma_px=0.0))  # type: ignore[arg-type]
+    # every tile of the first pass holds particles; on the 2x finer grid one holds none
+    (pred,) = predict(model, [image], [0.5], tile=128, overlap=32, flips=1)
+    assert pred.quality["refine_zoom"] == 2.0  # 6-px particles: a 2x finer second pass
+    assert pred.mask[:, 136:].mean() < 0.01  # the empty right part stays background
+    iou = (pred.mask & (image > 0)).sum() / (pred.mask | (image > 0)).sum()
+    assert iou > 0.7
+    # without the veto the finer pass's empty tile comes back as particle
+    monkeypatch.setattr(inference, "keep_first_pass_in_unsupported_regions", lambda a, b, d: b)
+    (unchecked,) = predict(model, [image], [0.5], tile=128, overlap=32, flips=1)
+    assert unchecked.mask[:, 136:].mean() > 0.5

@@ -34,7 +34,9 @@ The network outlines particles of 25 px and more on its working grid best; near 
 resolution) and faint particles are missed. So :func:`predict` measures the (area-weighted)
 median particle diameter of a first pass and, when it is below ``target_diameter_px``
 (:data:`SCALE_ADAPTATION`), segments the image again on a grid finer by
-``min(max_refine_zoom, target_diameter_px / diameter)`` and keeps that second pass.
+``min(max_refine_zoom, target_diameter_px / diameter)`` and keeps that second pass,
+except in regions of it far larger than the particles measured that the first pass did
+not mark (:func:`keep_first_pass_in_unsupported_regions`).
 Images of large particles (most real films at their working pixel size) are left alone.
 The frames of a movie should share one decision (:func:`shared_refine_zoom`, passed to
 :func:`predict` as ``refine_zooms``): the pipeline decides once per movie from a few
@@ -92,6 +94,7 @@ __all__ = [
     "FLIP_VIEWS",
     "blend_window",
     "flip_averaged_logits",
+    "keep_first_pass_in_unsupported_regions",
     "map_images",
     "median_particle_diameter_px",
     "predict",
@@ -132,6 +135,13 @@ TRANSPOSED_VIEWS = frozenset({8})
 #: Connected components smaller than this (working pixels) are ignored when the first
 #: pass's particle size is measured (isolated noise pixels).
 MIN_COMPONENT_AREA_PX = 4
+#: A region of the second pass larger than this many first-pass median particles, of
+#: which the first pass marked less than :data:`NEW_REGION_SUPPORT`, keeps the first pass
+#: (:func:`keep_first_pass_in_unsupported_regions`). On the validation split every factor
+#: from 4 to 25 changed the same one image (docs/MODEL_CARD.md); the largest is kept.
+NEW_REGION_AREA_FACTOR = 25.0
+#: See :data:`NEW_REGION_AREA_FACTOR`.
+NEW_REGION_SUPPORT = 0.1
 
 _Result = TypeVar("_Result")
 
@@ -336,6 +346,61 @@ def median_particle_diameter_px(
     cumulative = np.cumsum(areas)
     median_area = areas[np.searchsorted(cumulative, cumulative[-1] / 2.0)]
     return float(np.sqrt(4.0 * median_area / np.pi))
+
+
+def keep_first_pass_in_unsupported_regions(
+    first: np.ndarray,
+    second: np.ndarray,
+    diameter_px: float,
+    *,
+    area_factor: float = NEW_REGION_AREA_FACTOR,
+    min_support: float = NEW_REGION_SUPPORT,
+) -> np.ndarray:
+    """The second pass's probability, with the first pass kept in regions it does not support.
+
+    The second, finer pass of the scale adaptation exists for small particles. A region of
+    the second pass that is larger than ``area_factor`` particles of ``diameter_px`` (the
+    first pass's median, in second-pass pixels) and of which the first pass marked less
+    than ``min_support`` as particle is not a small particle: on a finer grid a stretch of
+    empty support can fill a whole tile and look, to the network, like the inside of a
+    large particle (docs/MODEL_CARD.md, "Known weaknesses"). There the first pass
+    (resampled to the second pass's grid) is kept.
+
+    Parameters
+    ----------
+    first, second : numpy.ndarray
+        Particle probability of the first pass and of the second, finer pass.
+    diameter_px : float
+        Median particle diameter of the first pass, in pixels of the second pass.
+    area_factor : float
+        Regions larger than this many particles of ``diameter_px`` are checked.
+    min_support : float
+        Smallest fraction of a checked region that the first pass must mark as particle.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 probability on the grid of ``second``.
+    """
+    from skimage.measure import label
+
+    if not math.isfinite(diameter_px) or diameter_px <= 0:
+        return second
+    regions = label(second > 0.5, connectivity=1)
+    count = int(regions.max())
+    if count == 0:
+        return second
+    areas = np.bincount(regions.ravel(), minlength=count + 1)
+    limit = area_factor * math.pi / 4.0 * diameter_px**2
+    if areas[1:].max() <= limit:
+        return second
+    coarse = resample(first, second.shape)
+    support = np.bincount(regions.ravel(), weights=(coarse > 0.5).ravel(), minlength=count + 1)
+    unsupported = (areas > limit) & (support < min_support * areas)
+    unsupported[0] = False
+    if not unsupported.any():
+        return second
+    return np.where(unsupported[regions], coarse, second).astype(np.float32)
 
 
 def refine_zoom(diameter_px: float, target_diameter_px: float, max_refine_zoom: float) -> float:
@@ -545,7 +610,19 @@ def predict(
             len(again),
             host_threads,
         )
-        for i, prob, (_, zoom) in zip(again, run([w for w, _ in finer]), finer, strict=True):
+        seconds = run([w for w, _ in finer])
+
+        def checked(k: int) -> np.ndarray:  # the first pass vetoes large new regions
+            i, first_pass = again[k], probabilities[again[k]]
+            if first_pass is None:  # a fixed zoom: this is the image's only pass
+                return seconds[k]
+            return keep_first_pass_in_unsupported_regions(
+                first_pass, seconds[k], diameters[i] * refines[i]
+            )
+
+        for i, prob, (_, zoom) in zip(
+            again, map_images(checked, len(again), host_threads), finer, strict=True
+        ):
             probabilities[i] = prob
             zooms[i] = zoom
     thresholds = model.metadata.get("quality_thresholds")
