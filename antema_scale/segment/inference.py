@@ -306,7 +306,7 @@ def predict_prepared(
             tiling: _window_sum(tiling, windows, device) for tiling in dict.fromkeys(tilings)
         }
         return [
-            (total / weights[tiling])[: img.shape[0], : img.shape[1]].cpu().numpy()
+            (total / weights[tiling])[: img.shape[0], : img.shape[1]].contiguous().cpu().numpy()
             for total, tiling, img in zip(sums, tilings, images, strict=True)
         ]
 
