@@ -1,0 +1,142 @@
+"""One prepared check for a machine with a GPU: same masks as the CPU, and how fast.
+
+Run it once on a GPU machine (the development sessions are lent one only now and then, for
+a few minutes)::
+
+    python benchmarks/gpu_check.py --json $OUT/gpu_check.json [--images 8] [--batch 64]
+
+It needs only torch, numpy, scipy, scikit-image, tifffile, pandas, h5py and psutil (all on
+the image of the lent GPU machines; no dask or zarr: ``PYTHONPATH=.`` without installing
+works), and:
+
+1. segments ``--images`` synthetic 512² micrographs with exact masks (validation seeds of
+   ``antema-scale train``, bright field and HAADF in turn) with the shipped model and the
+   default inference on the CPU in float32, on CUDA in float32 and on CUDA in the default
+   autocast (bfloat16/float16), and reports per device and precision the particle IoU
+   against the truth, the largest probability difference to the CPU and the share of
+   pixels whose mask differs from the CPU's;
+2. times ``predict`` on ``--batch`` 1024² images in range (8 distinct, repeated) with
+   batches of 16 tiles: the default 8 views and the network alone (``flips=1``), in the
+   default autocast, as images/s, and the host work alone (network replaced by a no-op)
+   on all ``torch.get_num_threads()`` threads;
+3. writes everything, with the machine's description, to ``--json``.
+
+Without CUDA it runs step 1 on the CPU only and skips the rest (so it can be tested
+anywhere).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from antema_scale.provenance import hardware_fingerprint, software_versions
+from antema_scale.segment import load_model, predict
+from antema_scale.segment.datasets import standin_micrograph, synthetic_images
+from antema_scale.segment.train import SYNTH_SEED_BASE
+
+SIZE = 1024
+
+
+class ZeroLogits(torch.nn.Module):
+    """Stands in for the network: zero logits (the host work alone is timed)."""
+
+    def forward(self, batch: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(batch[:, :1])
+
+
+def agreement(images: int) -> list[dict[str, object]]:
+    """Per device and precision: IoU against the truth and difference to the CPU."""
+    items = list(synthetic_images(range(SYNTH_SEED_BASE["val"], SYNTH_SEED_BASE["val"] + images)))
+    truth = np.stack([i.mask for i in items])
+    runs = [("cpu", "fp32")] + (
+        [("cuda", "fp32"), ("cuda", "auto")] if torch.cuda.is_available() else []
+    )
+    reference: np.ndarray | None = None
+    rows = []
+    for device, precision in runs:
+        model = load_model(None, device=device)
+        found = predict(
+            model, [i.image for i in items], [i.pixel_size_nm for i in items], precision=precision
+        )
+        probability = np.stack([p.probability for p in found])
+        mask = probability > 0.5
+        row: dict[str, object] = {
+            "device": device,
+            "precision": precision,
+            "particle_iou": float((mask & truth).sum() / (mask | truth).sum()),
+        }
+        if reference is None:
+            reference = probability
+        else:
+            row["max_probability_difference_to_cpu"] = float(np.abs(probability - reference).max())
+            row["mask_pixels_differing_from_cpu"] = float((mask != (reference > 0.5)).mean())
+        rows.append(row)
+    return rows
+
+
+def throughput(batch: int) -> list[dict[str, object]]:
+    """images/s of ``predict`` on CUDA (default autocast) and of the host work alone."""
+    model = load_model(None, device="cuda")
+    lo, hi = model.preprocessing.pixel_size_range_nm
+    pixel = (lo * hi) ** 0.5
+    distinct = [standin_micrograph(s, (SIZE, SIZE), pixel_size_nm=pixel).image for s in range(8)]
+    images = (distinct * (batch // 8 + 1))[:batch]
+    host_only = copy.copy(model)
+    host_only.inference_network = ZeroLogits  # type: ignore[method-assign]
+    rows = []
+    for label, used, flips in (
+        ("default inference (8 views)", model, 8),
+        ("network alone (flips=1)", model, 1),
+        ("host work alone (network a no-op)", host_only, 8),
+    ):
+        warm = images[:16]
+        predict(used, warm, [pixel] * len(warm), batch_size=16, flips=flips)  # warm-up
+        torch.cuda.synchronize()
+        started = time.perf_counter()
+        predict(used, images, [pixel] * len(images), batch_size=16, flips=flips)
+        torch.cuda.synchronize()
+        rows.append(
+            {
+                "case": label,
+                "images": len(images),
+                "images_per_s": len(images) / (time.perf_counter() - started),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    """Run the checks, print them and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=8, help="synthetic images compared")
+    parser.add_argument("--batch", type=int, default=64, help="1024² images timed per case")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    results: dict[str, object] = {
+        "cuda": torch.cuda.is_available(),
+        "torch_threads": torch.get_num_threads(),
+        "agreement": agreement(args.images),
+    }
+    if torch.cuda.is_available():
+        results["throughput_1024"] = throughput(args.batch)
+    results["hardware"] = hardware_fingerprint()
+    results["software"] = software_versions()
+    print(
+        json.dumps(
+            {k: v for k, v in results.items() if k not in ("hardware", "software")}, indent=1
+        )
+    )
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
