@@ -19,7 +19,10 @@ works), and:
    batches of 16 tiles: the default 8 views and the network alone (``flips=1``), in the
    default autocast, as images/s, and the host work alone (network replaced by a no-op)
    on all ``torch.get_num_threads()`` threads;
-3. writes everything, with the machine's description, to ``--json``.
+3. trains a width-16 network on CUDA for two short epochs (``--train-steps`` steps of 16
+   tiles each, 24 synthetic 256² images, the default autocast), resumes it for a third,
+   and reports the losses, steps/s, and whether the checkpoint loads and predicts;
+4. writes everything, with the machine's description, to ``--json``.
 
 Without CUDA it runs step 1 on the CPU only and skips the rest (so it can be tested
 anywhere).
@@ -112,11 +115,46 @@ def throughput(batch: int) -> list[dict[str, object]]:
     return rows
 
 
+def training(steps: int, device: str = "cuda") -> dict[str, object]:
+    """Two short epochs of ``antema-scale train`` on ``device``, resumed for a third."""
+    import tempfile
+
+    from antema_scale.segment.train import Augmentation, TrainConfig, train
+
+    with tempfile.TemporaryDirectory() as folder:
+        config = TrainConfig(
+            output_dir=folder,
+            synthetic_images=24,
+            synthetic_shape=(256, 256),
+            epochs=2,
+            steps_per_epoch=steps,
+            batch_size=16,
+            augmentation=Augmentation(tile=128),
+            device=device,
+        )
+        first = train(config)
+        config.epochs = 3
+        resumed = train(config, resume=True)
+        model = load_model(Path(folder) / "last.pt", device=device)
+        image = standin_micrograph(0, (256, 256), pixel_size_nm=0.25)
+        (found,) = predict(model, [image.image], [image.pixel_size_nm])
+    history = resumed["history"]
+    seconds = sum(h["train_seconds"] for h in history)
+    return {
+        "losses": [h["loss"] for h in history],
+        "epochs_before_resume": first["epochs"],
+        "steps_per_s": len(history) * steps / seconds,
+        "checkpoint_predicts": bool(found.mask.shape == image.mask.shape),
+        "particle_fraction_after_training": float(found.mask.mean()),
+    }
+
+
 def main() -> None:
     """Run the checks, print them and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=8, help="synthetic images compared")
     parser.add_argument("--batch", type=int, default=64, help="1024² images timed per case")
+    parser.add_argument("--train-steps", type=int, default=20, help="steps per epoch")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     results: dict[str, object] = {
@@ -126,6 +164,7 @@ def main() -> None:
     }
     if torch.cuda.is_available():
         results["throughput_1024"] = throughput(args.batch)
+        results["training"] = training(args.train_steps)
     results["hardware"] = hardware_fingerprint()
     results["software"] = software_versions()
     print(

@@ -48,3 +48,11 @@ def test_cuda_branches_compare_with_the_cpu_and_time_predict(
         "host work alone (network a no-op)",
     ]
     assert all(r["images"] == 8 and r["images_per_s"] > 0 for r in timed)
+
+
+def test_training_step_trains_resumes_and_predicts(gpu_check: ModuleType) -> None:
+    result = gpu_check.training(2, device="cpu")
+    assert result["epochs_before_resume"] == 2
+    assert len(result["losses"]) == 3  # two epochs, then one more after resuming
+    assert all(0 < loss < 10 for loss in result["losses"])
+    assert result["steps_per_s"] > 0 and result["checkpoint_predicts"] is True
