@@ -167,6 +167,8 @@ def test_fine_tuning_an_incompatible_model_is_a_clear_error(
     assert result.exit_code == 2 and "--outline-weight must be >= 0" in result.output
     result = CliRunner().invoke(app, [*base, "--hard-examples", "-1"])
     assert result.exit_code == 2 and "--hard-examples must be >= 0" in result.output
+    result = CliRunner().invoke(app, [*base, "--sparse-training", "-2"])
+    assert result.exit_code == 2 and "--sparse-training must be >= 0, got -2" in result.output
     result = CliRunner().invoke(app, [*base, "--ema-decay", "1"])
     assert result.exit_code == 2 and "--ema-decay must be in [0, 1), got 1.0" in result.output
     result = CliRunner().invoke(app, [*base, "--loss", "dice"])

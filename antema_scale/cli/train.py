@@ -64,6 +64,11 @@ def register(app: typer.Typer) -> None:
             help="Add this many dense-raft scenes (touching particles, HAADF films) to the "
             "training split; they join the synthetic images.",
         ),
+        sparse_training: int = typer.Option(
+            0,
+            help="Add this many sparse scenes (0.3-3 % coverage on uneven backgrounds) to the "
+            "training split; they join the synthetic images.",
+        ),
         annotations: float = typer.Option(
             0.0,
             help="Fraction of the synthetic training images with a burned-in scale bar, "
@@ -191,6 +196,8 @@ def register(app: typer.Typer) -> None:
             )
         if raft_training < 0:
             raise typer.BadParameter(f"--raft-training must be >= 0, got {raft_training}")
+        if sparse_training < 0:
+            raise typer.BadParameter(f"--sparse-training must be >= 0, got {sparse_training}")
         if raft_validation < 0:
             raise typer.BadParameter(f"--raft-validation must be >= 0, got {raft_validation}")
         if not 0 <= annotations <= 1:
@@ -233,6 +240,7 @@ def register(app: typer.Typer) -> None:
             synthetic_annotations=annotations,
             raft_validation_images=raft_validation,
             raft_training_images=raft_training,
+            sparse_training_images=sparse_training,
             base_width=width,
             backbone=backbone,
             detail_channels=detail_channels,

@@ -44,6 +44,7 @@ from antema_scale.segment.datasets import (
     dense_raft_images,
     folder_ids,
     load_folder_pairs,
+    sparse_images,
     split_ids,
     standin_micrograph,
     synthetic_images,
@@ -92,6 +93,8 @@ SYNTH_SEED_BASE = {"train": 1_000_000, "val": 2_000_000, "test": 3_000_000}
 RAFT_SEED_BASE = 4_000_000
 #: Seeds of the dense-raft training scenes (``TrainConfig.raft_training_images``).
 RAFT_TRAIN_SEED_BASE = 5_000_000
+#: Seeds of the sparse training scenes (``TrainConfig.sparse_training_images``).
+SPARSE_TRAIN_SEED_BASE = 5_500_000
 
 
 @dataclass
@@ -115,6 +118,7 @@ class TrainConfig:
     synthetic_annotations: float = 0.0
     raft_validation_images: int = 0
     raft_training_images: int = 0
+    sparse_training_images: int = 0
     base_width: int = 16
     backbone: str = "resnet18"
     detail_channels: int = 0
@@ -305,7 +309,8 @@ def iter_split(
 
     Sources come in a fixed order: labelled folders, synthetic micrographs, then the
     dense-raft scenes (``val`` with ``config.raft_validation_images``; ``train`` with
-    ``config.raft_training_images``, where they join the synthetic source).
+    ``config.raft_training_images``, where they join the synthetic source), then the
+    sparse scenes of ``config.sparse_training_images`` (``train``, synthetic source).
     """
     for load in split_loaders(config, split, limit):
         yield load()
@@ -351,6 +356,10 @@ def split_loaders(
     if split == "train" and config.raft_training_images:
         rafts = range(RAFT_TRAIN_SEED_BASE, RAFT_TRAIN_SEED_BASE + config.raft_training_images)
         loaders += [partial(_raft_image, seed, config.synthetic_shape, "synth") for seed in rafts]
+    if split == "train" and config.sparse_training_images:
+        first = SPARSE_TRAIN_SEED_BASE
+        sparse = range(first, first + config.sparse_training_images)
+        loaders += [partial(_sparse_image, seed, config.synthetic_shape) for seed in sparse]
     return loaders
 
 
@@ -368,6 +377,11 @@ def _synthetic_image(seed: int, mode: str, overlap: str, options: dict[str, Any]
 
 def _raft_image(seed: int, shape: tuple[int, int], source: str = "rafts") -> LabelledImage:
     (item,) = dense_raft_images([seed], shape=shape, source=source)
+    return item
+
+
+def _sparse_image(seed: int, shape: tuple[int, int]) -> LabelledImage:
+    (item,) = sparse_images([seed], shape=shape)
     return item
 
 
@@ -410,6 +424,8 @@ def _data_key(config: TrainConfig, split: str, preprocessing: Preprocessing) -> 
         fields["rafts"] = config.raft_validation_images
     if config.raft_training_images and split == "train":
         fields["rafts"] = config.raft_training_images
+    if config.sparse_training_images and split == "train":
+        fields["sparse"] = config.sparse_training_images
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -809,6 +825,10 @@ def train(
         raise ValueError(f"loss must be one of {', '.join(TRAINING_LOSSES)}, got {config.loss!r}")
     if config.hard_examples < 0:
         raise ValueError(f"hard_examples must be >= 0, got {config.hard_examples}")
+    if config.sparse_training_images < 0:
+        raise ValueError(
+            f"sparse_training_images must be >= 0, got {config.sparse_training_images}"
+        )
     if not 0 <= config.ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     torch.set_num_threads(config.threads)
