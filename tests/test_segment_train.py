@@ -454,60 +454,52 @@ def test_raft_validation_scenes_join_only_the_validation_split() -> None:
     assert _data_key(base, "train", pre) == _data_key(rafts, "train", pre)  # caches stay valid
 
 
-def test_raft_training_scenes_join_the_synthetic_training_images() -> None:
+@pytest.mark.parametrize(
+    ("field", "first_id"),
+    [("raft_training_images", "raft-5000000"), ("sparse_training_images", "sparse-5500000")],
+)
+def test_extra_training_scenes_join_the_synthetic_training_images(
+    field: str, first_id: str
+) -> None:
     import dataclasses
 
     from antema_scale.segment.preprocess import Preprocessing
     from antema_scale.segment.train import TrainConfig, _data_key, load_split
 
     base = TrainConfig(synthetic_images=5, synthetic_shape=(128, 128), max_images_per_source=1)
-    rafts = dataclasses.replace(base, raft_training_images=2)
-    train_items = load_split(rafts, "train")
+    extra = dataclasses.replace(base, **{field: 2})
+    train_items = load_split(extra, "train")
     assert [i.source for i in train_items] == ["synth"] * 3  # one pool: sampled by area
-    assert [i.image_id for i in train_items[1:]] == ["raft-5000000", "raft-5000001"]
-    assert all(0.2 < i.mask.mean() < 0.7 for i in train_items[1:])  # close-packed films
+    prefix, seed = first_id.rsplit("-", 1)
+    assert [i.image_id for i in train_items[1:]] == [first_id, f"{prefix}-{int(seed) + 1}"]
     for split in ("val", "test"):
-        assert [i.image_id for i in load_split(rafts, split)] == [
+        assert [i.image_id for i in load_split(extra, split)] == [
             i.image_id for i in load_split(base, split)
         ]
     pre = Preprocessing((0.125, 0.5), 1.0)
-    assert _data_key(base, "train", pre) != _data_key(rafts, "train", pre)
-    assert _data_key(base, "val", pre) == _data_key(rafts, "val", pre)
+    assert _data_key(base, "train", pre) != _data_key(extra, "train", pre)
+    assert _data_key(base, "val", pre) == _data_key(extra, "val", pre)
+    with pytest.raises(ValueError, match=f"{field} must be >= 0, got -1"):
+        train(dataclasses.replace(base, **{field: -1}))
 
 
-def test_sparse_training_scenes_join_the_synthetic_training_images() -> None:
-    import dataclasses
-
-    from antema_scale.segment.datasets import sparse_micrograph
-    from antema_scale.segment.preprocess import Preprocessing
+def test_raft_scenes_are_close_packed_and_sparse_scenes_mostly_empty() -> None:
+    from antema_scale.segment.datasets import dense_raft_micrograph, sparse_micrograph
     from antema_scale.segment.train import (
         RAFT_TRAIN_SEED_BASE,
         SPARSE_TRAIN_SEED_BASE,
-        TrainConfig,
-        _data_key,
-        load_split,
+        SYNTH_SEED_BASE,
     )
 
+    assert max(SYNTH_SEED_BASE.values()) < RAFT_TRAIN_SEED_BASE
     assert RAFT_TRAIN_SEED_BASE + 100_000 < SPARSE_TRAIN_SEED_BASE < 6_000_000
-    base = TrainConfig(synthetic_images=5, synthetic_shape=(128, 128), max_images_per_source=1)
-    sparse = dataclasses.replace(base, sparse_training_images=2)
-    train_items = load_split(sparse, "train")
-    assert [i.source for i in train_items] == ["synth"] * 3
-    assert [i.image_id for i in train_items[1:]] == ["sparse-5500000", "sparse-5500001"]
-    for split in ("val", "test"):
-        assert [i.image_id for i in load_split(sparse, split)] == [
-            i.image_id for i in load_split(base, split)
-        ]
-    pre = Preprocessing((0.125, 0.5), 1.0)
-    assert _data_key(base, "train", pre) != _data_key(sparse, "train", pre)
-    assert _data_key(base, "val", pre) == _data_key(sparse, "val", pre)
+    rafts = [dense_raft_micrograph(RAFT_TRAIN_SEED_BASE + k, (128, 128)) for k in range(2)]
+    assert all(0.2 < np.asarray(r.mask).mean() < 0.7 for r in rafts)  # close-packed films
     scenes = [sparse_micrograph(SPARSE_TRAIN_SEED_BASE + k) for k in range(4)]
     assert [s.config.mode for s in scenes] == ["hrtem", "haadf"] * 2
     for scene in scenes:
         assert 0.001 < np.asarray(scene.mask).mean() < 0.05  # mostly empty support
         assert 0.1 <= scene.config.gradient <= 0.4
-    with pytest.raises(ValueError, match="sparse_training_images must be >= 0, got -1"):
-        train(dataclasses.replace(base, sparse_training_images=-1))
 
 
 def test_training_precision_choices_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -825,10 +825,9 @@ def train(
         raise ValueError(f"loss must be one of {', '.join(TRAINING_LOSSES)}, got {config.loss!r}")
     if config.hard_examples < 0:
         raise ValueError(f"hard_examples must be >= 0, got {config.hard_examples}")
-    if config.sparse_training_images < 0:
-        raise ValueError(
-            f"sparse_training_images must be >= 0, got {config.sparse_training_images}"
-        )
+    for name in ("raft_validation_images", "raft_training_images", "sparse_training_images"):
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
     torch.set_num_threads(config.threads)
