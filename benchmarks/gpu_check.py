@@ -17,8 +17,8 @@ works), and:
    pixels whose mask differs from the CPU's;
 2. times ``predict`` on ``--batch`` 1024² images in range (8 distinct, repeated) with
    batches of 16 tiles: the default 8 views and the network alone (``flips=1``), in the
-   default autocast, as images/s, and the host work alone (network replaced by a no-op)
-   on all ``torch.get_num_threads()`` threads;
+   default autocast, as images/s, and the host work alone (network replaced by a no-op,
+   ``bench_inference.host_work_rows``) on one and on ``torch.get_num_threads()`` threads;
 3. trains a width-16 network on CUDA for two short epochs (``--train-steps`` steps of 16
    tiles each, 24 synthetic 256² images, the default autocast), resumes it for a third,
    and reports the losses, steps/s, and whether the checkpoint loads and predicts;
@@ -31,8 +31,8 @@ anywhere).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -42,16 +42,13 @@ import torch
 from antema_scale.provenance import hardware_fingerprint, software_versions
 from antema_scale.segment import load_model, predict
 from antema_scale.segment.datasets import standin_micrograph, synthetic_images
+from antema_scale.segment.metrics import confusion_matrix, pixel_metrics
 from antema_scale.segment.train import SYNTH_SEED_BASE
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_inference import host_work_rows  # noqa: E402
+
 SIZE = 1024
-
-
-class ZeroLogits(torch.nn.Module):
-    """Stands in for the network: zero logits (the host work alone is timed)."""
-
-    def forward(self, batch: torch.Tensor) -> torch.Tensor:
-        return torch.zeros_like(batch[:, :1])
 
 
 def agreement(images: int) -> list[dict[str, object]]:
@@ -73,7 +70,7 @@ def agreement(images: int) -> list[dict[str, object]]:
         row: dict[str, object] = {
             "device": device,
             "precision": precision,
-            "particle_iou": float((mask & truth).sum() / (mask | truth).sum()),
+            "particle_iou": pixel_metrics(confusion_matrix(truth, mask))["iou_particle"],
         }
         if reference is None:
             reference = probability
@@ -85,25 +82,20 @@ def agreement(images: int) -> list[dict[str, object]]:
 
 
 def throughput(batch: int) -> list[dict[str, object]]:
-    """images/s of ``predict`` on CUDA (default autocast) and of the host work alone."""
+    """images/s of ``predict`` on CUDA (default autocast), and the host work alone
+    (:func:`bench_inference.host_work_rows`, on 1 and all host threads)."""
     model = load_model(None, device="cuda")
     lo, hi = model.preprocessing.pixel_size_range_nm
     pixel = (lo * hi) ** 0.5
     distinct = [standin_micrograph(s, (SIZE, SIZE), pixel_size_nm=pixel).image for s in range(8)]
     images = (distinct * (batch // 8 + 1))[:batch]
-    host_only = copy.copy(model)
-    host_only.inference_network = ZeroLogits  # type: ignore[method-assign]
-    rows = []
-    for label, used, flips in (
-        ("default inference (8 views)", model, 8),
-        ("network alone (flips=1)", model, 1),
-        ("host work alone (network a no-op)", host_only, 8),
-    ):
+    rows: list[dict[str, object]] = []
+    for label, flips in (("default inference (8 views)", 8), ("network alone (flips=1)", 1)):
         warm = images[:16]
-        predict(used, warm, [pixel] * len(warm), batch_size=16, flips=flips)  # warm-up
+        predict(model, warm, [pixel] * len(warm), batch_size=16, flips=flips)  # warm-up
         torch.cuda.synchronize()
         started = time.perf_counter()
-        predict(used, images, [pixel] * len(images), batch_size=16, flips=flips)
+        predict(model, images, [pixel] * len(images), batch_size=16, flips=flips)
         torch.cuda.synchronize()
         rows.append(
             {
@@ -112,7 +104,7 @@ def throughput(batch: int) -> list[dict[str, object]]:
                 "images_per_s": len(images) / (time.perf_counter() - started),
             }
         )
-    return rows
+    return rows + host_work_rows(model, torch.get_num_threads(), repeat=1)
 
 
 def training(steps: int, device: str = "cuda") -> dict[str, object]:

@@ -28,6 +28,7 @@ import torch
 
 from antema_scale.segment import load_model, predict
 from antema_scale.segment.datasets import cycled_mode, sample_synth_config
+from antema_scale.segment.metrics import confusion_matrix, pixel_metrics
 from antema_scale.synth import SyntheticMicrograph, generate_micrograph
 
 #: Seeds of the scenes: above every range of ``segment.train`` and the touching benchmark.
@@ -69,10 +70,10 @@ def scene_row(model: object, scene: SyntheticMicrograph) -> dict[str, object]:
         joined[y : y + PIECE, x : x + PIECE] = piece.mask
 
     def scores(found: np.ndarray) -> dict[str, float]:
-        union = (found | truth).sum()
+        counts = confusion_matrix(truth, found)
         return {
-            "false_fraction": float((found & ~truth).mean()),
-            "particle_iou": float((found & truth).sum() / union) if union else float("nan"),
+            "false_fraction": float(counts[0, 1] / counts.sum()),
+            "particle_iou": pixel_metrics(counts)["iou_particle"],
         }
 
     return {

@@ -27,22 +27,15 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from antema_scale.segment import load_model, predict
 from antema_scale.segment.datasets import LabelledImage, synthetic_images
 from antema_scale.segment.evaluate import evaluate
+from antema_scale.segment.metrics import confusion_matrix, pixel_metrics
 
 #: Seeds of the example images: above every range that training, validation, test, the
 #: dense-raft scenes (``segment.train.*SEED_BASE``: 1,000,000 to 5,000,000 and up) and the
 #: touching-particle benchmark (6,000,000 and up) draw from.
 FIRST_SEED = 9_000_000
-
-
-def particle_iou(found: np.ndarray, truth: np.ndarray) -> float:
-    """Intersection over union of the particle pixels (NaN when both masks are empty)."""
-    union = np.logical_or(found, truth).sum()
-    return float(np.logical_and(found, truth).sum() / union) if union else float("nan")
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
@@ -64,9 +57,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, dict]:
     print(f"{'image':<28} {'nm/px':>6} {'IoU':>6} {'margin':>7} {'zoom':>5}  flagged")
     for item, prediction in zip(items, predictions, strict=True):
         quality = prediction.quality
+        iou = pixel_metrics(confusion_matrix(item.mask, prediction.mask))["iou_particle"]
         print(
             f"{item.image_id:<28} {item.pixel_size_nm:6.3f} "
-            f"{particle_iou(prediction.mask, item.mask):6.3f} {quality['mean_margin']:7.3f} "
+            f"{iou:6.3f} {quality['mean_margin']:7.3f} "
             f"{quality['zoom']:5.2f}  {'yes' if quality['out_of_distribution'] else 'no'}"
         )
 

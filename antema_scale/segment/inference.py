@@ -630,10 +630,11 @@ def predict(
     def finish(i: int) -> Prediction:
         prob = probabilities[i]
         assert prob is not None
+        diameter = diameters[i]
         if fixed[i] is not None:  # no first pass of its own: measured on its one pass
-            diameters[i] = median_particle_diameter_px(prob) / refines[i]
+            diameter = median_particle_diameter_px(prob) / refines[i]
         quality = quality_signal(prob, zooms[i], thresholds)
-        quality["particle_diameter_px"] = diameters[i]
+        quality["particle_diameter_px"] = diameter
         quality["refine_zoom"] = refines[i]
         original = np.clip(resample(prob, tuple(np.shape(images[i]))), 0.0, 1.0)
         return Prediction(original > 0.5, original.astype(np.float32), quality)
