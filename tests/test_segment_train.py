@@ -14,6 +14,8 @@ import torch
 from antema_scale.segment.augment import (
     Augmentation,
     PreparedImage,
+    batch_views,
+    draw_images,
     sample_batch,
     smooth_background,
 )
@@ -23,6 +25,10 @@ from antema_scale.segment.network import NetworkConfig, build_network
 from antema_scale.segment.preprocess import Preprocessing
 from antema_scale.segment.train import (
     TrainConfig,
+    anchor_loss,
+    anchor_network,
+    anchored_images,
+    batch_loss,
     ema_decay_at,
     gap_loss,
     gap_map,
@@ -676,3 +682,105 @@ def test_training_with_ema_saves_the_average_and_resumes_it(tmp_path: Path) -> N
         torch.testing.assert_close(value, resumed.network.state_dict()[name])  # ... resumed too
     stem = "encoder.stem.0.weight"
     assert not torch.allclose(state["averaged"][f"module.{stem}"], state["network"][stem])
+
+
+def test_draw_images_and_batch_views_are_sample_batch_in_two_steps() -> None:
+    items = [
+        PreparedImage(
+            np.random.default_rng(k).random((80, 80), np.float32), np.eye(80) > 0, str(k), "t"
+        )
+        for k in range(3)
+    ]
+    aug = Augmentation(tile=32)
+    x, y = sample_batch(items, 5, aug, np.random.default_rng(4))
+    rng = np.random.default_rng(4)
+    picks = draw_images(items, 5, rng)
+    x2, y2 = batch_views(items, picks, aug, rng)
+    assert picks.shape == (5,) and set(picks) <= {0, 1, 2}
+    torch.testing.assert_close(x, x2, atol=0, rtol=0)
+    torch.testing.assert_close(y, y2, atol=0, rtol=0)
+
+
+def test_anchored_images_are_all_but_the_added_scenes() -> None:
+    mask = np.zeros((4, 4), bool)
+    ids = ["synth-1000000", "sparse-5500000", "raft-5000000", "0113230c21", "raft_like"]
+    images = [PreparedImage(np.zeros((4, 4), np.float32), mask, i, "synth") for i in ids]
+    assert anchored_images(images).tolist() == [True, False, False, True, True]
+
+
+def test_anchor_network_starts_equal_and_never_updates_its_statistics() -> None:
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig(base_width=4)).train()
+    for module in network.modules():  # compare without the randomness of dropout
+        if isinstance(module, torch.nn.Dropout):
+            module.eval()
+    anchor = anchor_network(network)
+    before = {k: v.clone() for k, v in anchor.state_dict().items()}
+    x = torch.randn(2, 1, 64, 64) * 3 + 1
+    torch.testing.assert_close(anchor(x), network(x))
+    for name, tensor in anchor.state_dict().items():
+        if tensor.is_floating_point():
+            torch.testing.assert_close(tensor, before[name], atol=0, rtol=0)
+    assert not any(p.requires_grad for p in anchor.parameters())
+    # the network's own running statistics did move on the same batches
+    assert not torch.equal(
+        network.state_dict()["encoder.stem.1.running_mean"], before["encoder.stem.1.running_mean"]
+    )
+
+
+def test_anchor_loss_pulls_back_only_where_the_logits_moved() -> None:
+    start = torch.tensor([[-3.0, 0.5, 4.0]])
+    logits = start.clone().requires_grad_(True)
+    anchor_loss(logits, start).backward()
+    torch.testing.assert_close(logits.grad, torch.zeros_like(start))
+    moved = torch.tensor([[-3.0, 2.5, 4.0]], requires_grad=True)
+    anchor_loss(moved, start).backward()
+    assert moved.grad[0, 1] > 0 and moved.grad[0, 0] == 0 and moved.grad[0, 2] == 0
+
+
+def test_batch_loss_learns_labels_of_added_scenes_and_holds_the_rest() -> None:
+    torch.manual_seed(1)
+    config = TrainConfig(gap_weight=4.0, anchor_weight=2.0)
+    target = (torch.rand(4, 1, 16, 16) > 0.6).float()
+    logits = torch.randn(4, 1, 16, 16, requires_grad=True)
+    plain = segmentation_loss(logits, target, 4.0, 7)
+    torch.testing.assert_close(batch_loss(logits, target, config), plain)
+    # every tile held, the network where its start was: nothing to learn
+    held = torch.ones(4, dtype=torch.bool)
+    batch_loss(logits, target, config, held, logits.detach().clone()).backward()
+    torch.testing.assert_close(logits.grad, torch.zeros_like(logits))
+    # half held: labels on the others, each part by its share of the batch
+    held = torch.tensor([True, False, True, False])
+    start = torch.randn(4, 1, 16, 16)
+    mixed = batch_loss(logits, target, config, held, start)
+    expected = 0.5 * segmentation_loss(logits[~held], target[~held], 4.0, 7) + 2.0 * 0.5 * (
+        anchor_loss(logits[held], start[held])
+    )
+    torch.testing.assert_close(mixed, expected)
+
+
+def test_an_anchored_fine_tune_trains_and_records_its_weight(tmp_path: Path) -> None:
+    config = _tiny_config(tmp_path / "base", steps_per_epoch=2)
+    train(config)
+    config.output_dir = str(tmp_path / "tuned")
+    config.init_model = str(tmp_path / "base" / "last.pt")
+    config.sparse_training_images = 1
+    config.anchor_weight = 1.0
+    summary = train(config)
+    assert np.isfinite(summary["history"][0]["loss"])
+    tuned = load_model(tmp_path / "tuned" / "last.pt", device="cpu")
+    assert tuned.metadata["training"]["anchor_weight"] == 1.0
+    assert tuned.metadata["data_seen"]["train"]["images"] == {"standin": 6, "synth": 1}
+
+
+def test_anchor_weight_needs_a_start_and_scenes_to_learn(tmp_path: Path) -> None:
+    config = _tiny_config(tmp_path / "run", steps_per_epoch=1)
+    config.anchor_weight = 1.0
+    with pytest.raises(ValueError, match="needs a starting network"):
+        train(config)
+    config.init_model = "default"
+    with pytest.raises(ValueError, match="needs added scenes to learn"):
+        train(config)
+    config.anchor_weight = -1.0
+    with pytest.raises(ValueError, match="anchor_weight must be >= 0, got -1.0"):
+        train(config)

@@ -136,6 +136,12 @@ def register(app: typer.Typer) -> None:
             "decay per step (e.g. 0.999: about the last 1000 steps); 0 = the last step's "
             "weights.",
         ),
+        anchor_weight: float = typer.Option(
+            0.0,
+            help="Fine-tunes with --sparse-training/--raft-training: train every other "
+            "image toward the starting model's own probabilities instead of its labels, "
+            "with this weight, so that only the added scenes are learnt (0 = off).",
+        ),
         loss: str = typer.Option(
             "bce-dice",
             help="Loss: bce-dice (cross-entropy + soft Dice) or bce-lovasz (cross-entropy + "
@@ -208,6 +214,14 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(f"--hard-examples must be >= 0, got {hard_examples}")
         if not 0 <= ema_decay < 1:
             raise typer.BadParameter(f"--ema-decay must be in [0, 1), got {ema_decay}")
+        if anchor_weight < 0:
+            raise typer.BadParameter(f"--anchor-weight must be >= 0, got {anchor_weight}")
+        if anchor_weight > 0 and init_model is None:
+            raise typer.BadParameter("--anchor-weight needs --init-model (what to anchor to)")
+        if anchor_weight > 0 and not (sparse_training or raft_training):
+            raise typer.BadParameter(
+                "--anchor-weight needs --sparse-training or --raft-training (scenes to learn)"
+            )
         if shading < 0:
             raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
         if data_workers is not None and data_workers < 1:
@@ -266,6 +280,7 @@ def register(app: typer.Typer) -> None:
             outline_weight=outline_weight,
             hard_examples=hard_examples,
             ema_decay=ema_decay,
+            anchor_weight=anchor_weight,
             loss=loss,
             init_model=init_model,
             command=shlex.join(["antema-scale", *sys.argv[1:]]),

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-__all__ = ["Augmentation", "PreparedImage", "sample_batch"]
+__all__ = ["Augmentation", "PreparedImage", "batch_views", "draw_images", "sample_batch"]
 
 
 @dataclass(frozen=True)
@@ -167,10 +167,30 @@ def sample_batch(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """A batch of augmented tiles: images ``(N, 1, T, T)`` float32, masks ``(N, 1, T, T)`` 0/1.
 
-    ``weights`` (summing to 1) sets how often each image is drawn (default uniform).
+    ``weights`` (summing to 1) sets how often each image is drawn (default uniform). The
+    same as :func:`batch_views` of :func:`draw_images` (which tells which images were drawn).
     """
+    return batch_views(images, draw_images(images, batch_size, rng, weights), aug, rng)
+
+
+def draw_images(
+    images: Sequence[PreparedImage],
+    batch_size: int,
+    rng: np.random.Generator,
+    weights: np.ndarray | None = None,
+) -> np.ndarray:
+    """Indices of the ``batch_size`` images a batch is cut from (drawn with replacement)."""
     if not images:
         raise ValueError("no training images")
-    picks = rng.choice(len(images), size=batch_size, p=weights)
+    return rng.choice(len(images), size=batch_size, p=weights)
+
+
+def batch_views(
+    images: Sequence[PreparedImage],
+    picks: np.ndarray,
+    aug: Augmentation,
+    rng: np.random.Generator,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One augmented tile of each picked image: images and 0/1 masks ``(N, 1, T, T)``."""
     views = [_view(images[i], aug, rng) for i in picks]
     return torch.stack([v[0] for v in views]), torch.stack([v[1] for v in views])

@@ -20,6 +20,7 @@ instance F1) improves.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -36,7 +37,12 @@ from skimage.morphology import remove_small_objects
 from torch.nn import functional as F
 from torch.optim.swa_utils import AveragedModel
 
-from antema_scale.segment.augment import Augmentation, PreparedImage, sample_batch
+from antema_scale.segment.augment import (
+    Augmentation,
+    PreparedImage,
+    batch_views,
+    draw_images,
+)
 from antema_scale.segment.datasets import (
     EMPS_NOMINAL_PIXEL_SIZE_NM,
     LabelledImage,
@@ -107,7 +113,9 @@ class TrainConfig:
     prepared images do not depend on it. ``precision`` is the type of the training
     forward pass (:func:`training_autocast_dtype`); validation always runs in float32.
     ``ema_decay`` > 0 validates and saves a moving average of the weights instead of the
-    last step's (:func:`weight_average`).
+    last step's (:func:`weight_average`). ``anchor_weight`` > 0 (fine-tunes with added
+    sparse or raft scenes only) trains every other image toward the starting network's
+    own probabilities instead of its labels (:func:`anchored_images`, :func:`anchor_loss`).
     """
 
     output_dir: str = "runs/train"
@@ -146,6 +154,7 @@ class TrainConfig:
     outline_weight: float = 0.0
     hard_examples: float = 0.0
     ema_decay: float = 0.0
+    anchor_weight: float = 0.0
     loss: str = "bce-dice"
     init_model: str | None = None
     command: str = ""
@@ -248,6 +257,88 @@ def segmentation_loss(
     inter = (prob * target).sum()
     dice = 1.0 - (2.0 * inter + 1.0) / (prob.sum() + target.sum() + 1.0)
     return bce + dice
+
+
+#: Image ids of the scenes ``--sparse-training`` and ``--raft-training`` add: an anchored
+#: fine-tune (``TrainConfig.anchor_weight``) learns these from their labels.
+ADDED_SCENE_PREFIXES = ("sparse-", "raft-")
+
+
+def anchored_images(images: Sequence[PreparedImage]) -> np.ndarray:
+    """Which training images an anchored fine-tune trains toward the starting network.
+
+    True for every image except the added sparse and raft scenes
+    (:data:`ADDED_SCENE_PREFIXES`): on those the fine-tune learns from the labels what the
+    starting network gets wrong (empty, uneven support; touching particles), on all others
+    it is held to what the starting network already predicts, so that it does not drift
+    where it was right ("learning without forgetting", Li & Hoiem 2016).
+    """
+    return np.array([not p.image_id.startswith(ADDED_SCENE_PREFIXES) for p in images])
+
+
+def anchor_network(network: torch.nn.Module) -> torch.nn.Module:
+    """A frozen copy of the starting network that computes what it would in training.
+
+    Batch norm normalises with the statistics of the batch, as the network being trained
+    does, but never updates its running statistics; dropout is off. So on the first step
+    the copy's logits equal the trained network's (without dropout) and the anchor loss
+    measures only how far the fine-tune has moved.
+    """
+    anchor = copy.deepcopy(network).requires_grad_(False).train()
+    for module in anchor.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.0
+        elif isinstance(module, torch.nn.Dropout):
+            module.eval()
+    return anchor
+
+
+def anchor_loss(logits: torch.Tensor, anchor_logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``logits`` against the starting network's probabilities.
+
+    Soft targets ``sigmoid(anchor_logits)``: its gradient ``sigmoid(logits) − target``
+    vanishes where the two networks agree, so it pulls back only where the fine-tune moved.
+    """
+    return F.binary_cross_entropy_with_logits(logits, torch.sigmoid(anchor_logits))
+
+
+def batch_loss(
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    config: TrainConfig,
+    held: torch.Tensor | None = None,
+    anchor_logits: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The training loss of one batch of ``(N, C, T, T)`` logits against 0/1 targets.
+
+    :func:`segmentation_loss` of the particle channel with the run's options, plus
+    :func:`gap_loss` of the gap channel when the network has one. In an anchored fine-tune
+    the tiles where the boolean ``(N,)`` ``held`` is true are trained toward
+    ``anchor_logits`` (the starting network's, same shape) with :func:`anchor_loss` times
+    ``config.anchor_weight`` instead; each part counts by its share of the batch's tiles.
+    """
+    if held is None or anchor_logits is None:
+        held = torch.zeros(len(logits), dtype=torch.bool, device=logits.device)
+    learnt = ~held
+    loss = logits.new_zeros(())
+    if learnt.any():
+        part = segmentation_loss(
+            logits[learnt, :1],
+            target[learnt],
+            config.gap_weight,
+            config.gap_px,
+            overlap=config.loss.removeprefix("bce-"),
+            outline_weight=config.outline_weight,
+        )
+        if logits.shape[1] > 1:  # the gap channel (NetworkConfig.gap_channel)
+            part = part + gap_loss(logits[learnt, 1:], target[learnt], config.gap_px)
+        loss = loss + learnt.float().mean() * part
+    if held.any():
+        assert anchor_logits is not None
+        loss = loss + config.anchor_weight * held.float().mean() * anchor_loss(
+            logits[held], anchor_logits[held]
+        )
+    return loss
 
 
 def prepare_labelled(item: LabelledImage, preprocessing: Preprocessing) -> PreparedImage:
@@ -830,6 +921,17 @@ def train(
             raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
     if not 0 <= config.ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {config.ema_decay}")
+    if config.anchor_weight < 0:
+        raise ValueError(f"anchor_weight must be >= 0, got {config.anchor_weight}")
+    if config.anchor_weight > 0 and config.init_model is None:
+        raise ValueError("anchor_weight needs a starting network (init_model) to anchor to")
+    if config.anchor_weight > 0 and not (
+        config.sparse_training_images or config.raft_training_images
+    ):
+        raise ValueError(
+            "anchor_weight needs added scenes to learn (sparse_training_images or "
+            "raft_training_images): on all other images it only repeats the starting network"
+        )
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     device = resolve_device(config.device)
@@ -839,8 +941,11 @@ def train(
     preprocessing = Preprocessing(tuple(config.pixel_size_range_nm), config.sigma_px)
     network = network_for_run(config).to(device)
     init_from = None
+    anchor: torch.nn.Module | None = None
     if config.init_model is not None:  # checked before the (slow) data preparation
         init_from = initialise_from(network, config.init_model, preprocessing)
+        if config.anchor_weight > 0:
+            anchor = anchor_network(network)
     started = time.perf_counter()
     train_set = _prepared_split(config, "train", preprocessing, out, data_progress)
     val_set = _prepared_split(config, "val", preprocessing, out, data_progress)
@@ -864,6 +969,7 @@ def train(
         start_epoch, best = int(state["epoch"]), float(state["best"])
         history = json.loads(state["history"])
     weights = _source_weights(train_set)
+    anchored = anchored_images(train_set) if anchor is not None else None
     data_seen = {
         "train": _describe(train_set),
         "val": _describe(val_set),
@@ -894,24 +1000,25 @@ def train(
                 group["lr"] = config.learning_rate * _lr_factor(
                     step, total_steps, config.warmup_steps
                 )
-            images, masks = sample_batch(
-                train_set, config.batch_size, config.augmentation, rng, weights
-            )
+            picks = draw_images(train_set, config.batch_size, rng, weights)
+            images, masks = batch_views(train_set, picks, config.augmentation, rng)
+            images = images.to(device)
             with torch.autocast(
                 device.type, dtype=forward_dtype, enabled=forward_dtype is not None
             ):
-                logits = network(images.to(device))
+                logits = network(images)
             logits, target = logits.float(), masks.to(device)
-            loss = segmentation_loss(
-                logits[:, :1],
-                target,
-                config.gap_weight,
-                config.gap_px,
-                overlap=config.loss.removeprefix("bce-"),
-                outline_weight=config.outline_weight,
-            )
-            if logits.shape[1] > 1:  # the gap channel (NetworkConfig.gap_channel)
-                loss = loss + gap_loss(logits[:, 1:], target, config.gap_px)
+            anchor_logits, held = None, None
+            if anchor is not None and anchored is not None and anchored[picks].any():
+                held = torch.from_numpy(anchored[picks]).to(device)
+                with (
+                    torch.no_grad(),
+                    torch.autocast(
+                        device.type, dtype=forward_dtype, enabled=forward_dtype is not None
+                    ),
+                ):
+                    anchor_logits = anchor(images).float()  # batch norm sees the same batch
+            loss = batch_loss(logits, target, config, held, anchor_logits)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
