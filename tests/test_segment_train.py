@@ -30,6 +30,7 @@ from antema_scale.segment.train import (
     anchored_images,
     batch_loss,
     ema_decay_at,
+    freeze_batch_norm,
     gap_loss,
     gap_map,
     hard_example_weights,
@@ -784,3 +785,40 @@ def test_anchor_weight_needs_a_start_and_scenes_to_learn(tmp_path: Path) -> None
     config.anchor_weight = -1.0
     with pytest.raises(ValueError, match="anchor_weight must be >= 0, got -1.0"):
         train(config)
+
+
+def test_a_fine_tune_with_frozen_batch_norm_keeps_the_starting_statistics(
+    tmp_path: Path,
+) -> None:
+    config = _tiny_config(tmp_path / "base", steps_per_epoch=2)
+    train(config)
+    start = load_model(tmp_path / "base" / "last.pt", device="cpu").network.state_dict()
+    for frozen in (True, False):
+        config.output_dir = str(tmp_path / f"tuned{frozen}")
+        config.init_model = str(tmp_path / "base" / "last.pt")
+        config.freeze_batch_norm = frozen
+        train(config)
+        tuned = load_model(tmp_path / f"tuned{frozen}" / "last.pt", device="cpu")
+        assert tuned.metadata["training"]["freeze_batch_norm"] is frozen
+        state = tuned.network.state_dict()
+        running = [k for k in state if "running_" in k]
+        assert running
+        same = [torch.equal(state[k], start[k]) for k in running]
+        assert all(same) if frozen else not any(same)
+        assert not torch.equal(state["encoder.stem.0.weight"], start["encoder.stem.0.weight"])
+    config.init_model, config.freeze_batch_norm = None, True
+    with pytest.raises(ValueError, match="freeze_batch_norm needs a starting network"):
+        train(config)
+
+
+def test_the_anchor_of_a_frozen_run_normalises_with_the_running_statistics() -> None:
+    torch.manual_seed(0)
+    network = build_network(NetworkConfig(base_width=4)).eval()
+    x = torch.randn(2, 1, 64, 64) * 3 + 1
+    frozen = freeze_batch_norm(network.train())
+    for module in network.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.eval()
+    anchor = anchor_network(frozen, batch_statistics=False)
+    torch.testing.assert_close(anchor(x), network(x))
+    torch.testing.assert_close(anchor(x), network.eval()(x))

@@ -142,6 +142,11 @@ def register(app: typer.Typer) -> None:
             "image toward the starting model's own probabilities instead of its labels, "
             "with this weight, so that only the added scenes are learnt (0 = off).",
         ),
+        freeze_batch_norm: bool = typer.Option(
+            False,
+            help="Fine-tunes: keep the starting model's batch-norm statistics (batch norm "
+            "normalises in training as in inference; its scale and shift still learn).",
+        ),
         loss: str = typer.Option(
             "bce-dice",
             help="Loss: bce-dice (cross-entropy + soft Dice) or bce-lovasz (cross-entropy + "
@@ -222,6 +227,8 @@ def register(app: typer.Typer) -> None:
             raise typer.BadParameter(
                 "--anchor-weight needs --sparse-training or --raft-training (scenes to learn)"
             )
+        if freeze_batch_norm and init_model is None:
+            raise typer.BadParameter("--freeze-batch-norm needs --init-model (whose statistics)")
         if shading < 0:
             raise typer.BadParameter(f"--shading must be >= 0, got {shading}")
         if data_workers is not None and data_workers < 1:
@@ -281,6 +288,7 @@ def register(app: typer.Typer) -> None:
             hard_examples=hard_examples,
             ema_decay=ema_decay,
             anchor_weight=anchor_weight,
+            freeze_batch_norm=freeze_batch_norm,
             loss=loss,
             init_model=init_model,
             command=shlex.join(["antema-scale", *sys.argv[1:]]),

@@ -115,7 +115,9 @@ class TrainConfig:
     ``ema_decay`` > 0 validates and saves a moving average of the weights instead of the
     last step's (:func:`weight_average`). ``anchor_weight`` > 0 (fine-tunes with added
     sparse or raft scenes only) trains every other image toward the starting network's
-    own probabilities instead of its labels (:func:`anchored_images`, :func:`anchor_loss`).
+    own probabilities instead of its labels (:func:`anchored_images`, :func:`anchor_loss`);
+    ``freeze_batch_norm`` keeps the batch-norm statistics of the starting network
+    (:func:`freeze_batch_norm`).
     """
 
     output_dir: str = "runs/train"
@@ -155,6 +157,7 @@ class TrainConfig:
     hard_examples: float = 0.0
     ema_decay: float = 0.0
     anchor_weight: float = 0.0
+    freeze_batch_norm: bool = False
     loss: str = "bce-dice"
     init_model: str | None = None
     command: str = ""
@@ -276,21 +279,37 @@ def anchored_images(images: Sequence[PreparedImage]) -> np.ndarray:
     return np.array([not p.image_id.startswith(ADDED_SCENE_PREFIXES) for p in images])
 
 
-def anchor_network(network: torch.nn.Module) -> torch.nn.Module:
+def anchor_network(network: torch.nn.Module, batch_statistics: bool = True) -> torch.nn.Module:
     """A frozen copy of the starting network that computes what it would in training.
 
-    Batch norm normalises with the statistics of the batch, as the network being trained
-    does, but never updates its running statistics; dropout is off. So on the first step
-    the copy's logits equal the trained network's (without dropout) and the anchor loss
-    measures only how far the fine-tune has moved.
+    With ``batch_statistics`` batch norm normalises with the statistics of the batch, as
+    the network being trained does, but never updates its running statistics; without, it
+    uses the running statistics (for a run with :func:`freeze_batch_norm`). Dropout is off.
+    So on the first step the copy's logits equal the trained network's (without dropout)
+    and the anchor loss measures only how far the fine-tune has moved.
     """
     anchor = copy.deepcopy(network).requires_grad_(False).train()
     for module in anchor.modules():
         if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
             module.momentum = 0.0
+            module.train(batch_statistics)
         elif isinstance(module, torch.nn.Dropout):
             module.eval()
     return anchor
+
+
+def freeze_batch_norm(network: torch.nn.Module) -> torch.nn.Module:
+    """Put every batch norm of ``network`` in eval mode: running statistics, never updated.
+
+    For fine-tunes (``TrainConfig.freeze_batch_norm``): the training forward pass then
+    normalises as inference does, and the statistics the starting network was shipped with
+    do not drift with the fine-tune's batches (its scale and shift are still trained).
+    Call after ``network.train()``. Returns ``network``.
+    """
+    for module in network.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.eval()
+    return network
 
 
 def anchor_loss(logits: torch.Tensor, anchor_logits: torch.Tensor) -> torch.Tensor:
@@ -925,6 +944,10 @@ def train(
         raise ValueError(f"anchor_weight must be >= 0, got {config.anchor_weight}")
     if config.anchor_weight > 0 and config.init_model is None:
         raise ValueError("anchor_weight needs a starting network (init_model) to anchor to")
+    if config.freeze_batch_norm and config.init_model is None:
+        raise ValueError(
+            "freeze_batch_norm needs a starting network (init_model) whose statistics to keep"
+        )
     if config.anchor_weight > 0 and not (
         config.sparse_training_images or config.raft_training_images
     ):
@@ -945,7 +968,7 @@ def train(
     if config.init_model is not None:  # checked before the (slow) data preparation
         init_from = initialise_from(network, config.init_model, preprocessing)
         if config.anchor_weight > 0:
-            anchor = anchor_network(network)
+            anchor = anchor_network(network, batch_statistics=not config.freeze_batch_norm)
     started = time.perf_counter()
     train_set = _prepared_split(config, "train", preprocessing, out, data_progress)
     val_set = _prepared_split(config, "val", preprocessing, out, data_progress)
@@ -993,6 +1016,8 @@ def train(
         rng = np.random.default_rng([config.seed, epoch])
         torch.manual_seed(config.seed * 1000 + epoch)
         network.train()
+        if config.freeze_batch_norm:
+            freeze_batch_norm(network)
         t0, losses = time.perf_counter(), []
         for i in range(config.steps_per_epoch):
             step = epoch * config.steps_per_epoch + i
