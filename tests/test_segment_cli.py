@@ -173,5 +173,13 @@ def test_fine_tuning_an_incompatible_model_is_a_clear_error(
     assert result.exit_code == 2 and "--ema-decay must be in [0, 1), got 1.0" in result.output
     result = CliRunner().invoke(app, [*base, "--loss", "dice"])
     assert result.exit_code == 2 and "--loss must be one of bce-dice, bce-lovasz" in result.output
+    result = CliRunner().invoke(app, [*base, "--anchor-weight", "-1"])
+    assert result.exit_code == 2 and "--anchor-weight must be >= 0, got -1.0" in result.output
+    result = CliRunner().invoke(app, [*base, "--anchor-weight", "1", "--sparse-training", "4"])
+    assert result.exit_code == 2 and "--anchor-weight needs --init-model" in result.output
+    result = CliRunner().invoke(app, [*base, "--anchor-weight", "1", "--init-model", "default"])
+    assert result.exit_code == 2 and "--anchor-weight needs --sparse-training" in result.output
+    result = CliRunner().invoke(app, [*base, "--freeze-batch-norm"])
+    assert result.exit_code == 2 and "--freeze-batch-norm needs --init-model" in result.output
     result = CliRunner().invoke(app, [*base, "--output-stride", "32"])
     assert result.exit_code == 2 and "--output-stride must be one of 16, 8" in result.output
