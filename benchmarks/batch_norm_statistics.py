@@ -31,7 +31,12 @@ import torch
 
 from antema_scale.segment.augment import Augmentation, PreparedImage, sample_batch
 from antema_scale.segment.model_file import load_model
-from antema_scale.segment.train import ADDED_SCENE_PREFIXES, _source_weights, validate
+from antema_scale.segment.train import (
+    ADDED_SCENE_PREFIXES,
+    _source_weights,
+    read_prepared_cache,
+    validate,
+)
 
 
 def cached_split(run_dir: Path, split: str) -> list[PreparedImage]:
@@ -39,12 +44,7 @@ def cached_split(run_dir: Path, split: str) -> list[PreparedImage]:
     files = sorted(run_dir.glob(f"data-{split}-*.npz"))
     if len(files) != 1:
         raise FileNotFoundError(f"expected one data-{split}-*.npz in {run_dir}, found {len(files)}")
-    with np.load(files[0]) as data:
-        meta = json.loads(str(data["meta"]))
-        return [
-            PreparedImage(data[f"image{i}"], data[f"mask{i}"], image_id, source)
-            for i, (image_id, source) in enumerate(meta)
-        ]
+    return read_prepared_cache(files[0])
 
 
 def recalibrate_batch_norm(
@@ -62,6 +62,7 @@ def recalibrate_batch_norm(
     as in training (every source equally often). Returns ``network``, in eval mode.
     """
     norms = [m for m in network.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [norm.momentum for norm in norms]
     network.eval()
     for norm in norms:
         norm.reset_running_stats()
@@ -74,8 +75,8 @@ def recalibrate_batch_norm(
         for _ in range(batches):
             x, _ = sample_batch(images, batch_size, augmentation, rng, weights)
             network(x)
-    for norm in norms:
-        norm.momentum = 0.1
+    for norm, momentum in zip(norms, momenta, strict=True):
+        norm.momentum = momentum
     return network.eval()
 
 

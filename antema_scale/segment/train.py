@@ -553,12 +553,7 @@ def _prepared_split(
     """
     cache = out / f"data-{split}-{_data_key(config, split, preprocessing)}.npz"
     if cache.is_file():
-        with np.load(cache) as data:
-            meta = json.loads(str(data["meta"]))
-            return [
-                PreparedImage(data[f"image{i}"], data[f"mask{i}"], image_id, source)
-                for i, (image_id, source) in enumerate(meta)
-            ]
+        return read_prepared_cache(cache)
     limit = config.max_val_images_per_source if split == "val" else None
     if config.max_images_per_source is not None:
         limit = min(limit or config.max_images_per_source, config.max_images_per_source)
@@ -577,6 +572,16 @@ def _prepared_split(
         arrays[f"image{i}"], arrays[f"mask{i}"] = p.image, p.mask
     np.savez(cache, **arrays)
     return prepared
+
+
+def read_prepared_cache(path: str | Path) -> list[PreparedImage]:
+    """The prepared images of a split as a training run cached them (``data-<split>-*.npz``)."""
+    with np.load(path) as data:
+        meta = json.loads(str(data["meta"]))
+        return [
+            PreparedImage(data[f"image{i}"], data[f"mask{i}"], image_id, source)
+            for i, (image_id, source) in enumerate(meta)
+        ]
 
 
 def _source_weights(images: Sequence[PreparedImage]) -> np.ndarray:
@@ -992,7 +997,7 @@ def train(
         start_epoch, best = int(state["epoch"]), float(state["best"])
         history = json.loads(state["history"])
     weights = _source_weights(train_set)
-    anchored = anchored_images(train_set) if anchor is not None else None
+    anchored = anchored_images(train_set)
     data_seen = {
         "train": _describe(train_set),
         "val": _describe(val_set),
@@ -1034,7 +1039,7 @@ def train(
                 logits = network(images)
             logits, target = logits.float(), masks.to(device)
             anchor_logits, held = None, None
-            if anchor is not None and anchored is not None and anchored[picks].any():
+            if anchor is not None and anchored[picks].any():
                 held = torch.from_numpy(anchored[picks]).to(device)
                 with (
                     torch.no_grad(),
